@@ -1,0 +1,130 @@
+"""The call contract every loss follows.
+
+A loss declares the *views* it needs (``(context, response)`` pairs, see
+:mod:`aries_lit.data.views`), receives per-view summed log-probabilities of the policy
+(and of the frozen reference when ``needs_reference``) and returns the scalar loss plus
+per-example metrics. Losses hold no parameters and never see the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+# Contexts: "direct" = chat(x); "refine_l" = chat(z(x, y_l)); "refine_w" = chat(z(x, y_w)).
+DIRECT, REFINE_L, REFINE_W = "direct", "refine_l", "refine_w"
+CONTEXTS = (DIRECT, REFINE_L, REFINE_W)
+RESPONSES = ("chosen", "rejected")
+
+# The six ARIES views, named "<context>/<response>".
+DIRECT_CHOSEN = "direct/chosen"  # x -> y_w
+DIRECT_REJECTED = "direct/rejected"  # x -> y_l
+REFINE_L_CHOSEN = "refine_l/chosen"  # (x, y_l, z) -> y_w
+REFINE_L_REJECTED = "refine_l/rejected"  # (x, y_l, z) -> y_l
+REFINE_W_CHOSEN = "refine_w/chosen"  # (x, y_w, z) -> y_w
+REFINE_W_REJECTED = "refine_w/rejected"  # (x, y_w, z) -> y_l
+ALL_VIEWS = (DIRECT_CHOSEN, DIRECT_REJECTED, REFINE_L_CHOSEN, REFINE_L_REJECTED, REFINE_W_CHOSEN, REFINE_W_REJECTED)
+
+
+def split_view(view: str) -> tuple[str, str]:
+    """``"refine_l/chosen"`` -> ``("refine_l", "chosen")``."""
+    context, _, response = view.partition("/")
+    if context not in CONTEXTS or response not in RESPONSES:
+        raise ValueError(f"unknown view '{view}'; views are {', '.join(ALL_VIEWS)}")
+    return context, response
+
+
+@dataclass
+class ViewLogProbs:
+    """Inputs of a loss, for a batch of ``B`` preference pairs.
+
+    ``policy[v]`` and ``reference[v]`` are ``[B]`` tensors of summed token log-probs
+    ``log pi(y | c)`` of view ``v``; ``num_tokens[v]`` is the ``[B]`` response length.
+    """
+
+    policy: dict[str, Tensor]
+    reference: dict[str, Tensor] | None = None
+    num_tokens: dict[str, Tensor] = field(default_factory=dict)
+
+    def ref(self, view: str) -> Tensor:
+        if self.reference is None or view not in self.reference:
+            raise KeyError(f"reference log-probs for view '{view}' are missing")
+        return self.reference[view]
+
+    def log_ratio(self, view: str) -> Tensor:
+        """``log pi(y|c) - log pi_ref(y|c)`` of one view."""
+        return self.policy[view] - self.ref(view)
+
+
+@dataclass
+class LossOutput:
+    """A scalar ``loss`` and ``metrics``: name -> ``[B]`` per-example (or scalar) tensors, detached."""
+
+    loss: Tensor
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Loss:
+    """Base of every loss: declare ``views`` and ``needs_reference``, implement ``__call__``."""
+
+    #: the views this loss reads (the collator builds only these)
+    views: ClassVar[tuple[str, ...]] = ()
+    #: whether the frozen reference's log-probs are needed
+    needs_reference: ClassVar[bool] = True
+
+    def required_views(self) -> tuple[str, ...]:
+        """Views needed by this instance (composites override this)."""
+        return tuple(self.views)
+
+    def requires_reference(self) -> bool:
+        return self.needs_reference
+
+    def __call__(self, logps: ViewLogProbs) -> LossOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({args})"
+
+
+class PreferenceLoss(Loss):
+    """A loss on the direct views ``x -> y_w`` and ``x -> y_l`` (DPO, IPO, hinge, SimPO, ...)."""
+
+    views = (DIRECT_CHOSEN, DIRECT_REJECTED)
+
+
+class RefineLoss(Loss):
+    """A loss on the refinement views (refine-MSE, BT_refine)."""
+
+    views = (REFINE_L_CHOSEN, REFINE_L_REJECTED, REFINE_W_CHOSEN, REFINE_W_REJECTED)
+
+
+class SFTLoss(Loss):
+    """A likelihood loss on chosen responses (no reference)."""
+
+    needs_reference = False
+
+
+def detach_metrics(metrics: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().float() for k, v in metrics.items()}
+
+
+def direct_reward_metrics(chosen_rewards: Tensor, rejected_rewards: Tensor) -> dict[str, Tensor]:
+    """Implicit-reward metrics of the direct views (as TRL reports them)."""
+    return detach_metrics(
+        {
+            "rewards/chosen": chosen_rewards,
+            "rewards/rejected": rejected_rewards,
+            "rewards/margin": chosen_rewards - rejected_rewards,
+            "rewards/accuracy": (chosen_rewards > rejected_rewards).to(torch.float32),
+        }
+    )
+
+
+from aries_lit.registry import Registry  # noqa: E402
+
+#: short name -> loss class; ``@LOSSES.register("name")`` adds one
+LOSSES: Registry[Loss] = Registry("losses", Loss)

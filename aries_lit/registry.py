@@ -1,0 +1,123 @@
+"""One registry per extension point (losses, generators, selectors, prompt sources).
+
+Every registry has the same decorator API::
+
+    from aries_lit.losses import LOSSES
+
+    @LOSSES.register("my_loss")
+    class MyLoss(PreferenceLoss): ...
+
+Short names resolve through the registry; any importable class works by its dotted
+``class_path``; third-party packages register through the entry-point group
+``aries_lit.<registry name>`` (e.g. ``[project.entry-points."aries_lit.losses"]``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class RegistryError(KeyError):
+    """An unknown name, a duplicate registration or a class of the wrong kind."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+def import_object(path: str) -> Any:
+    """Import ``package.module.Name`` (or ``package.module:Name``)."""
+    module_name, _, attr = path.replace(":", ".").rpartition(".")
+    if not module_name:
+        raise RegistryError(f"'{path}' is not a dotted import path")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise RegistryError(f"cannot import module '{module_name}' for '{path}': {err}") from err
+    try:
+        return getattr(module, attr)
+    except AttributeError as err:
+        raise RegistryError(f"module '{module_name}' has no attribute '{attr}'") from err
+
+
+class Registry(Generic[T]):
+    """Maps short names to classes of one kind (``base``)."""
+
+    def __init__(self, name: str, base: type[T]) -> None:
+        self.name = name
+        self.base = base
+        self._classes: dict[str, type[T]] = {}
+        self._entry_points_loaded = False
+
+    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+        """Class decorator: register ``cls`` under ``name``."""
+
+        def decorator(cls: type[T]) -> type[T]:
+            if not (isinstance(cls, type) and issubclass(cls, self.base)):
+                raise RegistryError(f"{cls!r} is not a subclass of {self.base.__name__}")
+            existing = self._classes.get(name)
+            if existing is not None and existing is not cls:
+                raise RegistryError(
+                    f"{self.name} registry: '{name}' is already {existing.__module__}.{existing.__qualname__}"
+                )
+            self._classes[name] = cls
+            cls.registry_name = name  # type: ignore[attr-defined]
+            return cls
+
+        return decorator
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for ep in entry_points(group=f"aries_lit.{self.name}"):
+            obj = ep.load()
+            if isinstance(obj, type) and ep.name not in self._classes:
+                self.register(ep.name)(obj)
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._classes)
+
+    def get(self, name: str) -> type[T]:
+        """The class for a short name or a dotted class path."""
+        self._load_entry_points()
+        if name in self._classes:
+            return self._classes[name]
+        if "." in name or ":" in name:
+            cls = import_object(name)
+            if not (isinstance(cls, type) and issubclass(cls, self.base)):
+                raise RegistryError(f"'{name}' is not a subclass of {self.base.__name__}")
+            return cls
+        raise RegistryError(
+            f"unknown {self.name[:-1] if self.name.endswith('s') else self.name} '{name}'; "
+            f"known: {', '.join(self.names())}, or a dotted class path"
+        )
+
+    def build(self, spec: str | Mapping[str, Any] | T, **overrides: Any) -> T:
+        """Instantiate from a name, ``{"name"|"class_path": ..., "init_args": {...}}`` or an instance."""
+        if isinstance(spec, self.base):
+            return spec
+        if isinstance(spec, str):
+            return self.get(spec)(**overrides)
+        if isinstance(spec, Mapping):
+            spec = dict(spec)
+            target = spec.pop("class_path", None) or spec.pop("name", None)
+            if target is None:
+                raise RegistryError(f"{self.name} spec needs 'name' or 'class_path': {spec}")
+            kwargs = dict(spec.pop("init_args", {}) or {})
+            kwargs.update(spec)
+            kwargs.update(overrides)
+            return self.get(target)(**kwargs)
+        raise RegistryError(f"cannot build a {self.base.__name__} from {spec!r}")
+
+    def __contains__(self, name: str) -> bool:
+        self._load_entry_points()
+        return name in self._classes
+
+    def __repr__(self) -> str:
+        return f"Registry({self.name}: {', '.join(self.names())})"
