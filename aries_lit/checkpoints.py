@@ -1,0 +1,44 @@
+"""Checkpoints: Lightning's (resume a killed run) plus the policy in Hugging Face format."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
+
+
+def hf_model_complete(path: str | Path) -> bool:
+    """Whether ``path`` holds a finished HF export (written last, atomically)."""
+    return (Path(path) / "config.json").exists() and any(Path(path).glob("*.safetensors"))
+
+
+class ExportHFModel(Callback):
+    """At the end of ``fit``, save the policy and tokenizer with ``save_pretrained`` (safetensors).
+
+    ``dirpath`` defaults to ``<trainer.default_root_dir>/hf_model``. The folder is written
+    under a temporary name and renamed, so a complete folder means a finished export.
+    """
+
+    def __init__(self, dirpath: str | None = None, enabled: bool = True) -> None:
+        self.dirpath = dirpath
+        self.enabled = enabled
+
+    def target(self, trainer: L.Trainer) -> Path:
+        return Path(self.dirpath or Path(trainer.default_root_dir) / "hf_model")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.enabled or not hasattr(pl_module, "save_hf"):
+            return
+        trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            out = self.target(trainer)
+            tmp = out.with_name(out.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            pl_module.save_hf(str(tmp))
+            shutil.rmtree(out, ignore_errors=True)
+            tmp.rename(out)
+            rank_zero_info(f"[aries-lit] Hugging Face model saved to {out}")
+        trainer.strategy.barrier()

@@ -1,0 +1,151 @@
+"""The DataModule of preference training: records -> tokenized views -> batches."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from datasets import Dataset
+from lightning.pytorch.utilities import rank_zero_info
+
+from aries_lit.data.collator import ViewCollator
+from aries_lit.data.reference_cache import attach_reference_logps, model_hash
+from aries_lit.data.sampler import ResumableLoader, ResumableSampler
+from aries_lit.data.views import ViewTokenizer
+from aries_lit.prompts.templates import RefinementTemplate
+
+
+class PreferenceDataModule(L.LightningDataModule):
+    """TRL-format preference pairs (``prompt``/``chosen``/``rejected``) for any loss.
+
+    The views to build come from the LightningModule's loss, and the tokenizer from the
+    LightningModule, so one config names the data once.
+
+    Args:
+        train: a JSONL/JSON/Parquet file, a ``datasets`` folder, or a hub dataset name.
+        val: the same for validation (optional); or ``val_fraction`` of ``train``.
+        format: ``auto``, ``trl`` or ``hh`` (HH-RLHF dialogues).
+        template: refinement template name (``paper``, ``analysis``, ``short``) or text.
+        max_length, max_context_length, truncation: see :mod:`aries_lit.data.views`.
+        batch_size: pairs per batch (each pair becomes one row per view).
+        limit: use only the first ``limit`` records.
+        reference_cache_dir: where precomputed reference log-probs are kept
+            (default: ``<trainer.default_root_dir>/reference_cache``).
+    """
+
+    def __init__(
+        self,
+        train: str,
+        val: str | None = None,
+        format: str = "auto",
+        template: str = "paper",
+        max_length: int = 1024,
+        max_context_length: int = 768,
+        truncation: str = "left",
+        batch_size: int = 4,
+        val_batch_size: int | None = None,
+        val_fraction: float = 0.0,
+        limit: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_workers: int = 0,
+        reference_cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.template = RefinementTemplate.from_spec(template)
+        self.tokenizer: Any = None
+        self.views: tuple[str, ...] = ()
+        self.train_data: Dataset | None = None
+        self.val_data: Dataset | None = None
+        self.stats: Counter = Counter()
+
+    # ------------------------------------------------------------------ loading
+    def load_records(self, source: str) -> Dataset:
+        from aries_lit.data.records import load_preference_records
+
+        return load_preference_records(source, format=self.hparams.format, limit=self.hparams.limit)
+
+    def configure(self, tokenizer: Any, views: tuple[str, ...]) -> None:
+        """Set the tokenizer and views explicitly (done from the LightningModule inside a Trainer)."""
+        self.tokenizer, self.views = tokenizer, tuple(views)
+
+    def _tokenize(self, records: Dataset, split: str) -> Dataset:
+        hp = self.hparams
+        tok = ViewTokenizer(self.tokenizer, self.views, self.template, hp.max_length, hp.max_context_length,
+                            hp.truncation)
+        rows = []
+        for record in records:
+            features = tok(record)
+            if features is not None:
+                rows.append({"id": record["id"], **features})
+        for key, value in tok.stats.items():
+            self.stats[f"{split}/{key}"] += value
+        if not rows:
+            raise ValueError(f"no {split} record survived truncation ({dict(tok.stats)}); raise max_length")
+        return Dataset.from_list(rows)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_data is not None:
+            return
+        module = getattr(self.trainer, "lightning_module", None) if self.trainer else None
+        if self.tokenizer is None and module is not None:
+            self.configure(module.tokenizer, module.views)
+        if self.tokenizer is None:
+            raise RuntimeError("PreferenceDataModule needs a tokenizer and views: use it in a Trainer or call configure()")
+        hp = self.hparams
+        records = self.load_records(hp.train)
+        val_records = self.load_records(hp.val) if hp.val else None
+        if val_records is None and hp.val_fraction > 0:
+            split = records.train_test_split(test_size=hp.val_fraction, seed=hp.seed)
+            records, val_records = split["train"], split["test"]
+        self.train_data = self._tokenize(records, "train")
+        self.val_data = self._tokenize(val_records, "val") if val_records is not None else None
+        summary = ", ".join(f"{k}={v}" for k, v in sorted(self.stats.items()))
+        rank_zero_info(f"[aries-lit] data: {summary}")
+        if self.trainer is not None and self.trainer.is_global_zero:
+            out = Path(self.trainer.default_root_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "data_stats.json").write_text(json.dumps(dict(self.stats), indent=2))
+
+    # ------------------------------------------------------------------ reference cache
+    def collator(self) -> ViewCollator:
+        return ViewCollator(self.views, self.tokenizer.pad_token_id)
+
+    def attach_reference(self, module: Any) -> None:
+        """Add ``ref.<view>`` columns computed by ``module.reference_logps`` (cached on disk)."""
+        reference = None if (module.uses_lora and not module.hparams.reference) else module.reference_model()
+        ref_hash = model_hash(reference if reference is not None else module.policy)
+        cache_dir = self.hparams.reference_cache_dir or str(Path(self.trainer.default_root_dir) / "reference_cache")
+        strategy = self.trainer.strategy
+        for name in ("train_data", "val_data"):
+            data = getattr(self, name)
+            if data is None:
+                continue
+            setattr(self, name, attach_reference_logps(
+                data, self.views, module.reference_logps, self.collator(),
+                self.hparams.val_batch_size or self.hparams.batch_size, cache_dir, ref_hash,
+                is_writer=self.trainer.is_global_zero, barrier=strategy.barrier,
+            ))
+        rank_zero_info(f"[aries-lit] reference log-probs cached in {cache_dir}")
+
+    # ------------------------------------------------------------------ loaders
+    def _progress(self) -> int:
+        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.completed) if self.trainer else 0
+
+    def train_dataloader(self) -> ResumableLoader:
+        hp = self.hparams
+        sampler = ResumableSampler(len(self.train_data), hp.batch_size, shuffle=hp.shuffle, seed=hp.seed)
+        return ResumableLoader(self.train_data, batch_size=hp.batch_size, sampler=sampler, drop_last=False,
+                               collate_fn=self.collator(), num_workers=hp.num_workers, progress=self._progress)
+
+    def val_dataloader(self) -> Any:
+        if self.val_data is None:
+            return []
+        from torch.utils.data import DataLoader
+
+        return DataLoader(self.val_data, batch_size=self.hparams.val_batch_size or self.hparams.batch_size,
+                          shuffle=False, collate_fn=self.collator(), num_workers=self.hparams.num_workers)

@@ -1,0 +1,68 @@
+"""A shuffling, rank-aware sampler and a DataLoader that resume mid-epoch.
+
+Lightning restores the loop's progress from a checkpoint but a plain DataLoader restarts
+its epoch from the first batch, so a killed run would see some batches twice and others
+never. :class:`ResumableLoader` is a Lightning ``_Stateful`` loader: on restore it tells
+its sampler to skip the batches the checkpointed run already trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+
+class ResumableSampler(Sampler[int]):
+    """Seeded per-epoch permutation, sharded across ranks, able to skip its first batches."""
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 rank: int | None = None, world_size: int | None = None) -> None:
+        if rank is None or world_size is None:
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            else:
+                rank, world_size = 0, 1
+        self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.skip_batches = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.size, generator=g).tolist()
+        else:
+            order = list(range(self.size))
+        per_rank = self.size // self.world_size  # equal shards: every rank steps the same number of times
+        return order[self.rank * per_rank : (self.rank + 1) * per_rank] if self.world_size > 1 else order
+
+    def __iter__(self) -> Iterator[int]:
+        indices = self._indices()
+        skip, self.skip_batches = self.skip_batches * self.batch_size, 0
+        return iter(indices[skip:])
+
+    def __len__(self) -> int:
+        return self.size // self.world_size if self.world_size > 1 else self.size
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose state (batches already trained in this epoch) is saved in Lightning checkpoints."""
+
+    def __init__(self, *args: Any, progress: Callable[[], int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._progress = progress
+
+    def state_dict(self) -> dict[str, Any]:
+        sampler = self.sampler
+        return {"epoch": getattr(sampler, "epoch", 0), "seed": getattr(sampler, "seed", 0)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if isinstance(self.sampler, ResumableSampler):
+            self.sampler.epoch = state.get("epoch", self.sampler.epoch)
+            self.sampler.skip_batches = self._progress() if self._progress else 0

@@ -1,0 +1,204 @@
+"""The LightningModule shared by SFT and preference training: a policy, a loss object,
+an optional frozen reference, the paper's optimizer and schedule, and metrics."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics import MeanMetric
+
+from aries_lit.data.collator import reference_from_batch, split_views
+from aries_lit.losses import LOSSES, Loss, ViewLogProbs
+from aries_lit.models import load_causal_lm, load_tokenizer
+from aries_lit.modules.logprobs import sequence_logprobs
+
+
+def _lr_lambda(schedule: str, warmup: int, total: int):
+    def fn(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if schedule == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return fn
+
+
+class PolicyModule(L.LightningModule):
+    """Trains ``model`` (hub name or HF folder) with a loss object.
+
+    Args:
+        model: the policy to train, a hub name or an HF-format folder.
+        loss: a loss object, a registry name (``"dpo"``, ``"aries"``, ...) or a dotted class path.
+        reference: the frozen reference ``pi_ref``; ``None`` = the policy's starting weights.
+        precompute_reference: compute reference log-probs once before training, cache them with
+            the data (Arrow) and drop the reference model; otherwise run it on the fly.
+        dtype: weight dtype of the policy (keep ``float32`` master weights and use
+            ``trainer.precision: bf16-mixed`` for bf16 compute).
+        lr, weight_decay, adam_betas: AdamW settings; ``schedule`` (cosine, linear,
+            constant) with ``warmup_ratio`` of the total steps as linear warm-up.
+        gradient_checkpointing: trade compute for activation memory.
+        lora: ``peft.LoraConfig`` keyword arguments to train LoRA adapters only (the
+            reference is then the base model with adapters disabled: no second copy).
+        logits_chunk_size: response tokens per LM-head chunk.
+    """
+
+    default_loss = "aries"
+
+    def __init__(
+        self,
+        model: str,
+        loss: Loss | str | None = None,
+        reference: str | None = None,
+        precompute_reference: bool = False,
+        dtype: str = "float32",
+        lr: float = 1e-6,
+        weight_decay: float = 0.0,
+        adam_betas: tuple[float, float] = (0.9, 0.999),
+        schedule: str = "cosine",
+        warmup_ratio: float = 0.03,
+        gradient_checkpointing: bool = False,
+        lora: dict[str, Any] | None = None,
+        logits_chunk_size: int = 4096,
+    ) -> None:
+        super().__init__()
+        if schedule not in ("cosine", "linear", "constant"):
+            raise ValueError(f"schedule must be cosine, linear or constant, not '{schedule}'")
+        if not 0 <= warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), not {warmup_ratio}")
+        self.loss: Loss = LOSSES.build(loss if loss is not None else self.default_loss)
+        self._check_loss(self.loss)
+        self.save_hyperparameters(ignore=["loss"])
+        self.hparams["loss"] = repr(self.loss)
+        self.model_name = model
+        self.tokenizer = load_tokenizer(model)
+        self.policy: Any = None
+        self._reference: list[Any] = []  # kept out of state_dict: never checkpointed
+        self.metrics = torch.nn.ModuleDict()
+
+    def _check_loss(self, loss: Loss) -> None:
+        """Subclasses restrict which losses they accept."""
+
+    # ----------------------------------------------------------------- model set-up
+    @property
+    def views(self) -> tuple[str, ...]:
+        return self.loss.required_views()
+
+    def configure_model(self) -> None:
+        if self.policy is not None:
+            return
+        hp = self.hparams
+        policy = load_causal_lm(self.model_name, dtype=hp.dtype)
+        if hp.gradient_checkpointing:
+            policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            policy.config.use_cache = False
+        if hp.lora:
+            from peft import LoraConfig, get_peft_model
+
+            policy = get_peft_model(policy, LoraConfig(**hp.lora))
+        self.policy = policy.train()
+
+    @property
+    def uses_lora(self) -> bool:
+        return bool(self.hparams.lora)
+
+    def reference_model(self) -> Any:
+        """The frozen reference, loaded on first use (not for LoRA: adapters off is the reference)."""
+        if not self._reference:
+            ref = load_causal_lm(self.hparams.reference or self.model_name, dtype=self.hparams.dtype)
+            ref.requires_grad_(False).eval()
+            self._reference.append(ref.to(self.device))
+        return self._reference[0]
+
+    def release_reference(self) -> None:
+        self._reference.clear()
+
+    # ----------------------------------------------------------------- log-probs
+    def view_logps(self, model: Any, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        sums, counts = sequence_logprobs(
+            model, batch["input_ids"], batch["attention_mask"], batch["loss_mask"], self.hparams.logits_chunk_size
+        )
+        return split_views(sums, batch["views"], batch["batch_size"]), split_views(counts, batch["views"], batch["batch_size"])
+
+    @torch.no_grad()
+    def reference_logps(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Reference log-probs of every view of ``batch`` (adapters disabled for LoRA)."""
+        if self.uses_lora and not self.hparams.reference:
+            with self.policy.disable_adapter():
+                was_training = self.policy.training
+                self.policy.eval()
+                logps, _ = self.view_logps(self.policy, batch)
+                self.policy.train(was_training)
+            return logps
+        logps, _ = self.view_logps(self.reference_model(), batch)
+        return logps
+
+    # ----------------------------------------------------------------- training
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if self.loss.requires_reference() and self.hparams.precompute_reference and dm is not None:
+            dm.attach_reference(self)
+            self.release_reference()
+
+    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        policy, counts = self.view_logps(self.policy, batch)
+        reference = None
+        if self.loss.requires_reference():
+            reference = reference_from_batch(batch)
+            if reference is None:
+                reference = self.reference_logps(batch)
+        out = self.loss(ViewLogProbs(policy=policy, reference=reference, num_tokens=counts))
+        bs = batch["batch_size"]
+        self.log(f"{stage}/loss", out.loss.detach(), prog_bar=True, batch_size=bs, sync_dist=True)
+        for name, values in out.metrics.items():
+            key = f"{stage}/{name}"
+            slot = key.replace("/", "__")
+            if slot not in self.metrics:
+                self.metrics[slot] = MeanMetric(dist_sync_on_step=True).to(self.device)
+            metric = self.metrics[slot]
+            metric(values.reshape(-1).to(self.device))
+            self.log(key, metric, on_step=stage == "train", on_epoch=True, batch_size=bs,
+                     prog_bar=name == "rewards/accuracy", metric_attribute=f"metrics.{slot}")
+        self.log(f"{stage}/tokens", counts_total(counts), on_step=True, on_epoch=False, reduce_fx="sum",
+                 batch_size=bs)
+        return out.loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.adam_betas))
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(math.ceil(hp.warmup_ratio * total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(hp.schedule, warmup, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ----------------------------------------------------------------- export
+    def save_hf(self, path: str) -> None:
+        """Write the policy (LoRA merged) and tokenizer in Hugging Face format (safetensors)."""
+        model = self.policy
+        if self.uses_lora:
+            import copy
+
+            model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+
+
+def counts_total(counts: dict[str, torch.Tensor]) -> torch.Tensor:
+    return sum(c.sum() for c in counts.values()).float()

@@ -1,0 +1,111 @@
+"""Views, collator and the one-forward log-probs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aries_lit.data.collator import ViewCollator, split_views
+from aries_lit.data.views import ViewTokenizer
+from aries_lit.losses.base import ALL_VIEWS, DIRECT_CHOSEN, REFINE_L_CHOSEN, REFINE_W_REJECTED
+from aries_lit.models import load_causal_lm, load_tokenizer
+from aries_lit.modules.logprobs import sequence_logprobs
+from aries_lit.prompts.templates import RefinementTemplate, chat_context
+
+RECORDS = [
+    {"id": "a", "prompt": "What is 2+3?", "chosen": "2+3 = 5. The answer is 5.", "rejected": "It is 7."},
+    {"id": "b", "prompt": "Name a colour.", "chosen": "Blue.", "rejected": "The answer is a number: 12"},
+    {"id": "c", "prompt": "Say hi.", "chosen": "Hi there!", "rejected": "no"},
+]
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_model_dir):
+    return load_tokenizer(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    torch.manual_seed(0)
+    return load_causal_lm(str(tiny_model_dir)).eval()
+
+
+def test_refinement_context_holds_the_right_previous_answer(tok):
+    template = RefinementTemplate.from_spec("paper")
+    vt = ViewTokenizer(tok, ALL_VIEWS, template, max_length=1024, max_context_length=900)
+    texts = vt.context_texts(RECORDS[0])
+    assert texts["direct"] == chat_context(tok, "What is 2+3?")
+    assert texts["refine_l"] == chat_context(tok, template.fill("What is 2+3?", "It is 7."))
+    assert texts["refine_w"] == chat_context(tok, template.fill("What is 2+3?", "2+3 = 5. The answer is 5."))
+    assert "EXAMPLE RESPONSE:\nIt is 7.\nNow, refine" in texts["refine_l"]
+
+
+def test_only_needed_parts_are_tokenized(tok):
+    vt = ViewTokenizer(tok, (DIRECT_CHOSEN, REFINE_L_CHOSEN), RefinementTemplate.from_spec("short"))
+    features = vt(RECORDS[0])
+    assert set(features) == {"ctx.direct", "ctx.refine_l", "resp.chosen"}
+
+
+def test_labels_mask_the_whole_context(tok):
+    vt = ViewTokenizer(tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), max_length=1024, max_context_length=900)
+    features = [vt(r) for r in RECORDS]
+    batch = ViewCollator(ALL_VIEWS, tok.pad_token_id)(features)
+    assert batch["input_ids"].shape[0] == len(ALL_VIEWS) * len(RECORDS)
+    for row, (view, b) in enumerate((v, b) for v in ALL_VIEWS for b in range(len(RECORDS))):
+        ctx_name, resp_name = view.split("/")
+        ctx, resp = features[b][f"ctx.{ctx_name}"], features[b][f"resp.{resp_name}"]
+        mask = batch["loss_mask"][row]
+        assert not mask[: len(ctx)].any()
+        assert mask[len(ctx) : len(ctx) + len(resp)].all()
+        assert int(mask.sum()) == len(resp)
+        assert batch["input_ids"][row, len(ctx) : len(ctx) + len(resp)].tolist() == resp
+        assert tok.decode(resp).endswith("<|im_end|>")
+
+
+def test_truncation_is_counted(tok):
+    long = {"id": "x", "prompt": "word " * 300, "chosen": "yes " * 200, "rejected": "no"}
+    vt = ViewTokenizer(tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), max_length=400, max_context_length=300)
+    features = vt(long)
+    assert all(len(features[f"ctx.{c}"]) <= 300 for c in ("direct", "refine_l", "refine_w"))
+    assert vt.stats["truncated/context/direct"] == 1 and vt.stats["truncated/response/chosen"] == 1
+    longest = max(len(features[f"ctx.{c}"]) for c in ("direct", "refine_l", "refine_w"))
+    assert longest + len(features["resp.chosen"]) <= 400
+    dropper = ViewTokenizer(tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), 400, 300, truncation="drop")
+    assert dropper(long) is None and dropper.stats["dropped/context_too_long"] == 1
+
+
+def _separate_logp(model, ctx, resp):
+    ids = torch.tensor([ctx + resp])
+    logits = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
+    targets = ids[0, 1:]
+    lp = logits.gather(-1, targets[:, None])[:, 0]
+    return lp[len(ctx) - 1 :].sum()
+
+
+@pytest.mark.parametrize("chunk_size", [4096, 7])
+def test_one_concatenated_forward_equals_separate_forwards(tok, model, chunk_size):
+    vt = ViewTokenizer(tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), max_length=1024, max_context_length=900)
+    features = [vt(r) for r in RECORDS]
+    batch = ViewCollator(ALL_VIEWS, tok.pad_token_id)(features)
+    with torch.no_grad():
+        sums, counts = sequence_logprobs(model, batch["input_ids"], batch["attention_mask"], batch["loss_mask"],
+                                         chunk_size=chunk_size)
+    per_view = split_views(sums, batch["views"], len(RECORDS))
+    for view in (DIRECT_CHOSEN, REFINE_L_CHOSEN, REFINE_W_REJECTED):
+        for b, f in enumerate(features):
+            ctx_name, resp_name = view.split("/")
+            expected = _separate_logp(model, f[f"ctx.{ctx_name}"], f[f"resp.{resp_name}"])
+            torch.testing.assert_close(per_view[view][b], expected, atol=2e-4, rtol=1e-4)
+    assert counts.tolist() == [len(f[f"resp.{v.split('/')[1]}"]) for v in ALL_VIEWS for f in features]
+
+
+def test_chunked_logprobs_gradients_match(tok, model):
+    vt = ViewTokenizer(tok, ALL_VIEWS, RefinementTemplate.from_spec("short"))
+    batch = ViewCollator(ALL_VIEWS, tok.pad_token_id)([vt(r) for r in RECORDS])
+    grads = []
+    for chunk in (4096, 5):
+        model.zero_grad()
+        sums, _ = sequence_logprobs(model, batch["input_ids"], batch["attention_mask"], batch["loss_mask"], chunk)
+        sums.sum().backward()
+        grads.append(model.model.embed_tokens.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
