@@ -94,7 +94,7 @@ class Registry(Generic[T]):
                 raise RegistryError(f"'{name}' is not a subclass of {self.base.__name__}")
             return cls
         raise RegistryError(
-            f"unknown {self.name[:-1] if self.name.endswith('s') else self.name} '{name}'; "
+            f"unknown {self.name} entry '{name}'; "
             f"known: {', '.join(self.names())}, or a dotted class path"
         )
 

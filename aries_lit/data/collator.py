@@ -44,6 +44,7 @@ class ViewCollator:
             "loss_mask": loss_mask,
             "views": list(self.views),
             "batch_size": len(features),
+            "ids": [f.get("id") for f in features],
         }
         for view in self.views:
             key = f"ref.{view}"

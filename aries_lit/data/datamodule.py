@@ -32,6 +32,8 @@ class PreferenceDataModule(L.LightningDataModule):
         max_length, max_context_length, truncation: see :mod:`aries_lit.data.views`.
         batch_size: pairs per batch (each pair becomes one row per view).
         limit: use only the first ``limit`` records.
+        on_error: ``raise`` (default) stops at the first invalid record with its file, record
+            number and field; ``skip`` drops invalid records and counts them in ``data_stats.json``.
         reference_cache_dir: where precomputed reference log-probs are kept
             (default: ``<trainer.default_root_dir>/reference_cache``).
     """
@@ -49,6 +51,7 @@ class PreferenceDataModule(L.LightningDataModule):
         val_batch_size: int | None = None,
         val_fraction: float = 0.0,
         limit: int | None = None,
+        on_error: str = "raise",
         shuffle: bool = True,
         seed: int = 0,
         num_workers: int = 0,
@@ -65,9 +68,14 @@ class PreferenceDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ loading
     def load_records(self, source: str) -> Dataset:
-        from aries_lit.data.records import load_preference_records
+        from aries_lit.data.records import load_preference_records_with_stats
 
-        return load_preference_records(source, format=self.hparams.format, limit=self.hparams.limit)
+        loaded = load_preference_records_with_stats(
+            source, format=self.hparams.format, limit=self.hparams.limit, on_error=self.hparams.on_error
+        )
+        for reason, count in loaded.skipped.items():
+            self.stats[f"skipped_invalid/{reason}"] += count
+        return loaded.dataset
 
     def configure(self, tokenizer: Any, views: tuple[str, ...]) -> None:
         """Set the tokenizer and views explicitly (done from the LightningModule inside a Trainer)."""
@@ -75,8 +83,9 @@ class PreferenceDataModule(L.LightningDataModule):
 
     def _tokenize(self, records: Dataset, split: str) -> Dataset:
         hp = self.hparams
-        tok = ViewTokenizer(self.tokenizer, self.views, self.template, hp.max_length, hp.max_context_length,
-                            hp.truncation)
+        tok = ViewTokenizer(
+            self.tokenizer, self.views, self.template, hp.max_length, hp.max_context_length, hp.truncation
+        )
         rows = []
         for record in records:
             features = tok(record)
@@ -95,7 +104,9 @@ class PreferenceDataModule(L.LightningDataModule):
         if self.tokenizer is None and module is not None:
             self.configure(module.tokenizer, module.views)
         if self.tokenizer is None:
-            raise RuntimeError("PreferenceDataModule needs a tokenizer and views: use it in a Trainer or call configure()")
+            raise RuntimeError(
+                "PreferenceDataModule needs a tokenizer and views: use it in a Trainer or call configure()"
+            )
         hp = self.hparams
         records = self.load_records(hp.train)
         val_records = self.load_records(hp.val) if hp.val else None
@@ -119,33 +130,57 @@ class PreferenceDataModule(L.LightningDataModule):
         """Add ``ref.<view>`` columns computed by ``module.reference_logps`` (cached on disk)."""
         reference = None if (module.uses_lora and not module.hparams.reference) else module.reference_model()
         ref_hash = model_hash(reference if reference is not None else module.policy)
-        cache_dir = self.hparams.reference_cache_dir or str(Path(self.trainer.default_root_dir) / "reference_cache")
+        cache_dir = self.hparams.reference_cache_dir or str(
+            Path(self.trainer.default_root_dir) / "reference_cache"
+        )
         strategy = self.trainer.strategy
         for name in ("train_data", "val_data"):
             data = getattr(self, name)
             if data is None:
                 continue
-            setattr(self, name, attach_reference_logps(
-                data, self.views, module.reference_logps, self.collator(),
-                self.hparams.val_batch_size or self.hparams.batch_size, cache_dir, ref_hash,
-                is_writer=self.trainer.is_global_zero, barrier=strategy.barrier,
-            ))
+            setattr(
+                self,
+                name,
+                attach_reference_logps(
+                    data,
+                    self.views,
+                    module.reference_logps,
+                    self.collator(),
+                    self.hparams.val_batch_size or self.hparams.batch_size,
+                    cache_dir,
+                    ref_hash,
+                    is_writer=self.trainer.is_global_zero,
+                    barrier=strategy.barrier,
+                ),
+            )
         rank_zero_info(f"[aries-lit] reference log-probs cached in {cache_dir}")
 
     # ------------------------------------------------------------------ loaders
     def _progress(self) -> int:
-        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.completed) if self.trainer else 0
+        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed) if self.trainer else 0
 
     def train_dataloader(self) -> ResumableLoader:
         hp = self.hparams
         sampler = ResumableSampler(len(self.train_data), hp.batch_size, shuffle=hp.shuffle, seed=hp.seed)
-        return ResumableLoader(self.train_data, batch_size=hp.batch_size, sampler=sampler, drop_last=False,
-                               collate_fn=self.collator(), num_workers=hp.num_workers, progress=self._progress)
+        return ResumableLoader(
+            self.train_data,
+            batch_size=hp.batch_size,
+            sampler=sampler,
+            drop_last=False,
+            collate_fn=self.collator(),
+            num_workers=hp.num_workers,
+            progress=self._progress,
+        )
 
     def val_dataloader(self) -> Any:
         if self.val_data is None:
             return []
         from torch.utils.data import DataLoader
 
-        return DataLoader(self.val_data, batch_size=self.hparams.val_batch_size or self.hparams.batch_size,
-                          shuffle=False, collate_fn=self.collator(), num_workers=self.hparams.num_workers)
+        return DataLoader(
+            self.val_data,
+            batch_size=self.hparams.val_batch_size or self.hparams.batch_size,
+            shuffle=False,
+            collate_fn=self.collator(),
+            num_workers=self.hparams.num_workers,
+        )

@@ -28,8 +28,23 @@ def model_hash(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def content_fingerprint(dataset: Dataset) -> str:
+    """A hash of the dataset's content (its Arrow buffers), stable across processes and reruns."""
+    h = hashlib.sha256()
+    table = dataset.with_format(None).data.table
+    for name in sorted(table.column_names):
+        if name.startswith("ref."):
+            continue
+        h.update(name.encode())
+        for chunk in table.column(name).chunks:
+            for buf in chunk.buffers():
+                if buf is not None:
+                    h.update(memoryview(buf))
+    return h.hexdigest()
+
+
 def cache_key(dataset: Dataset, views: tuple[str, ...], reference_hash: str) -> str:
-    h = hashlib.sha256(f"{dataset._fingerprint}|{','.join(views)}|{reference_hash}".encode())
+    h = hashlib.sha256(f"{content_fingerprint(dataset)}|{','.join(views)}|{reference_hash}".encode())
     return h.hexdigest()[:20]
 
 

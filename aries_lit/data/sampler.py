@@ -18,8 +18,15 @@ from torch.utils.data import DataLoader, Sampler
 class ResumableSampler(Sampler[int]):
     """Seeded per-epoch permutation, sharded across ranks, able to skip its first batches."""
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 rank: int | None = None, world_size: int | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
         if rank is None or world_size is None:
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -60,9 +67,10 @@ class ResumableLoader(DataLoader):
 
     def state_dict(self) -> dict[str, Any]:
         sampler = self.sampler
-        return {"epoch": getattr(sampler, "epoch", 0), "seed": getattr(sampler, "seed", 0)}
+        done = self._progress() if self._progress else 0  # read at save time: batches trained this epoch
+        return {"epoch": getattr(sampler, "epoch", 0), "seed": getattr(sampler, "seed", 0), "batches_done": done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if isinstance(self.sampler, ResumableSampler):
             self.sampler.epoch = state.get("epoch", self.sampler.epoch)
-            self.sampler.skip_batches = self._progress() if self._progress else 0
+            self.sampler.skip_batches = int(state.get("batches_done", 0))

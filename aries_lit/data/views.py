@@ -114,4 +114,12 @@ def view_sequence(features: dict[str, list[int]], view: str) -> tuple[list[int],
     return features[f"ctx.{ctx}"], features[f"resp.{resp}"]
 
 
-__all__ = ["DIRECT", "REFINE_L", "REFINE_W", "ViewTokenizer", "needed_parts", "record_prompt", "view_sequence"]
+__all__ = [
+    "DIRECT",
+    "REFINE_L",
+    "REFINE_W",
+    "ViewTokenizer",
+    "needed_parts",
+    "record_prompt",
+    "view_sequence",
+]

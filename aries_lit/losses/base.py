@@ -26,7 +26,14 @@ REFINE_L_CHOSEN = "refine_l/chosen"  # (x, y_l, z) -> y_w
 REFINE_L_REJECTED = "refine_l/rejected"  # (x, y_l, z) -> y_l
 REFINE_W_CHOSEN = "refine_w/chosen"  # (x, y_w, z) -> y_w
 REFINE_W_REJECTED = "refine_w/rejected"  # (x, y_w, z) -> y_l
-ALL_VIEWS = (DIRECT_CHOSEN, DIRECT_REJECTED, REFINE_L_CHOSEN, REFINE_L_REJECTED, REFINE_W_CHOSEN, REFINE_W_REJECTED)
+ALL_VIEWS = (
+    DIRECT_CHOSEN,
+    DIRECT_REJECTED,
+    REFINE_L_CHOSEN,
+    REFINE_L_REJECTED,
+    REFINE_W_CHOSEN,
+    REFINE_W_REJECTED,
+)
 
 
 def split_view(view: str) -> tuple[str, str]:

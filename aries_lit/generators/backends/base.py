@@ -3,12 +3,17 @@
 A backend turns already chat-formatted context strings into completions. Generators
 (sequential refinement, parallel sampling), the LLM judge and evaluation all use it, so
 ``transformers`` and ``vllm`` are interchangeable everywhere by config.
+
+Backends register in :data:`BACKENDS` (short names ``transformers``/``hf`` and ``vllm``);
+any :class:`Backend` subclass works by its dotted ``class_path``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+from aries_lit.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -20,13 +25,32 @@ class SamplingSettings:
     top_p: float = 1.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def with_seed(self, seed: int) -> SamplingSettings:
+        return replace(self, seed=seed)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass
 class Completion:
-    """One generated answer: its text, token counts and why it stopped (``"stop"`` or ``"length"``)."""
+    """One generated answer: its text, token counts and why it stopped (``"stop"`` or ``"length"``).
+
+    ``completion_tokens`` counts the generated tokens including the end-of-turn token when
+    the answer stopped on one (as vLLM counts them).
+    """
 
     text: str
     prompt_tokens: int
@@ -35,12 +59,18 @@ class Completion:
 
 
 class Backend:
-    """Base class of generation backends (registered in ``aries_lit.generators.BACKENDS``).
+    """Base class of generation backends (registered in :data:`BACKENDS`).
 
     ``model`` is a hub name or an HF-format folder. ``generate`` receives contexts already
     rendered with the chat template (``aries_lit.prompts.templates.chat_context``) and
-    returns one :class:`Completion` per context, in order.
+    returns one :class:`Completion` per context, in order. A backend batches internally, so
+    callers hand it a whole turn of prompts at once.
+
+    ``progress`` (set by the caller, e.g. ``Generator.run(progress=...)``) asks the backend
+    to show its own progress bar inside a ``generate`` call.
     """
+
+    progress: bool = False
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -54,3 +84,12 @@ class Backend:
 
     def close(self) -> None:
         """Free the model (called between rounds so the next round can load its own)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+BACKENDS: Registry[Backend] = Registry("backends", Backend)

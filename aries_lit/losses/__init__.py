@@ -1,0 +1,65 @@
+"""Loss objects: SFT, ARIES-SFT, DPO, IPO, hinge, SimPO, refine-MSE, BT_refine, ARIES, BT_ARIES.
+
+Every loss is registered in :data:`LOSSES` under a short name (``LOSSES.build("dpo")``) and
+follows the call contract of :mod:`aries_lit.losses.base`.
+"""
+
+from aries_lit.losses.base import (
+    ALL_VIEWS,
+    CONTEXTS,
+    DIRECT,
+    DIRECT_CHOSEN,
+    DIRECT_REJECTED,
+    LOSSES,
+    REFINE_L,
+    REFINE_L_CHOSEN,
+    REFINE_L_REJECTED,
+    REFINE_W,
+    REFINE_W_CHOSEN,
+    REFINE_W_REJECTED,
+    RESPONSES,
+    Loss,
+    LossOutput,
+    PreferenceLoss,
+    RefineLoss,
+    SFTLoss,
+    ViewLogProbs,
+    split_view,
+)
+from aries_lit.losses.composite import ARIESLoss, BTARIESLoss
+from aries_lit.losses.preference import DPOLoss, HingeLoss, IPOLoss, SimPOLoss
+from aries_lit.losses.refine import BTRefineLoss, RefineMSELoss
+from aries_lit.losses.sft import ARIESSFT, SFT
+
+__all__ = [
+    "ALL_VIEWS",
+    "ARIESLoss",
+    "ARIESSFT",
+    "BTARIESLoss",
+    "BTRefineLoss",
+    "CONTEXTS",
+    "DIRECT",
+    "DIRECT_CHOSEN",
+    "DIRECT_REJECTED",
+    "DPOLoss",
+    "HingeLoss",
+    "IPOLoss",
+    "LOSSES",
+    "Loss",
+    "LossOutput",
+    "PreferenceLoss",
+    "REFINE_L",
+    "REFINE_L_CHOSEN",
+    "REFINE_L_REJECTED",
+    "REFINE_W",
+    "REFINE_W_CHOSEN",
+    "REFINE_W_REJECTED",
+    "RESPONSES",
+    "RefineLoss",
+    "RefineMSELoss",
+    "SFT",
+    "SFTLoss",
+    "SimPOLoss",
+    "ViewLogProbs",
+    "split_view",
+]

@@ -1,0 +1,31 @@
+"""Selectors: turn prompt groups with candidate answers into preference pairs.
+
+Registered short names (``SELECTORS.build("rule")``, or ``class_path`` to user code):
+
+- ``rule``: ARIES rule selection, last refinement chosen, direct answer rejected.
+- ``reward_model``: a sequence-classification reward model; best chosen, worst rejected.
+- ``llm_judge``: the Self-Rewarding LLM-as-a-judge baseline (5-point additive rubric).
+- ``verifier``: a correct answer chosen, an incorrect one rejected (gold answers).
+
+Formats are described in :mod:`aries_lit.selectors.base`; answer extraction for
+verifiable tasks lives in :mod:`aries_lit.selectors.answers`.
+"""
+
+from aries_lit.selectors.base import SELECTORS, ScoredSelector, SelectionResult, Selector
+from aries_lit.selectors.llm_judge import SELF_REWARDING_JUDGE_PROMPT, LLMJudgeSelector, parse_judge_score
+from aries_lit.selectors.reward_model import RewardModelSelector
+from aries_lit.selectors.rule import RuleSelector
+from aries_lit.selectors.verifier import VerifierSelector
+
+__all__ = [
+    "SELECTORS",
+    "SELF_REWARDING_JUDGE_PROMPT",
+    "LLMJudgeSelector",
+    "RewardModelSelector",
+    "RuleSelector",
+    "ScoredSelector",
+    "SelectionResult",
+    "Selector",
+    "VerifierSelector",
+    "parse_judge_score",
+]

@@ -1,0 +1,267 @@
+"""Final-answer extraction and comparison for tasks with a known gold answer (GSM8K, MATH-style).
+
+Used by the ``verifier`` selector and by evaluation, so both grade answers the same way.
+
+The extraction cascade of :func:`extract_answer`, first hit wins:
+
+1. ``#### <answer>``: the GSM8K marker (its *first* occurrence: a model that keeps
+   generating after its answer often starts a new few-shot question).
+2. ``\\boxed{<answer>}`` (or ``\\fbox{...}``): the *last* one, nested braces handled.
+3. ``The answer is <answer>`` / ``Answer: <answer>`` / ``final answer = ...``: the *last*
+   such phrase, the first number after it.
+4. The last number anywhere in the text.
+
+Numbers are normalized by :func:`normalize_number`: currency signs, thousands commas,
+percent signs, units, trailing periods and LaTeX decoration are dropped, fractions and
+decimals become one canonical exact form (``"3/4"`` and ``"0.75"`` both give ``"0.75"``,
+``"2.50"`` gives ``"2.5"``, ``"$1,234.00"`` gives ``"1234"``). :func:`answers_match`
+compares two answers numerically (with a tolerance) when both are numbers and as
+case-folded text otherwise.
+
+Example::
+
+    >>> extract_answer("She pays 3 * $4 = $12.\\n#### 12")
+    '12'
+    >>> extract_answer("So the answer is $\\\\boxed{\\\\frac{3}{4}}$.")
+    '0.75'
+    >>> answers_match(extract_answer("The total is 1,234 apples."), gold_from_gsm8k("... #### 1234"))
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+__all__ = [
+    "answers_match",
+    "extract_answer",
+    "extract_boxed",
+    "extract_last_number",
+    "gold_from_gsm8k",
+    "normalize_number",
+    "parse_number",
+]
+
+# A number token: optional sign (not after a word character, so "3-5" is 3 and 5), then
+# thousands-grouped digits, plain digits or a leading-dot decimal, an optional fraction
+# "/<digits>". A trailing period ("1234.") is not part of the number.
+_SIGN = r"(?:(?<![\w)\]}])[-\u2212])?"
+_DIGITS = r"(?:\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+_NUMBER = _SIGN + r"(?:\$\s?)?" + _DIGITS + r"(?:\s?/\s?\d+(?:\.\d+)?)?"
+_NUMBER_RE = re.compile(r"(?<![\d.])" + _NUMBER)
+
+_GSM8K_RE = re.compile(r"####\s*([^\n]*)")
+_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_ANSWER_IS_RE = re.compile(
+    r"(?:final\s+answer|answer)\s*(?:is|was|would\s+be|will\s+be|should\s+be|:|=)\s*:?",
+    re.IGNORECASE,
+)
+_FRAC_RE = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
+_FRAC_SHORT_RE = re.compile(r"\\[dt]?frac\s*(\d)(\d)")
+_TEXT_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\s*\{([^{}]*)\}")
+_LATEX_NOISE_RE = re.compile(r"\\[,;:! ]|\\left|\\right|\\displaystyle|\^\{?\\circ\}?|\\circ|\\%|\\\$")
+_UNIT_TAIL_RE = re.compile(r"^\s*(?:%|percent\b|[A-Za-z\u00b0\u20ac\u00a3][\w\u00b0/.\- ]*)?\s*[.!?;:]*\s*$")
+_WORD_PUNCT_RE = re.compile(r"[\s.!?;:,'\"`*]+")
+
+
+def parse_number(s: str | int | float | Fraction) -> Fraction | None:
+    """The exact value of a string that *is* a number, up to decoration; ``None`` otherwise.
+
+    Accepted decoration: surrounding whitespace and ``$``/``\\$``, thousands commas,
+    a trailing period, ``%``, trailing unit words (``"42 apples"``), LaTeX
+    ``\\frac{a}{b}``, ``\\text{...}``, ``\\left``/``\\right`` and math-mode dollars.
+    Leading words are not accepted (``"x = 5"`` is ``None``; use :func:`extract_answer`
+    for free text). Fractions ``"3/4"`` are exact; floats are converted through their
+    shortest decimal representation.
+    """
+    if isinstance(s, Fraction):
+        return s
+    if isinstance(s, bool):
+        return None
+    if isinstance(s, int):
+        return Fraction(s)
+    if isinstance(s, float):
+        return Fraction(repr(s)) if math.isfinite(s) else None
+    if not isinstance(s, str):
+        return None
+    text = _unlatex(s).strip()
+    text = text.strip("$ \t\n")
+    match = _NUMBER_RE.match(text)
+    if match is None:
+        return None
+    if not _UNIT_TAIL_RE.match(text[match.end() :]):
+        return None
+    return _to_fraction(match.group(0))
+
+
+def normalize_number(s: str | int | float | Fraction | None) -> str | None:
+    """The canonical string of a number, or ``None`` if ``s`` is not a number.
+
+    Integers print without decimals (``"1,234.00"`` -> ``"1234"``), terminating fractions as
+    decimals (``"3/4"`` -> ``"0.75"``, ``"2.50"`` -> ``"2.5"``), others as ``p/q``
+    (``"2/6"`` -> ``"1/3"``). See :func:`parse_number` for the accepted decoration.
+    """
+    if s is None:
+        return None
+    value = parse_number(s)
+    return None if value is None else _format(value)
+
+
+def extract_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` (nested braces handled), or ``None``."""
+    starts = [m.end() for m in _BOXED_RE.finditer(text)]
+    for start in reversed(starts):
+        depth = 1
+        for i in range(start, len(text)):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[start:i].strip()
+    return None
+
+
+def extract_last_number(text: str) -> str | None:
+    """The canonical form of the last number in ``text``, or ``None`` if it has none."""
+    numbers = _numbers(text)
+    return _format(numbers[-1]) if numbers else None
+
+
+def extract_answer(text: str | None) -> str | None:
+    """The final answer of a free-text solution, normalized; ``None`` when none is found.
+
+    Cascade (first hit wins): the first ``#### <answer>``, then the last ``\\boxed{}``,
+    then the last "the answer is / answer:" phrase, then the last number in the text.
+    Numeric answers come back in the canonical form of :func:`normalize_number`
+    (``"#### 1,234"`` -> ``"1234"``); a non-numeric boxed or "answer is" answer comes back
+    as its stripped text (``"\\boxed{B}"`` -> ``"B"``) when the text holds no number at all.
+    """
+    if not text:
+        return None
+    text = str(text)
+    gsm = _GSM8K_RE.search(text)
+    if gsm is not None:
+        found = _first_number(gsm.group(1))
+        if found is not None:
+            return found
+    boxed = extract_boxed(text)
+    if boxed is not None:
+        found = normalize_number(boxed) or _first_number(boxed)
+        if found is not None:
+            return found
+    phrases = list(_ANSWER_IS_RE.finditer(text))
+    if phrases:
+        tail = text[phrases[-1].end() :]
+        sentence = re.split(r"(?<!\d)\.(?!\d)|\n", tail.strip(), maxsplit=1)[0]
+        found = _first_number(sentence)
+        if found is not None:
+            return found
+    last = extract_last_number(text)
+    if last is not None:
+        return last
+    # No number anywhere: a textual answer (multiple choice, a word).
+    if boxed:
+        return _unlatex(boxed).strip() or None
+    if phrases:
+        words = _WORD_PUNCT_RE.sub(" ", sentence).strip()
+        return words or None
+    return None
+
+
+def gold_from_gsm8k(answer_field: str) -> str:
+    """The gold answer of a GSM8K ``answer`` field: the number after ``#### ``, commas removed.
+
+    >>> gold_from_gsm8k("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\\n#### 72")
+    '72'
+    """
+    match = _GSM8K_RE.search(answer_field or "")
+    if match is None:
+        raise ValueError(f"GSM8K answer field has no '#### <answer>' line: {answer_field[-80:]!r}")
+    raw = match.group(1).strip().replace(",", "")
+    normalized = normalize_number(raw)
+    return normalized if normalized is not None else raw
+
+
+def answers_match(
+    pred: str | int | float | None,
+    gold: str | int | float | None,
+    rel_tol: float = 1e-6,
+    abs_tol: float = 1e-6,
+) -> bool:
+    """Whether an extracted answer equals the gold answer.
+
+    Both are normalized with :func:`parse_number`; two numbers match when equal exactly or
+    within ``rel_tol``/``abs_tol`` (``math.isclose``), so ``"0.75"``, ``"3/4"`` and
+    ``"$0.75"`` all match ``"0.75"``. Otherwise the strings match when equal after
+    case-folding and dropping whitespace and trailing punctuation. ``None`` matches nothing.
+    ``pred`` should already be an extracted answer (see :func:`extract_answer`).
+    """
+    if pred is None or gold is None:
+        return False
+    a, b = parse_number(pred), parse_number(gold)
+    if a is not None and b is not None:
+        return a == b or math.isclose(float(a), float(b), rel_tol=rel_tol, abs_tol=abs_tol)
+    if a is not None or b is not None:
+        return False
+    return _canon_text(str(pred)) == _canon_text(str(gold))
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _unlatex(s: str) -> str:
+    s = _FRAC_RE.sub(r"\1/\2", s)
+    s = _FRAC_SHORT_RE.sub(r"\1/\2", s)
+    s = _TEXT_RE.sub(r" \1", s)
+    s = _LATEX_NOISE_RE.sub(lambda m: "%" if m.group(0) == "\\%" else "", s)
+    return s.replace("\u2212", "-").replace("{", "").replace("}", "")
+
+
+def _to_fraction(token: str) -> Fraction | None:
+    token = token.replace("$", "").replace(",", "").replace(" ", "").replace("\u2212", "-")
+    try:
+        if "/" in token:
+            num, den = token.split("/", 1)
+            den_value = Fraction(den)
+            return None if den_value == 0 else Fraction(num) / den_value
+        return Fraction(token)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _numbers(text: str) -> list[Fraction]:
+    text = _unlatex(text)
+    values = (_to_fraction(m.group(0)) for m in _NUMBER_RE.finditer(text))
+    return [v for v in values if v is not None]
+
+
+def _first_number(text: str) -> str | None:
+    numbers = _numbers(text)
+    return _format(numbers[0]) if numbers else None
+
+
+def _format(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    den = value.denominator
+    for p in (2, 5):
+        while den % p == 0:
+            den //= p
+    if den != 1:  # not a terminating decimal
+        return f"{value.numerator}/{value.denominator}"
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    whole, rest = divmod(value.numerator, value.denominator)
+    digits = ""
+    while rest:
+        rest *= 10
+        d, rest = divmod(rest, value.denominator)
+        digits += str(d)
+    return f"{sign}{whole}.{digits}"
+
+
+def _canon_text(s: str) -> str:
+    return _WORD_PUNCT_RE.sub(" ", _unlatex(s)).strip().casefold()

@@ -1,0 +1,252 @@
+"""The selector contract: prompt groups with candidate answers in, preference pairs out.
+
+A *prompt group* is one prompt with its generated candidates::
+
+    {"id": "gsm8k-17", "prompt": "..." | [chat messages], "answer": "72" | None,
+     "candidates": [{"index": 0, "text": "...", "finish_reason": "stop", "completion_tokens": 93}, ...]}
+
+For sequential self-refinement, candidate ``index`` 0 is ``y1`` (the direct answer) and
+``N-1`` the last refinement; for parallel sampling it is the sample number.
+
+A selector turns each group into at most one preference pair in TRL's interchange format
+plus provenance::
+
+    {"id", "prompt", "chosen", "rejected", "chosen_index", "rejected_index",
+     "scores": [float | None per candidate, by position], "selector": name, ["answer"]}
+
+and counts what it did in :attr:`SelectionResult.stats` (``groups``, ``pairs``,
+``skipped/<reason>`` per group dropped, ``candidates/<reason>`` per candidate ignored), so
+a run can report e.g. "1000 groups -> 812 pairs; skipped 120 tie, 68 truncated".
+
+Subclasses implement :meth:`Selector.score` (optional: scores per candidate, batched
+over all groups) and :meth:`Selector.choose` (which two candidates form the pair). Score
+based selectors (reward model, LLM judge, user scorers) derive from
+:class:`ScoredSelector`, which picks the highest-scored candidate as chosen and the
+lowest as rejected. Register a selector with ``@SELECTORS.register("name")``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from aries_lit.registry import Registry
+
+__all__ = ["SELECTORS", "Choice", "ScoredSelector", "SelectionResult", "Selector"]
+
+#: What :meth:`Selector.choose` returns: positions ``(chosen, rejected)`` or a skip reason.
+Choice = tuple[int, int] | str
+
+
+@dataclass
+class SelectionResult:
+    """The pairs a selector made and the counts of what it did.
+
+    ``stats`` keys: ``groups`` (groups seen), ``pairs`` (pairs made), ``skipped/<reason>``
+    (one per group without a pair: ``tie``, ``truncated``, ``identical``, ``too_few``,
+    ``unparseable``, ``small_margin``, ``all_correct``, ``none_correct``, ``no_answer``),
+    ``candidates/<reason>`` (one per candidate left out: ``truncated``, ``unparseable``, ...).
+    """
+
+    pairs: list[dict[str, Any]]
+    stats: Counter = field(default_factory=Counter)
+    selector: str = ""
+
+    def skipped(self) -> int:
+        """Groups that gave no pair."""
+        return sum(v for k, v in self.stats.items() if k.startswith("skipped/"))
+
+    def summary(self) -> str:
+        """One readable line, e.g. ``rule: 10 groups -> 7 pairs; skipped 3 (tie 2, truncated 1)``."""
+        head = f"{self.selector or 'selector'}: {self.stats['groups']} groups -> {self.stats['pairs']} pairs"
+        skipped = sorted(
+            (k.split("/", 1)[1], v) for k, v in self.stats.items() if k.startswith("skipped/") and v
+        )
+        if skipped:
+            head += f"; skipped {self.skipped()} (" + ", ".join(f"{k} {v}" for k, v in skipped) + ")"
+        ignored = sorted(
+            (k.split("/", 1)[1], v) for k, v in self.stats.items() if k.startswith("candidates/") and v
+        )
+        if ignored:
+            head += "; candidates " + ", ".join(f"{k} {v}" for k, v in ignored)
+        other = sorted(
+            (k, v)
+            for k, v in self.stats.items()
+            if v and k not in ("groups", "pairs") and not k.startswith(("skipped/", "candidates/"))
+        )
+        if other:
+            head += "; " + ", ".join(f"{k} {v}" for k, v in other)
+        return head
+
+
+class Selector:
+    """Base class: turns prompt groups into preference pairs.
+
+    ``skip_truncated``: candidates cut off at the token limit (``finish_reason ==
+    "length"``) take no part in selection (counted as ``candidates/truncated``); a group
+    left without the candidates it needs is skipped as ``skipped/truncated``.
+    """
+
+    registry_name: ClassVar[str]
+
+    def __init__(self, skip_truncated: bool = True) -> None:
+        self.skip_truncated = skip_truncated
+
+    @property
+    def name(self) -> str:
+        """The registered short name (or the class name of an unregistered selector)."""
+        return self.__class__.__dict__.get("registry_name") or type(self).__name__
+
+    # -- the two hooks ------------------------------------------------------------------
+
+    def score(self, groups: list[dict[str, Any]], usable: list[list[int]], stats: Counter) -> list[list[Any]]:
+        """Scores per candidate (by position) of every group; ``None`` where not scored.
+
+        ``usable[g]`` are the positions of group ``g`` that may be scored (truncated
+        candidates removed when ``skip_truncated``). The default scores nothing.
+        """
+        return [[None] * len(g["candidates"]) for g in groups]
+
+    def choose(self, group: dict[str, Any], usable: list[int], scores: list[Any], stats: Counter) -> Choice:
+        """``(chosen_position, rejected_position)`` for one group, or the reason it gives no pair."""
+        raise NotImplementedError
+
+    # -- the driver -----------------------------------------------------------------------
+
+    def select(self, groups: Iterable[dict[str, Any]]) -> SelectionResult:
+        """Make at most one preference pair per group; see the module docstring for formats."""
+        groups = [self._check_group(g, i) for i, g in enumerate(groups)]
+        stats: Counter = Counter(groups=len(groups), pairs=0)
+        usable = [self._usable(g, stats) for g in groups]
+        all_scores = self.score(groups, usable, stats) if groups else []
+        if len(all_scores) != len(groups):
+            raise RuntimeError(
+                f"{self.name}.score returned {len(all_scores)} score lists for {len(groups)} groups"
+            )
+        pairs = []
+        for group, positions, scores in zip(groups, usable, all_scores):
+            choice = self.choose(group, positions, scores, stats)
+            if isinstance(choice, str):
+                stats[f"skipped/{choice}"] += 1
+                continue
+            chosen, rejected = choice
+            candidates = group["candidates"]
+            if chosen == rejected:
+                stats["skipped/too_few"] += 1
+                continue
+            if candidates[chosen]["text"].strip() == candidates[rejected]["text"].strip():
+                stats["skipped/identical"] += 1
+                continue
+            pairs.append(self._record(group, chosen, rejected, scores))
+            stats["pairs"] += 1
+        return SelectionResult(pairs=pairs, stats=stats, selector=self.name)
+
+    def __call__(self, groups: Iterable[dict[str, Any]]) -> SelectionResult:
+        return self.select(groups)
+
+    # -- helpers for subclasses -------------------------------------------------------------
+
+    def truncated(self, candidate: dict[str, Any]) -> bool:
+        """Whether ``candidate`` stopped at the token limit."""
+        return candidate.get("finish_reason") == "length"
+
+    def usable_or_reason(self, group: dict[str, Any], usable: list[int], needed: int = 2) -> str | None:
+        """The skip reason when fewer than ``needed`` candidates are usable, else ``None``."""
+        if len(usable) >= needed:
+            return None
+        return "truncated" if len(group["candidates"]) >= needed else "too_few"
+
+    def _usable(self, group: dict[str, Any], stats: Counter) -> list[int]:
+        positions = []
+        for pos, cand in enumerate(group["candidates"]):
+            if self.skip_truncated and self.truncated(cand):
+                stats["candidates/truncated"] += 1
+            else:
+                positions.append(pos)
+        return positions
+
+    def _record(self, group: dict[str, Any], chosen: int, rejected: int, scores: list[Any]) -> dict[str, Any]:
+        cands = group["candidates"]
+        record = {
+            "id": group["id"],
+            "prompt": copy.deepcopy(group["prompt"]),
+            "chosen": cands[chosen]["text"],
+            "rejected": cands[rejected]["text"],
+            "chosen_index": cands[chosen]["index"],
+            "rejected_index": cands[rejected]["index"],
+            "scores": [None if s is None else float(s) for s in scores],
+            "selector": self.name,
+        }
+        if group.get("answer") is not None:
+            record["answer"] = group["answer"]
+        return record
+
+    @staticmethod
+    def _check_group(group: Any, i: int) -> dict[str, Any]:
+        """Validate one group; returns a shallow copy with candidates sorted by ``index``."""
+        where = f"prompt group {i}"
+        if not isinstance(group, dict):
+            raise TypeError(f"{where}: expected a dict, got {type(group).__name__}")
+        where += f" (id={group.get('id')!r})"
+        for key in ("id", "prompt", "candidates"):
+            if key not in group:
+                raise ValueError(f"{where}: missing field '{key}'")
+        if not isinstance(group["prompt"], (str, list)):
+            raise ValueError(f"{where}: field 'prompt' must be a string or a list of chat messages")
+        if not isinstance(group["candidates"], list):
+            raise ValueError(f"{where}: field 'candidates' must be a list")
+        candidates = []
+        for j, cand in enumerate(group["candidates"]):
+            if not isinstance(cand, dict) or not isinstance(cand.get("text"), str):
+                raise ValueError(f"{where}: candidates[{j}] needs a string field 'text'")
+            if "index" not in cand:
+                cand = {**cand, "index": j}
+            elif not isinstance(cand["index"], int):
+                raise ValueError(f"{where}: candidates[{j}].index must be an int, got {cand['index']!r}")
+            candidates.append(cand)
+        candidates.sort(key=lambda c: c["index"])
+        return {**group, "candidates": candidates}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(skip_truncated={self.skip_truncated})"
+
+
+class ScoredSelector(Selector):
+    """Chosen = highest score, rejected = lowest, among the usable scored candidates.
+
+    Ties on the best (worst) score go to the latest (earliest) candidate, which for
+    sequential refinement prefers the later refinement as chosen and the direct answer as
+    rejected. A group whose best and worst scores are equal is skipped as ``tie``; one
+    whose margin ``best - worst <= min_margin`` (with ``min_margin > 0``) as
+    ``small_margin``. A group with fewer than two scored candidates is skipped as
+    ``unparseable`` when scoring failed (``score`` returned ``None`` for a usable
+    candidate), else as ``truncated``/``too_few``.
+    """
+
+    def __init__(self, min_margin: float = 0.0, skip_truncated: bool = True) -> None:
+        super().__init__(skip_truncated=skip_truncated)
+        if min_margin < 0:
+            raise ValueError(f"min_margin must be >= 0, got {min_margin}")
+        self.min_margin = float(min_margin)
+
+    def choose(self, group: dict[str, Any], usable: list[int], scores: list[Any], stats: Counter) -> Choice:
+        reason = self.usable_or_reason(group, usable)
+        if reason:
+            return reason
+        scored = [p for p in usable if scores[p] is not None]
+        if len(scored) < 2:
+            return "unparseable"
+        best = max(scored, key=lambda p: (scores[p], p))
+        worst = min(scored, key=lambda p: (scores[p], p))
+        margin = scores[best] - scores[worst]
+        if margin == 0:
+            return "tie"
+        if margin <= self.min_margin:
+            return "small_margin"
+        return best, worst
+
+
+SELECTORS: Registry[Selector] = Registry("selectors", Selector)

@@ -1,0 +1,156 @@
+"""Reward-model selection (ARIES RM selection; the Iterative DPO baseline): best chosen, worst rejected."""
+
+from __future__ import annotations
+
+import gc
+from collections import Counter
+from typing import Any
+
+from aries_lit.prompts.templates import as_messages
+from aries_lit.selectors.base import SELECTORS, ScoredSelector
+
+
+@SELECTORS.register("reward_model")
+class RewardModelSelector(ScoredSelector):
+    """Scores every (prompt, candidate) with a sequence-classification reward model.
+
+    Each candidate is rendered as a conversation (the prompt's messages plus the candidate
+    as the assistant turn) with the reward model tokenizer's own chat template (ChatML when
+    it has none), and scored by ``AutoModelForSequenceClassification`` (one output) under
+    ``torch.no_grad``, in batches of ``batch_size`` sorted by length and right-padded, so
+    batching does not change the scores. Inputs longer than ``max_length`` tokens keep
+    their last ``max_length`` tokens (the score head reads the final token) and are
+    counted as ``candidates/rm_input_truncated``.
+
+    Chosen = highest score, rejected = lowest; ties and margins ``<= min_margin`` are
+    skipped (see :class:`~aries_lit.selectors.base.ScoredSelector`). The model loads on the
+    first :meth:`select` and is freed after it (``keep_loaded=True`` keeps it).
+
+    ``model``: hub name or HF folder of the reward model; ``device``: ``"cuda"`` when
+    available, else ``"cpu"``, unless given; ``dtype``: ``float32``, ``bfloat16``, ...
+    """
+
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 8,
+        min_margin: float = 0.0,
+        max_length: int = 2048,
+        dtype: str = "float32",
+        device: str | None = None,
+        keep_loaded: bool = False,
+        skip_truncated: bool = True,
+    ) -> None:
+        super().__init__(min_margin=min_margin, skip_truncated=skip_truncated)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.max_length = int(max_length)
+        self.dtype = dtype
+        self.device = device
+        self.keep_loaded = keep_loaded
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    # -- loading --------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the reward model and its tokenizer (no-op when loaded)."""
+        if self._model is not None:
+            return
+        import torch
+
+        from aries_lit.models import load_sequence_classifier, load_tokenizer
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        tokenizer = load_tokenizer(self.model, padding_side="right")
+        tokenizer.truncation_side = "left"
+        model = load_sequence_classifier(self.model, dtype=self.dtype)
+        if model.config.num_labels != 1:
+            raise ValueError(
+                f"reward model '{self.model}' has {model.config.num_labels} outputs; a reward model "
+                "for selection needs exactly one (num_labels=1)"
+            )
+        if model.config.pad_token_id is None:  # needed to find each row's last token in a batch
+            model.config.pad_token_id = tokenizer.pad_token_id
+        self._model = model.to(device).eval()
+        self._tokenizer = tokenizer
+
+    def unload(self) -> None:
+        """Free the reward model."""
+        if self._model is None:
+            return
+        self._model = None
+        self._tokenizer = None
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # -- scoring --------------------------------------------------------------------------
+
+    def render(self, prompt: str | list[dict[str, Any]], response: str) -> str:
+        """The (prompt, response) conversation as the reward model reads it."""
+        messages = as_messages(prompt) + [{"role": "assistant", "content": response}]
+        return self._tokenizer.apply_chat_template(messages, tokenize=False)
+
+    def score_texts(self, texts: list[str], stats: Counter | None = None) -> list[float]:
+        """Reward-model scores of rendered conversations, in order."""
+        import torch
+
+        unique = list(dict.fromkeys(texts))  # identical conversations are scored once (and tie exactly)
+        if len(unique) < len(texts):
+            by_text = dict(zip(unique, self.score_texts(unique, stats)))
+            return [by_text[t] for t in texts]
+        tok = self._tokenizer
+        bos = tok.bos_token
+        encoded = []
+        for text in texts:
+            add_special = not (bos and text.startswith(bos))  # the chat template already added BOS
+            ids = tok(text, add_special_tokens=add_special)["input_ids"]
+            if len(ids) > self.max_length:
+                ids = ids[-self.max_length :]
+                if stats is not None:
+                    stats["candidates/rm_input_truncated"] += 1
+            encoded.append(ids)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
+        scores: list[float] = [0.0] * len(encoded)
+        device = next(self._model.parameters()).device
+        with torch.no_grad():
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                batch = tok.pad({"input_ids": [encoded[i] for i in rows]}, padding=True, return_tensors="pt")
+                logits = self._model(
+                    input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+                ).logits
+                for i, value in zip(rows, logits[:, 0].float().cpu().tolist()):
+                    scores[i] = value
+        return scores
+
+    def score(self, groups: list[dict[str, Any]], usable: list[list[int]], stats: Counter) -> list[list[Any]]:
+        self.load()
+        try:
+            where, texts = [], []
+            for g, (group, positions) in enumerate(zip(groups, usable)):
+                if len(positions) < 2:  # nothing to compare; don't spend compute
+                    continue
+                for pos in positions:
+                    where.append((g, pos))
+                    texts.append(self.render(group["prompt"], group["candidates"][pos]["text"]))
+            values = self.score_texts(texts, stats) if texts else []
+        finally:
+            if not self.keep_loaded:
+                self.unload()
+        out: list[list[Any]] = [[None] * len(group["candidates"]) for group in groups]
+        for (g, pos), value in zip(where, values):
+            out[g][pos] = value
+        stats["candidates/scored"] += len(values)
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"RewardModelSelector(model={self.model!r}, batch_size={self.batch_size}, "
+            f"min_margin={self.min_margin}, max_length={self.max_length}, dtype={self.dtype!r})"
+        )

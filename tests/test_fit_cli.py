@@ -1,0 +1,132 @@
+"""`aries-lit fit` end to end on the tiny configs: training, HF export, resume, print_config, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from aries_lit.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs" / "tiny").glob("*.yaml"))
+HH = str(REPO.parent / "shared" / "data" / "hh_rlhf" / "harmless_base_test.jsonl.gz")
+
+
+def _overrides(model_dir: Path, root: Path, steps: int = 2) -> list[str]:
+    return [
+        "--model.init_args.model", str(model_dir),
+        "--data.init_args.train", HH,
+        "--data.init_args.limit", "16",
+        "--trainer.max_steps", str(steps),
+        "--trainer.default_root_dir", str(root),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.logger", "false",
+    ]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_each_tiny_config_trains_and_exports_a_reloadable_hf_model(config, tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    main(["fit", "--config", str(config), *_overrides(tiny_model_dir, tmp_path)])
+    hf = tmp_path / "hf_model"
+    assert (hf / "model.safetensors").exists()
+    model = AutoModelForCausalLM.from_pretrained(str(hf))
+    AutoTokenizer.from_pretrained(str(hf))
+    before = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    changed = any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values()))
+    assert changed, "training did not change the weights"
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    stats = json.loads((tmp_path / "data_stats.json").read_text())
+    assert stats["train/records"] == 16
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_print_config_round_trips(config, tmp_path):
+    def printed(args: list[str]) -> dict:
+        out = subprocess.run([sys.executable, "-m", "aries_lit.cli", "fit", *args, "--print_config"],
+                             capture_output=True, text=True, cwd=REPO, env=_env(), check=True).stdout
+        return yaml.safe_load(out)
+
+    first = printed(["--config", str(config)])
+    again = tmp_path / "printed.yaml"
+    again.write_text(yaml.safe_dump(first))
+    assert printed(["--config", str(again)]) == first
+    assert first["model"]["init_args"]["loss"]["class_path"].startswith("aries_lit.losses")
+
+
+def _fit_cmd(config: Path, model_dir: Path, root: Path, steps: int, record: Path, extra: list[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "aries_lit.cli", "fit", "--config", str(config),
+           *_overrides(model_dir, root, steps), "--checkpoint.every_n_train_steps", "2",
+           "--trainer.callbacks+=helpers.RecordBatches", f"--trainer.callbacks.path={record}"]
+    return cmd + extra
+
+
+def _trained_ids(record: Path) -> list[list[str]]:
+    return [json.loads(line)["ids"] for line in Path(f"{record}.rank0").read_text().splitlines()]
+
+
+def test_killed_run_resumes_from_its_checkpoint_without_repeating_batches(tiny_model_dir, tmp_path):
+    config = REPO / "configs" / "tiny" / "dpo_offline.yaml"
+    full_rec, part_rec = tmp_path / "full", tmp_path / "part"
+    subprocess.run(_fit_cmd(config, tiny_model_dir, tmp_path / "full_run", 6, full_rec, []),
+                   cwd=REPO, env=_env(), check=True, capture_output=True)
+    killed = subprocess.run(
+        _fit_cmd(config, tiny_model_dir, tmp_path / "run", 6, part_rec,
+                 ["--trainer.callbacks+=helpers.KillAtStep", "--trainer.callbacks.step=3"]),
+        cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert killed.returncode != 0
+    assert not (tmp_path / "run" / "hf_model").exists()
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 2
+    rerun = subprocess.run(_fit_cmd(config, tiny_model_dir, tmp_path / "run", 6, part_rec, []),
+                           cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Restoring states from the checkpoint" in rerun.stderr + rerun.stdout
+    assert (tmp_path / "run" / "hf_model" / "model.safetensors").exists()
+    full = _trained_ids(full_rec)
+    part = _trained_ids(part_rec)
+    # killed run trained steps 1-3 (step 3 lost with the crash), the rerun continues after step 2
+    assert part[:2] == full[:2] and part[3:] == full[2:]
+
+
+def test_user_loss_from_a_separate_module_trains_by_class_path(tiny_model_dir, tmp_path):
+    example = REPO / "examples" / "custom_loss"
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join([str(example), env["PYTHONPATH"]])
+    cmd = [sys.executable, "-m", "aries_lit.cli", "fit", "--config", str(example / "config.yaml"),
+           *_overrides(tiny_model_dir, tmp_path, steps=2)]
+    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "hf_model" / "model.safetensors").exists()
+    assert "my_losses.MarginDPOLoss" in (tmp_path / "config.yaml").read_text()
+    assert "train/rewards/margin" in run.stdout + run.stderr or (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
+def test_two_process_ddp_metrics_agree_across_ranks(tiny_model_dir, tmp_path):
+    config = REPO / "configs" / "tiny" / "aries_offline.yaml"
+    record = tmp_path / "rec"
+    cmd = _fit_cmd(config, tiny_model_dir, tmp_path / "run", 3, record,
+                   ["--trainer.devices", "2", "--trainer.strategy", "ddp"])
+    run = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [[json.loads(x) for x in Path(f"{record}.rank{r}").read_text().splitlines()] for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 3
+    for a, b in zip(*ranks):
+        assert set(a["ids"]).isdisjoint(b["ids"]), "ranks trained on the same pairs"
+        for key in ("train/rewards/accuracy_step", "train/refine/v_l_to_w_step", "train/rewards/margin_step"):
+            assert a["metrics"][key] == pytest.approx(b["metrics"][key], abs=1e-6), key
+    assert (tmp_path / "run" / "hf_model" / "model.safetensors").exists()
