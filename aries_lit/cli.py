@@ -24,7 +24,11 @@ def _lightning_cli_class():
         def add_arguments_to_parser(self, parser: Any) -> None:
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
             parser.set_defaults(
-                {"checkpoint.save_last": True, "checkpoint.every_n_train_steps": 50, "checkpoint.save_top_k": 0}
+                {
+                    "checkpoint.save_last": True,
+                    "checkpoint.every_n_train_steps": 50,
+                    "checkpoint.save_top_k": 0,
+                }
             )
             parser.add_lightning_class_args(ExportHFModel, "export")
 
@@ -61,7 +65,7 @@ def lightning_main(argv: list[str]) -> None:
     )
 
 
-USAGE = """usage: aries-lit {fit,validate,generate,select,iterate,evaluate,prepare-model} --config CONFIG.yaml ...
+USAGE = """usage: aries-lit COMMAND --config CONFIG.yaml [--key value ...]
 
   fit            train (LightningCLI): SFT, ARIES-SFT, DPO, ARIES, BT_ARIES, ...
   validate       evaluate the loss and reward metrics on validation pairs

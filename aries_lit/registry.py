@@ -94,8 +94,7 @@ class Registry(Generic[T]):
                 raise RegistryError(f"'{name}' is not a subclass of {self.base.__name__}")
             return cls
         raise RegistryError(
-            f"unknown {self.name} entry '{name}'; "
-            f"known: {', '.join(self.names())}, or a dotted class path"
+            f"unknown {self.name} entry '{name}'; known: {', '.join(self.names())}, or a dotted class path"
         )
 
     def build(self, spec: str | Mapping[str, Any] | T, **overrides: Any) -> T:

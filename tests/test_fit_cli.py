@@ -21,13 +21,20 @@ HH = str(REPO.parent / "shared" / "data" / "hh_rlhf" / "harmless_base_test.jsonl
 
 def _overrides(model_dir: Path, root: Path, steps: int = 2) -> list[str]:
     return [
-        "--model.init_args.model", str(model_dir),
-        "--data.init_args.train", HH,
-        "--data.init_args.limit", "16",
-        "--trainer.max_steps", str(steps),
-        "--trainer.default_root_dir", str(root),
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.logger", "false",
+        "--model.init_args.model",
+        str(model_dir),
+        "--data.init_args.train",
+        HH,
+        "--data.init_args.limit",
+        "16",
+        "--trainer.max_steps",
+        str(steps),
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.logger",
+        "false",
     ]
 
 
@@ -47,7 +54,9 @@ def test_each_tiny_config_trains_and_exports_a_reloadable_hf_model(config, tiny_
     model = AutoModelForCausalLM.from_pretrained(str(hf))
     AutoTokenizer.from_pretrained(str(hf))
     before = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
-    changed = any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values()))
+    changed = any(
+        not torch.equal(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values())
+    )
     assert changed, "training did not change the weights"
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     stats = json.loads((tmp_path / "data_stats.json").read_text())
@@ -57,8 +66,14 @@ def test_each_tiny_config_trains_and_exports_a_reloadable_hf_model(config, tiny_
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_print_config_round_trips(config, tmp_path):
     def printed(args: list[str]) -> dict:
-        out = subprocess.run([sys.executable, "-m", "aries_lit.cli", "fit", *args, "--print_config"],
-                             capture_output=True, text=True, cwd=REPO, env=_env(), check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "aries_lit.cli", "fit", *args, "--print_config"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=_env(),
+            check=True,
+        ).stdout
         return yaml.safe_load(out)
 
     first = printed(["--config", str(config)])
@@ -68,10 +83,22 @@ def test_print_config_round_trips(config, tmp_path):
     assert first["model"]["init_args"]["loss"]["class_path"].startswith("aries_lit.losses")
 
 
-def _fit_cmd(config: Path, model_dir: Path, root: Path, steps: int, record: Path, extra: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "aries_lit.cli", "fit", "--config", str(config),
-           *_overrides(model_dir, root, steps), "--checkpoint.every_n_train_steps", "2",
-           "--trainer.callbacks+=helpers.RecordBatches", f"--trainer.callbacks.path={record}"]
+def _fit_cmd(
+    config: Path, model_dir: Path, root: Path, steps: int, record: Path, extra: list[str]
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "aries_lit.cli",
+        "fit",
+        "--config",
+        str(config),
+        *_overrides(model_dir, root, steps),
+        "--checkpoint.every_n_train_steps",
+        "2",
+        "--trainer.callbacks+=helpers.RecordBatches",
+        f"--trainer.callbacks.path={record}",
+    ]
     return cmd + extra
 
 
@@ -82,18 +109,38 @@ def _trained_ids(record: Path) -> list[list[str]]:
 def test_killed_run_resumes_from_its_checkpoint_without_repeating_batches(tiny_model_dir, tmp_path):
     config = REPO / "configs" / "tiny" / "dpo_offline.yaml"
     full_rec, part_rec = tmp_path / "full", tmp_path / "part"
-    subprocess.run(_fit_cmd(config, tiny_model_dir, tmp_path / "full_run", 6, full_rec, []),
-                   cwd=REPO, env=_env(), check=True, capture_output=True)
+    subprocess.run(
+        _fit_cmd(config, tiny_model_dir, tmp_path / "full_run", 6, full_rec, []),
+        cwd=REPO,
+        env=_env(),
+        check=True,
+        capture_output=True,
+    )
     killed = subprocess.run(
-        _fit_cmd(config, tiny_model_dir, tmp_path / "run", 6, part_rec,
-                 ["--trainer.callbacks+=helpers.KillAtStep", "--trainer.callbacks.step=3"]),
-        cwd=REPO, env=_env(), capture_output=True, text=True)
+        _fit_cmd(
+            config,
+            tiny_model_dir,
+            tmp_path / "run",
+            6,
+            part_rec,
+            ["--trainer.callbacks+=helpers.KillAtStep", "--trainer.callbacks.step=3"],
+        ),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
     assert killed.returncode != 0
     assert not (tmp_path / "run" / "hf_model").exists()
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 2
-    rerun = subprocess.run(_fit_cmd(config, tiny_model_dir, tmp_path / "run", 6, part_rec, []),
-                           cwd=REPO, env=_env(), capture_output=True, text=True)
+    rerun = subprocess.run(
+        _fit_cmd(config, tiny_model_dir, tmp_path / "run", 6, part_rec, []),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Restoring states from the checkpoint" in rerun.stderr + rerun.stdout
     assert (tmp_path / "run" / "hf_model" / "model.safetensors").exists()
@@ -107,20 +154,35 @@ def test_user_loss_from_a_separate_module_trains_by_class_path(tiny_model_dir, t
     example = REPO / "examples" / "custom_loss"
     env = _env()
     env["PYTHONPATH"] = os.pathsep.join([str(example), env["PYTHONPATH"]])
-    cmd = [sys.executable, "-m", "aries_lit.cli", "fit", "--config", str(example / "config.yaml"),
-           *_overrides(tiny_model_dir, tmp_path, steps=2)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aries_lit.cli",
+        "fit",
+        "--config",
+        str(example / "config.yaml"),
+        *_overrides(tiny_model_dir, tmp_path, steps=2),
+    ]
     run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     assert (tmp_path / "hf_model" / "model.safetensors").exists()
     assert "my_losses.MarginDPOLoss" in (tmp_path / "config.yaml").read_text()
-    assert "train/rewards/margin" in run.stdout + run.stderr or (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert (
+        "train/rewards/margin" in run.stdout + run.stderr or (tmp_path / "checkpoints" / "last.ckpt").exists()
+    )
 
 
 def test_two_process_ddp_metrics_agree_across_ranks(tiny_model_dir, tmp_path):
     config = REPO / "configs" / "tiny" / "aries_offline.yaml"
     record = tmp_path / "rec"
-    cmd = _fit_cmd(config, tiny_model_dir, tmp_path / "run", 3, record,
-                   ["--trainer.devices", "2", "--trainer.strategy", "ddp"])
+    cmd = _fit_cmd(
+        config,
+        tiny_model_dir,
+        tmp_path / "run",
+        3,
+        record,
+        ["--trainer.devices", "2", "--trainer.strategy", "ddp"],
+    )
     run = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     ranks = [[json.loads(x) for x in Path(f"{record}.rank{r}").read_text().splitlines()] for r in (0, 1)]

@@ -18,10 +18,16 @@ HH = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "hh_rlhf" / "
 def _setup(tiny_model_dir, tmp_path, loss="aries"):
     module = PreferenceModule(str(tiny_model_dir), loss=loss, precompute_reference=True)
     module.configure_model()
-    dm = PreferenceDataModule(HH, format="hh", limit=8, batch_size=4, max_length=384, max_context_length=256,
-                              shuffle=False)
-    trainer = L.Trainer(accelerator="cpu", default_root_dir=str(tmp_path), logger=False,
-                        enable_progress_bar=False, max_steps=1)
+    dm = PreferenceDataModule(
+        HH, format="hh", limit=8, batch_size=4, max_length=384, max_context_length=256, shuffle=False
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        default_root_dir=str(tmp_path),
+        logger=False,
+        enable_progress_bar=False,
+        max_steps=1,
+    )
     dm.trainer = trainer
     trainer.strategy.connect(module)
     dm.configure(module.tokenizer, module.views)

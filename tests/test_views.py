@@ -47,7 +47,9 @@ def test_only_needed_parts_are_tokenized(tok):
 
 
 def test_labels_mask_the_whole_context(tok):
-    vt = ViewTokenizer(tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), max_length=1024, max_context_length=900)
+    vt = ViewTokenizer(
+        tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), max_length=1024, max_context_length=900
+    )
     features = [vt(r) for r in RECORDS]
     batch = ViewCollator(ALL_VIEWS, tok.pad_token_id)(features)
     assert batch["input_ids"].shape[0] == len(ALL_VIEWS) * len(RECORDS)
@@ -64,13 +66,17 @@ def test_labels_mask_the_whole_context(tok):
 
 def test_truncation_is_counted(tok):
     long = {"id": "x", "prompt": "word " * 300, "chosen": "yes " * 200, "rejected": "no"}
-    vt = ViewTokenizer(tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), max_length=400, max_context_length=300)
+    vt = ViewTokenizer(
+        tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), max_length=400, max_context_length=300
+    )
     features = vt(long)
     assert all(len(features[f"ctx.{c}"]) <= 300 for c in ("direct", "refine_l", "refine_w"))
     assert vt.stats["truncated/context/direct"] == 1 and vt.stats["truncated/response/chosen"] == 1
     longest = max(len(features[f"ctx.{c}"]) for c in ("direct", "refine_l", "refine_w"))
     assert longest + len(features["resp.chosen"]) <= 400
-    dropper = ViewTokenizer(tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), 400, 300, truncation="drop")
+    dropper = ViewTokenizer(
+        tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), 400, 300, truncation="drop"
+    )
     assert dropper(long) is None and dropper.stats["dropped/context_too_long"] == 1
 
 
@@ -84,12 +90,15 @@ def _separate_logp(model, ctx, resp):
 
 @pytest.mark.parametrize("chunk_size", [4096, 7])
 def test_one_concatenated_forward_equals_separate_forwards(tok, model, chunk_size):
-    vt = ViewTokenizer(tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), max_length=1024, max_context_length=900)
+    vt = ViewTokenizer(
+        tok, ALL_VIEWS, RefinementTemplate.from_spec("paper"), max_length=1024, max_context_length=900
+    )
     features = [vt(r) for r in RECORDS]
     batch = ViewCollator(ALL_VIEWS, tok.pad_token_id)(features)
     with torch.no_grad():
-        sums, counts = sequence_logprobs(model, batch["input_ids"], batch["attention_mask"], batch["loss_mask"],
-                                         chunk_size=chunk_size)
+        sums, counts = sequence_logprobs(
+            model, batch["input_ids"], batch["attention_mask"], batch["loss_mask"], chunk_size=chunk_size
+        )
     per_view = split_views(sums, batch["views"], len(RECORDS))
     for view in (DIRECT_CHOSEN, REFINE_L_CHOSEN, REFINE_W_REJECTED):
         for b, f in enumerate(features):
@@ -105,7 +114,9 @@ def test_chunked_logprobs_gradients_match(tok, model):
     grads = []
     for chunk in (4096, 5):
         model.zero_grad()
-        sums, _ = sequence_logprobs(model, batch["input_ids"], batch["attention_mask"], batch["loss_mask"], chunk)
+        sums, _ = sequence_logprobs(
+            model, batch["input_ids"], batch["attention_mask"], batch["loss_mask"], chunk
+        )
         sums.sum().backward()
         grads.append(model.model.embed_tokens.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)

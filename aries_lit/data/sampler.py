@@ -68,7 +68,11 @@ class ResumableLoader(DataLoader):
     def state_dict(self) -> dict[str, Any]:
         sampler = self.sampler
         done = self._progress() if self._progress else 0  # read at save time: batches trained this epoch
-        return {"epoch": getattr(sampler, "epoch", 0), "seed": getattr(sampler, "seed", 0), "batches_done": done}
+        return {
+            "epoch": getattr(sampler, "epoch", 0),
+            "seed": getattr(sampler, "seed", 0),
+            "batches_done": done,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if isinstance(self.sampler, ResumableSampler):

@@ -10,8 +10,14 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from aries_lit.prompts.templates import FALLBACK_CHAT_TEMPLATE
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
@@ -38,7 +44,10 @@ def _check_local(name_or_path: str) -> None:
 def load_tokenizer(name_or_path: str, padding_side: str = "right", **kwargs: Any) -> Any:
     """A tokenizer with a pad token and a chat template (ChatML fallback)."""
     _check_local(name_or_path)
-    tok = AutoTokenizer.from_pretrained(str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().exists() else name_or_path, **kwargs)
+    tok = AutoTokenizer.from_pretrained(
+        str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().exists() else name_or_path,
+        **kwargs,
+    )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
     if not getattr(tok, "chat_template", None):
@@ -56,7 +65,9 @@ def load_causal_lm(name_or_path: str, dtype: str | torch.dtype | None = "float32
     )
 
 
-def load_sequence_classifier(name_or_path: str, dtype: str | torch.dtype | None = "float32", **kwargs: Any) -> Any:
+def load_sequence_classifier(
+    name_or_path: str, dtype: str | torch.dtype | None = "float32", **kwargs: Any
+) -> Any:
     """A reward model: ``AutoModelForSequenceClassification`` with one score head."""
     _check_local(name_or_path)
     path = Path(name_or_path).expanduser()

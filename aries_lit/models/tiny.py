@@ -30,7 +30,10 @@ def build_tiny_tokenizer(out_dir: str | Path, vocab_size: int = 512):
     )
     tok.train_from_iterator(_corpus(), trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>", bos_token="<|im_start|>",
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="<|im_end|>",
+        bos_token="<|im_start|>",
         unk_token="<unk>",
     )
     fast.chat_template = FALLBACK_CHAT_TEMPLATE
@@ -42,10 +45,18 @@ def _llama_config(tokenizer, hidden_size: int, num_layers: int, **extra):
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=2048, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True, **extra,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=True,
+        **extra,
     )
 
 
@@ -59,13 +70,17 @@ def build_tiny_model(out_dir: str | Path, hidden_size: int = 64, num_layers: int
     torch.manual_seed(seed)
     model = LlamaForCausalLM(_llama_config(tokenizer, hidden_size, num_layers))
     model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
     )
     model.save_pretrained(str(out))
     return out
 
 
-def build_tiny_reward_model(out_dir: str | Path, hidden_size: int = 64, num_layers: int = 2, seed: int = 0) -> Path:
+def build_tiny_reward_model(
+    out_dir: str | Path, hidden_size: int = 64, num_layers: int = 2, seed: int = 0
+) -> Path:
     """Write a random-init Llama sequence classifier (one score) and its tokenizer to ``out_dir``."""
     import torch
     from transformers import LlamaForSequenceClassification

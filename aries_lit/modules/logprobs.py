@@ -71,7 +71,9 @@ def sequence_logprobs(
     parts = _decoder_and_head(model)
     if parts is not None:
         decoder, head = parts
-        hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        hidden = decoder(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
         token_logps = _token_logps(hidden[:, :-1][target_mask], targets, head, chunk_size)
     else:  # models without a separable head: full logits
         logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1]

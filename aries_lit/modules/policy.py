@@ -120,11 +120,19 @@ class PolicyModule(L.LightningModule):
         self._reference.clear()
 
     # ----------------------------------------------------------------- log-probs
-    def view_logps(self, model: Any, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def view_logps(
+        self, model: Any, batch: dict[str, Any]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         sums, counts = sequence_logprobs(
-            model, batch["input_ids"], batch["attention_mask"], batch["loss_mask"], self.hparams.logits_chunk_size
+            model,
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch["loss_mask"],
+            self.hparams.logits_chunk_size,
         )
-        return split_views(sums, batch["views"], batch["batch_size"]), split_views(counts, batch["views"], batch["batch_size"])
+        return split_views(sums, batch["views"], batch["batch_size"]), split_views(
+            counts, batch["views"], batch["batch_size"]
+        )
 
     @torch.no_grad()
     def reference_logps(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -164,10 +172,23 @@ class PolicyModule(L.LightningModule):
                 self.metrics[slot] = MeanMetric(dist_sync_on_step=True).to(self.device)
             metric = self.metrics[slot]
             metric(values.reshape(-1).to(self.device))
-            self.log(key, metric, on_step=stage == "train", on_epoch=True, batch_size=bs,
-                     prog_bar=name == "rewards/accuracy", metric_attribute=f"metrics.{slot}")
-        self.log(f"{stage}/tokens", counts_total(counts), on_step=True, on_epoch=False, reduce_fx="sum",
-                 batch_size=bs)
+            self.log(
+                key,
+                metric,
+                on_step=stage == "train",
+                on_epoch=True,
+                batch_size=bs,
+                prog_bar=name == "rewards/accuracy",
+                metric_attribute=f"metrics.{slot}",
+            )
+        self.log(
+            f"{stage}/tokens",
+            counts_total(counts),
+            on_step=True,
+            on_epoch=False,
+            reduce_fx="sum",
+            batch_size=bs,
+        )
         return out.loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -181,7 +202,10 @@ class PolicyModule(L.LightningModule):
         params = [p for p in self.policy.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = [
+            {"params": decay, "weight_decay": hp.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.adam_betas))
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(math.ceil(hp.warmup_ratio * total))

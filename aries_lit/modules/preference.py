@@ -1,4 +1,4 @@
-"""Preference training (DPO, ARIES Eq. 10, BT_ARIES, IPO, SimPO, ...) of a policy against a frozen reference."""
+"""Preference training (DPO, ARIES Eq. 10, BT_ARIES, IPO, SimPO, ...) against a frozen reference."""
 
 from __future__ import annotations
 

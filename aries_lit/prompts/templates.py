@@ -2,8 +2,8 @@
 
 The default template is the one of ARIES ("ARIES: Stimulating Self-Refinement of Large
 Language Models by Iterative Preference Optimization", arXiv 2502.05605), Appendix B.1,
-verbatim. Appendix E adds the ``analysis`` and ``short`` variants. A config may name one of these or give its own
-text with the ``{question}`` and ``{example_response}`` fields.
+verbatim. Appendix E adds the ``analysis`` and ``short`` variants. A config may name one
+of these or give its own text with the ``{question}`` and ``{example_response}`` fields.
 """
 
 from __future__ import annotations
