@@ -38,4 +38,7 @@ def _smollm2_to(out: str) -> Path:
     return Path(out)
 
 
-COMMANDS = {"prepare-model": prepare_model}
+from aries_lit.pipeline.collect import generate, select  # noqa: E402
+from aries_lit.pipeline.iterate import iterate  # noqa: E402
+
+COMMANDS = {"prepare-model": prepare_model, "generate": generate, "select": select, "iterate": iterate}

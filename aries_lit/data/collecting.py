@@ -1,0 +1,71 @@
+"""A DataModule that collects its own preference pairs (generate + select) before training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aries_lit.data.datamodule import PreferenceDataModule
+
+
+class CollectingDataModule(PreferenceDataModule):
+    """Couples a generator and a selector: prompts + the current model -> pairs -> batches.
+
+    Collection runs in ``prepare_data`` (once per node, rank 0) and resumes a killed run;
+    the pairs then load like any TRL-format file.
+
+    Args:
+        prompts: a prompt source spec (see ``aries-lit generate``).
+        generator: a generator name or ``{name|class_path: ..., ...}`` (default SR).
+        selector: a selector name or spec (default ``rule``).
+        collect_dir: where candidates and pairs go (default ``<default_root_dir>/collect``).
+        collect_model: the model that generates (default: the LightningModule's starting model).
+        **kwargs: :class:`PreferenceDataModule` options (``train`` is set to the pairs file).
+    """
+
+    def __init__(
+        self,
+        prompts: dict[str, Any] | str,
+        generator: dict[str, Any] | str = "sequential_refinement",
+        selector: dict[str, Any] | str = "rule",
+        collect_dir: str | None = None,
+        collect_model: str | None = None,
+        template: str = "paper",
+        max_length: int = 1024,
+        max_context_length: int = 768,
+        truncation: str = "left",
+        batch_size: int = 4,
+        limit: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        reference_cache_dir: str | None = None,
+    ) -> None:
+        super().__init__(train="", template=template, max_length=max_length, max_context_length=max_context_length,
+                         truncation=truncation, batch_size=batch_size, limit=limit, shuffle=shuffle, seed=seed,
+                         reference_cache_dir=reference_cache_dir)
+        self.prompts, self.generator, self.selector = prompts, generator, selector
+        self.collect_dir, self.collect_model = collect_dir, collect_model
+
+    def _dir(self) -> Path:
+        if self.collect_dir:
+            return Path(self.collect_dir)
+        return Path(self.trainer.default_root_dir if self.trainer else ".") / "collect"
+
+    def _model(self) -> str:
+        if self.collect_model:
+            return self.collect_model
+        module = getattr(self.trainer, "lightning_module", None) if self.trainer else None
+        if module is None:
+            raise RuntimeError("CollectingDataModule needs collect_model when used outside a Trainer")
+        return module.model_name
+
+    def prepare_data(self) -> None:
+        from aries_lit.pipeline.collect import generate, select
+
+        out = self._dir()
+        generate(self._model(), self.prompts, self.generator, str(out / "candidates"))
+        select(str(out / "candidates"), self.prompts, self.selector, str(out / "pairs.jsonl"))
+
+    def setup(self, stage: str | None = None) -> None:
+        self.hparams.train = str(self._dir() / "pairs.jsonl")
+        super().setup(stage)

@@ -1,0 +1,1 @@
+"""The ARIES workflow: collect (generate + select) and iterate (stages of fit and collection)."""
