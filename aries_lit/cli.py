@@ -87,6 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     if argv[0] in LIGHTNING_COMMANDS:
         lightning_main(argv)
         return
+    if argv[0] == "iterate":
+        from aries_lit.pipeline.iterate import iterate_main
+
+        iterate_main(argv[1:])
+        return
     from aries_lit.commands import COMMANDS
 
     if argv[0] not in COMMANDS:

@@ -38,7 +38,12 @@ def _smollm2_to(out: str) -> Path:
     return Path(out)
 
 
+from aries_lit.evaluation.evaluate import evaluate  # noqa: E402
 from aries_lit.pipeline.collect import generate, select  # noqa: E402
-from aries_lit.pipeline.iterate import iterate  # noqa: E402
 
-COMMANDS = {"prepare-model": prepare_model, "generate": generate, "select": select, "iterate": iterate}
+COMMANDS = {
+    "prepare-model": prepare_model,
+    "generate": generate,
+    "select": select,
+    "evaluate": evaluate,
+}

@@ -44,7 +44,7 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tup
     denom = 1.0 + z * z / n
     center = (p + z * z / (2.0 * n)) / denom
     half = z * math.sqrt(max(p * (1.0 - p) / n + z * z / (4.0 * n * n), 0.0)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
+    return max(0.0, min(center - half, p)), min(1.0, max(center + half, p))  # rounding: keep p inside
 
 
 def normal_interval(mean: float, se: float, confidence: float = 0.95) -> tuple[float, float]:
@@ -109,7 +109,9 @@ def summarize(
         mean = total / n
         var = max(squares - n * mean * mean, 0.0) / (n - 1) if n > 1 else 0.0
         se = math.sqrt(var / n)
-        low, high = wilson_interval(total, n, confidence) if ci == "wilson" else normal_interval(mean, se, confidence)
+        low, high = (
+            wilson_interval(total, n, confidence) if ci == "wilson" else normal_interval(mean, se, confidence)
+        )
         out.update(mean=mean, se=se, ci_low=low, ci_high=high)
     out.update(n=n, ci=ci, confidence=confidence)
     return out

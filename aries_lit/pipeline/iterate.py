@@ -218,3 +218,46 @@ def iterate(
                              **evaluation)
     print(f"[aries-lit] run finished in {_fmt(time.time() - start_all)}; models: {json.dumps(models)}", flush=True)
     return models
+
+
+def iterate_main(argv: list[str]) -> None:
+    """``aries-lit iterate --config RUN.yaml [--run_dir D] [--only_stages a,b] [--from_stage s]``.
+
+    The run config is read as plain YAML (its stages hold whole fit configs with
+    ``class_path`` entries, which are resolved by each stage's own ``fit``, not here).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="aries-lit iterate", description=iterate.__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="run config: run_dir, base_model, stages, evaluation")
+    parser.add_argument("--run_dir", help="override the config's run_dir")
+    parser.add_argument("--base_model", help="override the config's base_model")
+    parser.add_argument("--only_stages", "--stages", help="comma-separated stage names to run")
+    parser.add_argument("--from_stage", help="rerun this stage and all after it")
+    parser.add_argument("--progress", default="true", choices=["true", "false"])
+    args = parser.parse_args(argv)
+    path = Path(args.config)
+    if not path.exists():
+        parser.error(f"config file '{path}' does not exist")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise SystemExit(f"aries-lit iterate: {path}: invalid YAML: {err}") from None
+    unknown = set(config) - {"run_dir", "base_model", "stages", "evaluation"}
+    if unknown:
+        raise SystemExit(f"aries-lit iterate: {path}: unknown top-level field(s) {sorted(unknown)}")
+    for key in ("run_dir", "base_model", "stages"):
+        if not (getattr(args, key, None) if key != "stages" else None) and key not in config:
+            raise SystemExit(f"aries-lit iterate: {path}: field '{key}' is missing")
+    try:
+        iterate(
+            run_dir=args.run_dir or config["run_dir"],
+            base_model=args.base_model or config["base_model"],
+            stages=config["stages"],
+            evaluation=config.get("evaluation"),
+            only_stages=args.only_stages.split(",") if args.only_stages else None,
+            from_stage=args.from_stage,
+            progress=args.progress == "true",
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"aries-lit iterate: {path}: {err}") from None

@@ -1,0 +1,25 @@
+"""Evaluation: Direct vs sequential self-refinement (SR) of checkpoints (ARIES Tables 1-3, Fig. 3a).
+
+::
+
+    from aries_lit.evaluation import evaluate_checkpoints
+
+    result = evaluate_checkpoints(
+        ["runs/iter1/hf", "runs/iter2/hf"],
+        tasks=[{"name": "gsm8k", "limit": 200}, {"name": "alpaca_eval", "limit": 805}],
+        out_dir="runs/eval", num_refinements=3, judge="path/to/reward-model",
+    )
+    result["checkpoints"]["iter1-hf"]["tasks"]["gsm8k"]["accuracy"]["sr"]["mean"]
+
+- :mod:`~aries_lit.evaluation.evaluate`: the protocol and the ``aries-lit evaluate`` command.
+- :mod:`~aries_lit.evaluation.stats`: means and intervals (Wilson, normal), reduced across ranks.
+- :mod:`~aries_lit.evaluation.winrate`: win rate and length-controlled win rate (numpy only).
+- :mod:`~aries_lit.evaluation.report`: JSON, Markdown, PNG plots, AlpacaEval output files.
+
+This package imports nothing heavy at import time (torch, transformers and matplotlib load
+when an evaluation runs).
+"""
+
+from aries_lit.evaluation.evaluate import checkpoint_names, evaluate, evaluate_checkpoints, parse_tasks
+
+__all__ = ["checkpoint_names", "evaluate", "evaluate_checkpoints", "parse_tasks"]

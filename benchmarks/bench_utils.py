@@ -1,0 +1,376 @@
+"""Shared set-up of the benchmark suite: settings, data selection, batches, FLOP counting.
+
+Settings come from environment variables so a slow machine can shrink a run:
+
+* ``ARIES_BENCH_THREADS`` (2): ``torch.set_num_threads``.
+* ``ARIES_BENCH_ROUNDS`` (3) / ``ARIES_BENCH_WARMUP`` (1): measured and warm-up steps per benchmark.
+* ``ARIES_BENCH_MODELS`` (``tiny,smollm2``): which models the training benchmarks run.
+* ``ARIES_BENCH_DATA`` (``<repo>/../shared/data``): the shared data folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ARIES_BENCH_DATA", REPO.parent / "shared" / "data"))
+HH_TEST = DATA / "hh_rlhf" / "harmless_base_test.jsonl.gz"
+GSM8K_TEST = DATA / "gsm8k" / "test.jsonl"
+
+THREADS = int(os.environ.get("ARIES_BENCH_THREADS", "2"))
+ROUNDS = int(os.environ.get("ARIES_BENCH_ROUNDS", "3"))
+WARMUP = int(os.environ.get("ARIES_BENCH_WARMUP", "1"))
+MODELS = tuple(m for m in os.environ.get("ARIES_BENCH_MODELS", "tiny,smollm2").split(",") if m)
+
+PAIRS_PER_STEP = 4
+MAX_LENGTH = 256
+#: contexts longer than this are cut from the left (refinement contexts); the benchmark pairs are
+#: chosen so that their *direct* context fits, so DPO sees no context truncation (as in TRL).
+MAX_CONTEXT_LENGTH = 192
+LR = 1e-6
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def load_avg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    import transformers
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "threads": THREADS,
+        "loadavg": load_avg(),
+    }
+
+
+# --------------------------------------------------------------------------- precision
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager:
+    """``fp32``: nothing; ``bf16``: CPU autocast to bfloat16 (what Lightning's ``bf16-mixed`` does)."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    raise ValueError(f"precision must be fp32 or bf16, not {precision!r}")
+
+
+# --------------------------------------------------------------------------- matmul peak
+
+_PEAK: dict[str, float] = {}
+MATMUL_N = 2048
+
+
+def matmul_flops(dtype: torch.dtype, n: int = MATMUL_N, repeats: int = 10) -> tuple[float, list[float]]:
+    """Best-of-``repeats`` FLOP/s of an ``n x n @ n x n`` matmul, and all the timings."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    for _ in range(2):
+        torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / min(times), times
+
+
+def peak_flops(precision: str) -> float:
+    """This machine's measured matmul peak for ``fp32``/``bf16`` (measured once per session)."""
+    if precision not in _PEAK:
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        _PEAK[precision] = matmul_flops(dtype)[0]
+    return _PEAK[precision]
+
+
+def set_peak(precision: str, value: float) -> None:
+    _PEAK[precision] = max(value, _PEAK.get(precision, 0.0))
+
+
+def num_params(model: torch.nn.Module) -> int:
+    """Unique parameters (tied embeddings once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def model_flops(params: int, trained_tokens: float, reference_tokens: float) -> float:
+    """The issue's count: 6 x params per trained token + 2 x params per reference-forward token."""
+    return 6.0 * params * trained_tokens + 2.0 * params * reference_tokens
+
+
+# --------------------------------------------------------------------------- data
+
+
+def select_pairs(tokenizer: Any, n: int) -> list[dict[str, Any]]:
+    """The first ``n`` HH-RLHF harmless test pairs whose direct chat context fits ``MAX_CONTEXT_LENGTH``.
+
+    The same pairs (in the same order) feed aries_lit and TRL, so both see identical token
+    sequences: no context is cut, responses are cut at the end to fit ``MAX_LENGTH`` (TRL's
+    ``keep_start``).
+    """
+    from aries_lit.data import load_preference_records
+    from aries_lit.data.views import record_prompt
+    from aries_lit.prompts.templates import chat_context
+
+    records = load_preference_records(str(HH_TEST), format="hh", on_error="skip")
+    out = []
+    for record in records:
+        ctx = chat_context(tokenizer, record_prompt(record))
+        if len(tokenizer(ctx, add_special_tokens=False)["input_ids"]) <= MAX_CONTEXT_LENGTH:
+            out.append(record)
+            if len(out) == n:
+                break
+    if len(out) < n:
+        raise RuntimeError(f"only {len(out)} HH pairs fit {MAX_CONTEXT_LENGTH} context tokens; need {n}")
+    return out
+
+
+def steps_needed() -> int:
+    return WARMUP + ROUNDS
+
+
+def tokenize(
+    tokenizer: Any,
+    records: list[dict[str, Any]],
+    views: tuple[str, ...],
+    max_length: int = MAX_LENGTH,
+    max_context_length: int = MAX_CONTEXT_LENGTH,
+) -> list[dict[str, Any]]:
+    from aries_lit.data import ViewTokenizer
+    from aries_lit.prompts.templates import RefinementTemplate
+
+    vt = ViewTokenizer(
+        tokenizer, views, RefinementTemplate.from_spec("paper"), max_length, max_context_length, "left"
+    )
+    feats = [vt(r) for r in records]
+    if any(f is None for f in feats):
+        raise RuntimeError("a benchmark record was dropped by the view tokenizer")
+    return feats  # type: ignore[return-value]
+
+
+def make_batches(features: list[dict[str, Any]], views: tuple[str, ...], pad_id: int) -> list[dict[str, Any]]:
+    from aries_lit.data import ViewCollator
+
+    collate = ViewCollator(views, pad_id)
+    return [collate(features[i : i + PAIRS_PER_STEP]) for i in range(0, len(features), PAIRS_PER_STEP)]
+
+
+def view_tokens_per_pair(features: list[dict[str, Any]], views: tuple[str, ...]) -> dict[str, float]:
+    """Mean tokens (context + response) per pair for each view, their sum (``separate``: every view
+    its own sequence, as aries_lit runs them now) and ``shared_context``: each context once with
+    its responses on top (the issue's packing target)."""
+    from aries_lit.data.views import needed_parts, view_sequence
+
+    out: dict[str, float] = {}
+    n = len(features)
+    for v in views:
+        out[v] = sum(len(c) + len(r) for c, r in (view_sequence(f, v) for f in features)) / n
+    out["separate"] = sum(out[v] for v in views)
+    contexts, _ = needed_parts(views)
+    shared = 0
+    for f in features:
+        shared += sum(len(f[f"ctx.{c}"]) for c in contexts)
+        shared += sum(len(view_sequence(f, v)[1]) for v in views)
+    out["shared_context"] = shared / n
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def batch_tokens(batch: dict[str, Any]) -> dict[str, int]:
+    """Non-pad tokens, padded tokens (rows x width) and response tokens of a collated batch."""
+    return {
+        "nonpad": int(batch["attention_mask"].sum()),
+        "padded": int(batch["input_ids"].numel()),
+        "response": int(batch["loss_mask"].sum()),
+        "rows": int(batch["input_ids"].shape[0]),
+    }
+
+
+def gsm8k_prompts(n: int = 16) -> list[dict[str, Any]]:
+    import json
+
+    out = []
+    with open(GSM8K_TEST, encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i == n:
+                break
+            rec = json.loads(line)
+            out.append({"id": f"gsm8k-test-{i}", "prompt": rec["question"], "answer": rec["answer"]})
+    return out
+
+
+# --------------------------------------------------------------------------- aries_lit training step
+
+
+@dataclass
+class StepLog:
+    seconds: float
+    tokens: int
+    loss: float
+
+
+@dataclass
+class AriesStep:
+    """One aries_lit training step, as ``PolicyModule._step`` + Lightning's optimizer step do it.
+
+    policy forward over all views of the loss (``PolicyModule.view_logps``), the reference's log-probs
+    (``PolicyModule.reference_logps`` on the fly, or cached ``ref.<view>`` columns), the loss object,
+    backward, ``AdamW.step`` and ``zero_grad``. bf16 = ``torch.autocast("cpu", bfloat16)`` around the
+    forward passes and the loss, backward outside it (as Lightning's ``bf16-mixed``).
+    """
+
+    module: Any
+    optimizer: torch.optim.Optimizer
+    batches: list[dict[str, Any]]
+    precision: str
+    log: list[StepLog] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        from aries_lit.data.collator import reference_from_batch
+        from aries_lit.losses import ViewLogProbs
+
+        batch = self.batches[len(self.log) % len(self.batches)]
+        module = self.module
+        t0 = time.perf_counter()
+        with autocast(self.precision):
+            policy, counts = module.view_logps(module.policy, batch)
+            reference = None
+            if module.loss.requires_reference():
+                reference = reference_from_batch(batch)
+                if reference is None:
+                    reference = module.reference_logps(batch)
+            out = module.loss(ViewLogProbs(policy=policy, reference=reference, num_tokens=counts))
+        out.loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        seconds = time.perf_counter() - t0
+        self.log.append(StepLog(seconds, batch_tokens(batch)["nonpad"], float(out.loss.detach())))
+        return seconds
+
+
+def aries_optimizer(policy: torch.nn.Module) -> torch.optim.Optimizer:
+    """AdamW exactly as ``PolicyModule.configure_optimizers`` builds it (weight decay 0, lr 1e-6)."""
+    params = [p for p in policy.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.0},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=LR)
+
+
+def attach_cached_reference(module: Any, batches: list[dict[str, Any]], precision: str) -> None:
+    """Put ``ref.<view>`` reference log-probs in each batch (as the reference cache does) and drop the
+    reference model, so the timed step runs no reference forward."""
+    for batch in batches:
+        with autocast(precision):
+            logps = module.reference_logps(batch)
+        for view, values in logps.items():
+            batch[f"ref.{view}"] = values.detach().float()
+    module.release_reference()
+
+
+def summarize_steps(
+    log: list[StepLog], params: int, precision: str, reference_on_the_fly: bool, warmup: int = WARMUP
+) -> dict[str, Any]:
+    """s/step, tokens/s, model FLOP/s and MFU over the measured (post warm-up) steps."""
+    measured = log[warmup:] or log
+    seconds = sum(s.seconds for s in measured)
+    tokens = sum(s.tokens for s in measured)
+    steps = len(measured)
+    flops = model_flops(params, tokens, tokens if reference_on_the_fly else 0)
+    peak = peak_flops(precision)
+    achieved = flops / seconds
+    return {
+        "steps_measured": steps,
+        "s_per_step": round(seconds / steps, 4),
+        "step_seconds": [round(s.seconds, 4) for s in measured],
+        "tokens_per_step": round(tokens / steps, 1),
+        "tokens_per_s": round(tokens / seconds, 2),
+        "pairs_per_s": round(PAIRS_PER_STEP * steps / seconds, 4),
+        "params": params,
+        "model_gflops_per_step": round(flops / steps / 1e9, 2),
+        "achieved_gflops": round(achieved / 1e9, 2),
+        "peak_gflops": round(peak / 1e9, 2),
+        "mfu": round(achieved / peak, 4),
+        "losses": [round(s.loss, 6) for s in log],
+    }
+
+
+def aries_train_benchmark(
+    benchmark: Any,
+    model_dir: Path,
+    model_label: str,
+    loss: str,
+    precision: str,
+    reference: str,
+    rounds: int = ROUNDS,
+    warmup: int = WARMUP,
+) -> dict[str, Any]:
+    """Time :class:`AriesStep` on the benchmark pairs and store the figures in ``benchmark.extra_info``."""
+    from aries_lit.modules.policy import PolicyModule
+
+    torch.manual_seed(0)
+    module = PolicyModule(model=str(model_dir), loss=loss, lr=LR)
+    module.configure_model()
+    views = module.views
+    records = select_pairs(module.tokenizer, PAIRS_PER_STEP * steps_needed())
+    features = tokenize(module.tokenizer, records, views)
+    batches = make_batches(features, views, module.tokenizer.pad_token_id)
+    if reference == "cached":
+        attach_cached_reference(module, batches, precision)
+    elif module.loss.requires_reference():
+        module.reference_model()  # loaded before timing
+    step = AriesStep(module, aries_optimizer(module.policy), batches, precision)
+    benchmark.pedantic(step, rounds=rounds, warmup_rounds=warmup, iterations=1)
+    info = summarize_steps(
+        step.log,
+        num_params(module.policy),
+        precision,
+        reference_on_the_fly=reference == "on_the_fly",
+        warmup=warmup,
+    )
+    per_batch = [batch_tokens(batches[i % len(batches)]) for i in range(len(step.log))][warmup:]
+    info.update(
+        {
+            "framework": "aries_lit",
+            "driver": "minimal loop over PolicyModule.view_logps/reference_logps + loss object + AdamW",
+            "model": model_label,
+            "loss": loss,
+            "precision": precision,
+            "reference": reference,
+            "views": list(views),
+            "pairs_per_step": PAIRS_PER_STEP,
+            "max_length": MAX_LENGTH,
+            "max_context_length": MAX_CONTEXT_LENGTH,
+            "padded_tokens_per_step": sum(b["padded"] for b in per_batch) / max(1, len(per_batch)),
+            "response_tokens_per_step": sum(b["response"] for b in per_batch) / max(1, len(per_batch)),
+            "view_tokens_per_pair": view_tokens_per_pair(features, views),
+        }
+    )
+    benchmark.extra_info.update(info)
+    return info
