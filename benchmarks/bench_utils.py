@@ -4,6 +4,7 @@ Settings come from environment variables so a slow machine can shrink a run:
 
 * ``ARIES_BENCH_THREADS`` (2): ``torch.set_num_threads``.
 * ``ARIES_BENCH_ROUNDS`` (3) / ``ARIES_BENCH_WARMUP`` (1): measured and warm-up steps per benchmark.
+* ``ARIES_BENCH_SLOW_ROUNDS`` (= rounds): measured steps of the SmolLM2 ARIES/BT_ARIES benchmarks.
 * ``ARIES_BENCH_MODELS`` (``tiny,smollm2``): which models the training benchmarks run.
 * ``ARIES_BENCH_DATA`` (``<repo>/../shared/data``): the shared data folder.
 """
@@ -29,6 +30,8 @@ GSM8K_TEST = DATA / "gsm8k" / "test.jsonl"
 THREADS = int(os.environ.get("ARIES_BENCH_THREADS", "2"))
 ROUNDS = int(os.environ.get("ARIES_BENCH_ROUNDS", "3"))
 WARMUP = int(os.environ.get("ARIES_BENCH_WARMUP", "1"))
+#: measured steps of the SmolLM2 ``aries``/``bt_aries`` benchmarks (about 3.5x a DPO step each)
+SLOW_ROUNDS = int(os.environ.get("ARIES_BENCH_SLOW_ROUNDS", str(ROUNDS)))
 MODELS = tuple(m for m in os.environ.get("ARIES_BENCH_MODELS", "tiny,smollm2").split(",") if m)
 
 PAIRS_PER_STEP = 4

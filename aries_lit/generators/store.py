@@ -27,7 +27,14 @@ log = logging.getLogger(__name__)
 CANDIDATES_FILE = "candidates.jsonl"
 MANIFEST_FILE = "manifest.json"
 CANDIDATE_FIELDS = (
-    "id", "index", "text", "prompt_tokens", "completion_tokens", "finish_reason", "generator", "settings_hash",
+    "id",
+    "index",
+    "text",
+    "prompt_tokens",
+    "completion_tokens",
+    "finish_reason",
+    "generator",
+    "settings_hash",
 )
 
 
@@ -41,9 +48,13 @@ def check_prompts(prompts: Iterable[Mapping[str, Any]], source: str = "prompts")
     seen: dict[str, int] = {}
     for i, rec in enumerate(prompts):
         if not isinstance(rec, Mapping):
-            raise TypeError(f"{source} record {i}: expected a dict with 'id' and 'prompt', got {type(rec).__name__}")
+            raise TypeError(
+                f"{source} record {i}: expected a dict with 'id' and 'prompt', got {type(rec).__name__}"
+            )
         if rec.get("id") is None:
-            raise ValueError(f"{source} record {i}: missing field 'id' (every prompt needs a stable, unique id)")
+            raise ValueError(
+                f"{source} record {i}: missing field 'id' (every prompt needs a stable, unique id)"
+            )
         if "prompt" not in rec:
             raise ValueError(f"{source} record {i} (id '{rec['id']}'): missing field 'prompt'")
         prompt = rec["prompt"]
@@ -59,13 +70,14 @@ def check_prompts(prompts: Iterable[Mapping[str, Any]], source: str = "prompts")
                     )
         else:
             raise ValueError(
-                f"{source} record {i} (id '{rec['id']}'): field 'prompt' must be a string or a non-empty list "
-                f"of chat messages, got {type(prompt).__name__}"
+                f"{source} record {i} (id '{rec['id']}'): field 'prompt' must be a string or a non-empty "
+                f"list of chat messages, got {type(prompt).__name__}"
             )
         pid = str(rec["id"])
         if pid in seen:
             raise ValueError(
-                f"{source}: duplicate prompt id '{pid}' (records {seen[pid]} and {i}); prompt ids must be unique"
+                f"{source}: duplicate prompt id '{pid}' (records {seen[pid]} and {i}); "
+                "prompt ids must be unique"
             )
         seen[pid] = i
         out.append(dict(rec, id=pid))
@@ -169,7 +181,9 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except ValueError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete it to rebuild it from the candidates") from err
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); delete it to rebuild it from the candidates"
+        ) from err
 
 
 def write_manifest(out_dir: str | Path, manifest: Mapping[str, Any]) -> None:
@@ -213,5 +227,7 @@ def load_groups(
         if all(i in cands for i in range(num_candidates)):
             groups.append({**rec, "candidates": [cands[i] for i in range(num_candidates)]})
     if len(groups) < len(records):
-        log.info("%s: %d of %d prompts have all %d candidates", out_dir, len(groups), len(records), num_candidates)
+        log.info(
+            "%s: %d of %d prompts have all %d candidates", out_dir, len(groups), len(records), num_candidates
+        )
     return groups

@@ -117,7 +117,10 @@ def run_stage(stage: dict[str, Any], stage_dir: Path, model: str, progress: bool
         print(f"[aries-lit]   collecting with {model}", flush=True)
         candidates = generate(model, collect["prompts"], collect.get("generator", "sequential_refinement"),
                               str(stage_dir / "candidates"), progress=progress)
-        pairs = Path(select(candidates, collect["prompts"], collect.get("selector", "rule"),
+        selector = collect.get("selector", "rule")
+        if isinstance(selector, dict) and selector.get("name") == "llm_judge" and not selector.get("model"):
+            selector = {**selector, "model": model}  # Self-Rewarding: the current policy judges
+        pairs = Path(select(candidates, collect["prompts"], selector,
                             str(stage_dir / "pairs.jsonl")))
         if not pairs.read_text().strip():
             raise RuntimeError(f"stage '{stage['name']}': selection gave no pairs (see {stage_dir}/selection_stats.json)")
@@ -220,6 +223,78 @@ def iterate(
     return models
 
 
+def _apply_override(node: Any, keys: list[str], value: Any, where: str) -> int:
+    """Set ``value`` at ``keys`` under ``node``; ``*`` matches every list item (or mapping value)
+    that already holds the rest of the path's parent; a list item can also be named by its ``name``."""
+    key, rest = keys[0], keys[1:]
+    if isinstance(node, list):
+        if key == "*":
+            items = node
+        else:
+            items = [x for x in node if isinstance(x, dict) and x.get("name") == key]
+            if not items:
+                raise ValueError(f"{where}: no list item named '{key}'")
+        if not rest:
+            raise ValueError(f"{where}: cannot replace a whole list item")
+        hits = 0
+        for item in items:
+            try:
+                hits += _apply_override(item, rest, value, where)
+            except KeyError:
+                if key != "*":
+                    raise
+        return hits
+    if not isinstance(node, dict):
+        raise KeyError(key)
+    if not rest:
+        node[key] = copy.deepcopy(value)
+        return 1
+    if key not in node:
+        raise KeyError(key)
+    return _apply_override(node[key], rest, value, where)
+
+
+def inline_fit_configs(config: dict[str, Any]) -> dict[str, Any]:
+    """Merge each stage's ``fit_config`` file (relative to the working directory) under its ``fit``."""
+    for stage in config.get("stages") or []:
+        if isinstance(stage, dict) and stage.get("fit_config"):
+            file = Path(stage.pop("fit_config"))
+            if not file.exists():
+                raise FileNotFoundError(f"stage '{stage.get('name')}': fit_config '{file}' does not exist "
+                                        "(relative paths are from the working directory)")
+            stage["fit"] = _merge(yaml.safe_load(file.read_text()) or {}, stage.get("fit") or {})
+    return config
+
+
+def load_run_config(path: str | Path) -> dict[str, Any]:
+    """A run config; an overlay names its ``base`` (relative to itself) and dotted ``overrides``.
+
+    ``overrides`` maps paths such as ``stages.*.fit.model.init_args.loss.init_args.alpha`` or
+    ``stages.iter1.collect.selector`` to values; ``*`` applies to every stage that has the
+    path's parent, a stage name to that stage only.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"config file '{path}' does not exist")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: invalid YAML: {err}") from None
+    if "base" not in config:
+        return inline_fit_configs(config)
+    base = load_run_config(path.parent / config.pop("base"))
+    overrides = config.pop("overrides", {}) or {}
+    merged = _merge(base, config)
+    for dotted, value in overrides.items():
+        try:
+            hits = _apply_override(merged, dotted.split("."), value, f"{path}: override '{dotted}'")
+        except KeyError as err:
+            raise ValueError(f"{path}: override '{dotted}': the base config has no '{err.args[0]}'") from None
+        if hits == 0:
+            raise ValueError(f"{path}: override '{dotted}' matched nothing in the base config")
+    return merged
+
+
 def iterate_main(argv: list[str]) -> None:
     """``aries-lit iterate --config RUN.yaml [--run_dir D] [--only_stages a,b] [--from_stage s]``.
 
@@ -235,14 +310,16 @@ def iterate_main(argv: list[str]) -> None:
     parser.add_argument("--only_stages", "--stages", help="comma-separated stage names to run")
     parser.add_argument("--from_stage", help="rerun this stage and all after it")
     parser.add_argument("--progress", default="true", choices=["true", "false"])
+    parser.add_argument("--print_config", action="store_true", help="print the resolved run config and exit")
     args = parser.parse_args(argv)
     path = Path(args.config)
-    if not path.exists():
-        parser.error(f"config file '{path}' does not exist")
     try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SystemExit(f"aries-lit iterate: {path}: invalid YAML: {err}") from None
+        config = load_run_config(path)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"aries-lit iterate: {err}") from None
+    if args.print_config:
+        print(yaml.safe_dump(config, sort_keys=False))
+        return
     unknown = set(config) - {"run_dir", "base_model", "stages", "evaluation"}
     if unknown:
         raise SystemExit(f"aries-lit iterate: {path}: unknown top-level field(s) {sorted(unknown)}")

@@ -79,7 +79,9 @@ class Backend:
     def tokenizer(self) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def generate(self, contexts: list[str], settings: SamplingSettings) -> list[Completion]:  # pragma: no cover
+    def generate(
+        self, contexts: list[str], settings: SamplingSettings
+    ) -> list[Completion]:  # pragma: no cover
         raise NotImplementedError
 
     def close(self) -> None:

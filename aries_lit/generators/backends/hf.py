@@ -40,7 +40,9 @@ def stop_token_ids(tokenizer: Any) -> list[int]:
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
     if not ids:
-        raise ValueError(f"tokenizer of '{tokenizer.name_or_path}' has neither an end-of-turn nor an eos token")
+        raise ValueError(
+            f"tokenizer of '{tokenizer.name_or_path}' has neither an end-of-turn nor an eos token"
+        )
     return ids
 
 
@@ -93,7 +95,9 @@ class TransformersBackend(Backend):
         self._stop_ids = stop_token_ids(self._tokenizer)
         self.generated_tokens = 0
         self.generate_seconds = 0.0
-        log.info("loaded %s (%s on %s) in %.1f s", model, self._model.dtype, self.device, time.perf_counter() - t0)
+        log.info(
+            "loaded %s (%s on %s) in %.1f s", model, self._model.dtype, self.device, time.perf_counter() - t0
+        )
 
     @property
     def tokenizer(self) -> Any:

@@ -152,7 +152,10 @@ class VLLMBackend(Backend):
                 core.shutdown()
         del llm, engine, core
         with contextlib.suppress(Exception):
-            from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+            from vllm.distributed.parallel_state import (
+                destroy_distributed_environment,
+                destroy_model_parallel,
+            )
 
             destroy_model_parallel()
             destroy_distributed_environment()
