@@ -50,6 +50,8 @@ class Registry(Generic[T]):
     def __init__(self, name: str, base: type[T]) -> None:
         self.name = name
         self.base = base
+        #: what one entry is called in messages ("loss", "selector", ...)
+        self.item = {"losses": "loss", "prompt_sources": "prompt_source"}.get(name, name.rstrip("s"))
         self._classes: dict[str, type[T]] = {}
         self._entry_points_loaded = False
 
@@ -94,7 +96,7 @@ class Registry(Generic[T]):
                 raise RegistryError(f"'{name}' is not a subclass of {self.base.__name__}")
             return cls
         raise RegistryError(
-            f"unknown {self.name} entry '{name}'; known: {', '.join(self.names())}, or a dotted class path"
+            f"unknown {self.item} '{name}'; known: {', '.join(self.names())}, or a dotted class path"
         )
 
     def build(self, spec: str | Mapping[str, Any] | T, **overrides: Any) -> T:

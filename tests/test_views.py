@@ -120,3 +120,25 @@ def test_chunked_logprobs_gradients_match(tok, model):
         sums.sum().backward()
         grads.append(model.model.embed_tokens.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("views", [ALL_VIEWS, ("direct/chosen", "direct/rejected"), ("refine_l/chosen",)])
+def test_shared_context_rows_give_the_same_logprobs_as_one_row_per_view(tok, model, views):
+    from aries_lit.data.collator import SharedContextCollator
+    from aries_lit.modules.logprobs import packed_logprobs
+
+    vt = ViewTokenizer(tok, views, RefinementTemplate.from_spec("paper"), max_length=1024, max_context_length=900)
+    features = [vt(r) for r in RECORDS]
+    plain = ViewCollator(views, tok.pad_token_id)(features)
+    packed = SharedContextCollator(views, tok.pad_token_id)(features)
+    contexts = {v.split("/")[0] for v in views}
+    assert packed["input_ids"].shape[0] == len(contexts) * len(RECORDS)  # one row per (pair, context)
+    with torch.no_grad():
+        a, ca = sequence_logprobs(model, plain["input_ids"], plain["attention_mask"], plain["loss_mask"])
+        b, cb = packed_logprobs(model, packed["input_ids"], packed["attention_mask"], packed["position_ids"],
+                                packed["pred_index"], packed["target_ids"], packed["out_index"], len(views) * 3)
+    torch.testing.assert_close(a, b, atol=2e-4, rtol=1e-4)
+    assert ca.tolist() == cb.tolist()
+    tokens_plain = int(plain["attention_mask"].sum())
+    tokens_packed = sum(len(features[0][f"ctx.{c}"]) for c in contexts)  # shared contexts are not repeated
+    assert tokens_packed < tokens_plain or len(views) == 1

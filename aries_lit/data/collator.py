@@ -62,3 +62,80 @@ def reference_from_batch(batch: dict[str, Any]) -> dict[str, Tensor] | None:
     """Cached reference log-probs carried by the batch, if every view has them."""
     refs = {v: batch[f"ref.{v}"] for v in batch["views"] if f"ref.{v}" in batch}
     return refs if len(refs) == len(batch["views"]) else None
+
+
+@dataclass
+class SharedContextCollator:
+    """One row per (pair, context): the context once, then every response the loss needs after it.
+
+    The two direct views share ``x`` and each pair of refinement views shares ``(x, y_prev, z)``,
+    which holds a whole previous answer and the template, so ARIES's six views cost three
+    contexts instead of six. A 4-D attention mask keeps the second response from seeing the
+    first, and its position ids restart right after the context, so every response is scored
+    exactly as in its own sequence.
+
+    Returns ``input_ids``, ``position_ids``, a boolean ``attention_mask`` ``[rows, 1, T, T]``, and
+    per scored token the flat index of the predicting position (``pred_index``), its id
+    (``target_ids``) and the view-major output slot it sums into (``out_index``).
+    """
+
+    views: tuple[str, ...]
+    pad_token_id: int
+    pad_to_multiple_of: int = 8
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        from aries_lit.data.views import needed_parts  # local: views imports losses
+
+        contexts, _ = needed_parts(self.views)
+        by_context = {c: [v for v in self.views if v.split("/")[0] == c] for c in contexts}
+        batch_size = len(features)
+        slot = {v: i for i, v in enumerate(self.views)}
+        rows, row_layout = [], []
+        for ctx in contexts:
+            for b, f in enumerate(features):
+                ctx_ids = f[f"ctx.{ctx}"]
+                seq, spans = list(ctx_ids), []
+                for view in by_context[ctx]:
+                    resp = f[f"resp.{view.split('/')[1]}"]
+                    spans.append((slot[view] * batch_size + b, len(seq), len(resp)))
+                    seq.extend(resp)
+                rows.append(seq)
+                row_layout.append((len(ctx_ids), spans))
+        longest = max(len(r) for r in rows)
+        if self.pad_to_multiple_of > 1:
+            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        n = len(rows)
+        input_ids = torch.full((n, longest), self.pad_token_id, dtype=torch.long)
+        position_ids = torch.zeros((n, longest), dtype=torch.long)
+        mask = torch.tril(torch.ones((longest, longest), dtype=torch.bool)).repeat(n, 1, 1)
+        pred, targets, out = [], [], []
+        for r, (seq, (ctx_len, spans)) in enumerate(zip(rows, row_layout)):
+            input_ids[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            position_ids[r] = torch.arange(longest)
+            for k, (out_slot, start, length) in enumerate(spans):
+                if k > 0:  # later responses: positions restart after the context, earlier responses hidden
+                    position_ids[r, start : start + length] = torch.arange(ctx_len, ctx_len + length)
+                    mask[r, start : start + length, ctx_len:start] = False
+                for j in range(length):
+                    pred.append(r * longest + (start + j - 1 if j > 0 else ctx_len - 1))
+                    targets.append(seq[start + j])
+                    out.append(out_slot)
+            if len(seq) < longest:  # padding continues the positions of the last span
+                last = int(position_ids[r, len(seq) - 1])
+                position_ids[r, len(seq) :] = torch.arange(last + 1, last + 1 + longest - len(seq))
+        batch: dict[str, Any] = {
+            "input_ids": input_ids,
+            "position_ids": position_ids,
+            "attention_mask": mask.unsqueeze(1),
+            "pred_index": torch.tensor(pred, dtype=torch.long),
+            "target_ids": torch.tensor(targets, dtype=torch.long),
+            "out_index": torch.tensor(out, dtype=torch.long),
+            "views": list(self.views),
+            "batch_size": batch_size,
+            "ids": [f.get("id") for f in features],
+        }
+        for view in self.views:
+            key = f"ref.{view}"
+            if all(key in f for f in features):
+                batch[key] = torch.tensor([float(f[key]) for f in features], dtype=torch.float32)
+        return batch

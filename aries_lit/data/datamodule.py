@@ -11,7 +11,7 @@ import lightning as L
 from datasets import Dataset
 from lightning.pytorch.utilities import rank_zero_info
 
-from aries_lit.data.collator import ViewCollator
+from aries_lit.data.collator import SharedContextCollator, ViewCollator
 from aries_lit.data.reference_cache import attach_reference_logps, model_hash
 from aries_lit.data.sampler import ResumableLoader, ResumableSampler
 from aries_lit.data.views import ViewTokenizer
@@ -35,6 +35,9 @@ class PreferenceDataModule(L.LightningDataModule):
         limit: use only the first ``limit`` records.
         on_error: ``raise`` (default) stops at the first invalid record with its file, record
             number and field; ``skip`` drops invalid records and counts them in ``data_stats.json``.
+        shared_context: run each context once with all its responses on top (a 4-D attention
+            mask keeps them apart): ARIES's six views cost three contexts. ``false`` runs every view
+            as its own row (needed for attention kernels without custom masks, e.g. flash-attn 2).
         reference_cache_dir: where precomputed reference log-probs are kept
             (default: ``<trainer.default_root_dir>/reference_cache``).
     """
@@ -58,6 +61,7 @@ class PreferenceDataModule(L.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         reference_cache_dir: str | None = None,
+        shared_context: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -129,8 +133,9 @@ class PreferenceDataModule(L.LightningDataModule):
             (out / "data_stats.json").write_text(json.dumps(dict(self.stats), indent=2))
 
     # ------------------------------------------------------------------ reference cache
-    def collator(self) -> ViewCollator:
-        return ViewCollator(self.views, self.tokenizer.pad_token_id)
+    def collator(self) -> ViewCollator | SharedContextCollator:
+        cls = SharedContextCollator if self.hparams.shared_context else ViewCollator
+        return cls(self.views, self.tokenizer.pad_token_id)
 
     def attach_reference(self, module: Any) -> None:
         """Add ``ref.<view>`` columns computed by ``module.reference_logps`` (cached on disk)."""

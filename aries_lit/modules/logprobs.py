@@ -83,3 +83,39 @@ def sequence_logprobs(
     sums = sums.index_add(0, row_index, token_logps.float())
     counts = target_mask.sum(-1)
     return sums, counts
+
+
+def packed_logprobs(
+    model: Any,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    position_ids: Tensor,
+    pred_index: Tensor,
+    target_ids: Tensor,
+    out_index: Tensor,
+    num_outputs: int,
+    chunk_size: int = 4096,
+) -> tuple[Tensor, Tensor]:
+    """Summed log-probs for rows that hold several responses after one shared context.
+
+    Args:
+        input_ids, position_ids: ``[R, T]``; attention_mask: boolean ``[R, 1, T, T]``.
+        pred_index: ``[K]`` flat ``r * T + t`` positions whose hidden state predicts each scored token.
+        target_ids: ``[K]`` the scored tokens; out_index: ``[K]`` their output slot in ``[num_outputs]``.
+
+    Returns:
+        ``([num_outputs] float32 sums, [num_outputs] token counts)``.
+    """
+    parts = _decoder_and_head(model)
+    if parts is None:
+        raise ValueError("shared-context packing needs a model with a separable decoder and LM head; "
+                         "set data.init_args.shared_context: false")
+    decoder, head = parts
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                     use_cache=False).last_hidden_state
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    token_logps = _token_logps(flat[pred_index], target_ids, head, chunk_size)
+    sums = torch.zeros(num_outputs, dtype=torch.float32, device=input_ids.device)
+    sums = sums.index_add(0, out_index, token_logps.float())
+    counts = torch.bincount(out_index, minlength=num_outputs)
+    return sums, counts

@@ -13,7 +13,7 @@ from torchmetrics import MeanMetric
 from aries_lit.data.collator import reference_from_batch, split_views
 from aries_lit.losses import LOSSES, Loss, ViewLogProbs
 from aries_lit.models import load_causal_lm, load_tokenizer
-from aries_lit.modules.logprobs import sequence_logprobs
+from aries_lit.modules.logprobs import packed_logprobs, sequence_logprobs
 
 
 def _lr_lambda(schedule: str, warmup: int, total: int):
@@ -120,19 +120,19 @@ class PolicyModule(L.LightningModule):
         self._reference.clear()
 
     # ----------------------------------------------------------------- log-probs
-    def view_logps(
-        self, model: Any, batch: dict[str, Any]
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        sums, counts = sequence_logprobs(
-            model,
-            batch["input_ids"],
-            batch["attention_mask"],
-            batch["loss_mask"],
-            self.hparams.logits_chunk_size,
-        )
-        return split_views(sums, batch["views"], batch["batch_size"]), split_views(
-            counts, batch["views"], batch["batch_size"]
-        )
+    def view_logps(self, model: Any, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Per-view ``[B]`` summed log-probs and response token counts of ``batch``."""
+        views, bs = batch["views"], batch["batch_size"]
+        if "pred_index" in batch:  # shared-context rows
+            sums, counts = packed_logprobs(
+                model, batch["input_ids"], batch["attention_mask"], batch["position_ids"], batch["pred_index"],
+                batch["target_ids"], batch["out_index"], len(views) * bs, self.hparams.logits_chunk_size,
+            )
+        else:
+            sums, counts = sequence_logprobs(
+                model, batch["input_ids"], batch["attention_mask"], batch["loss_mask"], self.hparams.logits_chunk_size
+            )
+        return split_views(sums, views, bs), split_views(counts, views, bs)
 
     @torch.no_grad()
     def reference_logps(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
