@@ -79,6 +79,23 @@ Run `aries-lit COMMAND --help` for a command's options."""
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point; user errors (bad data, unknown names, missing files) print one clear line.
+
+    Set ``ARIES_LIT_DEBUG=1`` to see the full traceback instead.
+    """
+    from aries_lit.data.errors import DataValidationError
+    from aries_lit.registry import RegistryError
+
+    try:
+        _main(argv)
+    except (DataValidationError, RegistryError, FileNotFoundError) as err:
+        if os.environ.get("ARIES_LIT_DEBUG"):
+            raise
+        print(f"aries-lit: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not argv or argv[0] in ("-h", "--help"):

@@ -35,16 +35,26 @@ def _diff(a, b):
 
 @pytest.mark.parametrize("config", FIT_CONFIGS, ids=[c.stem for c in FIT_CONFIGS])
 def test_paper_fit_configs_parse(config):
-    out = subprocess.run([sys.executable, "-m", "aries_lit.cli", "fit", "--config", str(config), "--print_config"],
-                         capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "aries_lit.cli", "fit", "--config", str(config), "--print_config"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     printed = yaml.safe_load(out.stdout)
     assert printed["model"]["init_args"]["model"] == "meta-llama/Llama-3.1-8B"
-    assert printed["trainer"]["accumulate_grad_batches"] * printed["trainer"]["devices"] * \
-        printed["data"]["init_args"]["batch_size"] == 128  # the paper's batch
+    assert (
+        printed["trainer"]["accumulate_grad_batches"]
+        * printed["trainer"]["devices"]
+        * printed["data"]["init_args"]["batch_size"]
+        == 128
+    )  # the paper's batch
 
 
-@pytest.mark.parametrize("config", RUN_CONFIGS, ids=[str(c.relative_to(REPO / "configs" / "iterate")) for c in RUN_CONFIGS])
+@pytest.mark.parametrize(
+    "config", RUN_CONFIGS, ids=[str(c.relative_to(REPO / "configs" / "iterate")) for c in RUN_CONFIGS]
+)
 def test_run_configs_resolve(config, monkeypatch):
     monkeypatch.chdir(REPO)
     resolved = load_run_config(config)
@@ -55,17 +65,30 @@ def test_run_configs_resolve(config, monkeypatch):
 
 LOSS = "fit.model.init_args.loss"
 OVERLAYS = {
-    "paper/ablations/no_dpo.yaml": {f"stages.{s}.{LOSS}.init_args.alpha" for s in ("offline", "iter1", "iter2")},
-    "paper/ablations/ps_instead_of_sr.yaml": {f"stages.{s}.collect.generator.name" for s in ("iter1", "iter2")},
+    "paper/ablations/no_dpo.yaml": {
+        f"stages.{s}.{LOSS}.init_args.alpha" for s in ("offline", "iter1", "iter2")
+    },
+    "paper/ablations/ps_instead_of_sr.yaml": {
+        f"stages.{s}.collect.generator.name" for s in ("iter1", "iter2")
+    },
     "paper/ablations/bt_instead_of_mse.yaml": {
-        f"stages.{s}.{LOSS}.init_args.refine.class_path" for s in ("offline", "iter1", "iter2")},
+        f"stages.{s}.{LOSS}.init_args.refine.class_path" for s in ("offline", "iter1", "iter2")
+    },
     "paper/ablations/rm_instead_of_rule.yaml": {
-        f"stages.{s}.collect.selector.{k}" for s in ("iter1", "iter2")
-        for k in ("name", "model", "batch_size", "dtype", "chosen_index", "rejected_index")},
-    "paper/bt_aries.yaml": {f"stages.{s}.{LOSS}.{k}" for s in ("offline", "iter1", "iter2")
-                            for k in ("class_path", "init_args.refine.class_path")},
-    "paper/aries_rm.yaml": {f"stages.{s}.collect.selector.{k}" for s in ("iter1", "iter2")
-                            for k in ("name", "model", "batch_size", "dtype", "chosen_index", "rejected_index")}
+        f"stages.{s}.collect.selector.{k}"
+        for s in ("iter1", "iter2")
+        for k in ("name", "model", "batch_size", "dtype", "chosen_index", "rejected_index")
+    },
+    "paper/bt_aries.yaml": {
+        f"stages.{s}.{LOSS}.{k}"
+        for s in ("offline", "iter1", "iter2")
+        for k in ("class_path", "init_args.refine.class_path")
+    },
+    "paper/aries_rm.yaml": {
+        f"stages.{s}.collect.selector.{k}"
+        for s in ("iter1", "iter2")
+        for k in ("name", "model", "batch_size", "dtype", "chosen_index", "rejected_index")
+    }
     | {f"stages.{s}.{LOSS}.init_args.refine.init_args.beta" for s in ("offline", "iter1", "iter2")},
 }
 
@@ -90,7 +113,10 @@ def test_no_dpo_sets_alpha_one_and_keeps_the_refine_loss(monkeypatch):
 def test_overlay_errors_name_the_file_and_path(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"base": str(REPO / "configs/iterate/paper/aries.yaml"),
-                                   "overrides": {"stages.nosuch.fit.x": 1}}))
+    bad.write_text(
+        yaml.safe_dump(
+            {"base": str(REPO / "configs/iterate/paper/aries.yaml"), "overrides": {"stages.nosuch.fit.x": 1}}
+        )
+    )
     with pytest.raises(ValueError, match="bad.yaml: override 'stages.nosuch.fit.x'"):
         load_run_config(bad)

@@ -61,7 +61,9 @@ def _assert_complete(run: Path) -> None:
         pairs = [json.loads(x) for x in (run / stage / "pairs.jsonl").read_text().splitlines()]
         ids = [p["id"] for p in pairs]
         assert ids and len(ids) == len(set(ids)), "duplicate pairs"
-        cands = [json.loads(x) for x in (run / stage / "candidates" / "candidates.jsonl").read_text().splitlines()]
+        cands = [
+            json.loads(x) for x in (run / stage / "candidates" / "candidates.jsonl").read_text().splitlines()
+        ]
         keys = [(c["id"], c["index"]) for c in cands]
         assert len(keys) == len(set(keys)), "duplicate candidates"
 
@@ -79,8 +81,9 @@ def test_iterate_runs_two_iterations_and_skips_finished_stages(tiny_model_dir, t
 
 
 def _kill_when(config: Path, ready, timeout: float = 600) -> None:
-    proc = subprocess.Popen(_cmd(config), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _cmd(config), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + timeout
     try:
         while time.time() < deadline and proc.poll() is None:

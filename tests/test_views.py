@@ -127,7 +127,9 @@ def test_shared_context_rows_give_the_same_logprobs_as_one_row_per_view(tok, mod
     from aries_lit.data.collator import SharedContextCollator
     from aries_lit.modules.logprobs import packed_logprobs
 
-    vt = ViewTokenizer(tok, views, RefinementTemplate.from_spec("paper"), max_length=1024, max_context_length=900)
+    vt = ViewTokenizer(
+        tok, views, RefinementTemplate.from_spec("paper"), max_length=1024, max_context_length=900
+    )
     features = [vt(r) for r in RECORDS]
     plain = ViewCollator(views, tok.pad_token_id)(features)
     packed = SharedContextCollator(views, tok.pad_token_id)(features)
@@ -135,8 +137,16 @@ def test_shared_context_rows_give_the_same_logprobs_as_one_row_per_view(tok, mod
     assert packed["input_ids"].shape[0] == len(contexts) * len(RECORDS)  # one row per (pair, context)
     with torch.no_grad():
         a, ca = sequence_logprobs(model, plain["input_ids"], plain["attention_mask"], plain["loss_mask"])
-        b, cb = packed_logprobs(model, packed["input_ids"], packed["attention_mask"], packed["position_ids"],
-                                packed["pred_index"], packed["target_ids"], packed["out_index"], len(views) * 3)
+        b, cb = packed_logprobs(
+            model,
+            packed["input_ids"],
+            packed["attention_mask"],
+            packed["position_ids"],
+            packed["pred_index"],
+            packed["target_ids"],
+            packed["out_index"],
+            len(views) * 3,
+        )
     torch.testing.assert_close(a, b, atol=2e-4, rtol=1e-4)
     assert ca.tolist() == cb.tolist()
     tokens_plain = int(plain["attention_mask"].sum())

@@ -41,9 +41,19 @@ class CollectingDataModule(PreferenceDataModule):
         reference_cache_dir: str | None = None,
         shared_context: bool = True,
     ) -> None:
-        super().__init__(train="", template=template, max_length=max_length, max_context_length=max_context_length,
-                         truncation=truncation, batch_size=batch_size, limit=limit, shuffle=shuffle, seed=seed,
-                         reference_cache_dir=reference_cache_dir, shared_context=shared_context)
+        super().__init__(
+            train="",
+            template=template,
+            max_length=max_length,
+            max_context_length=max_context_length,
+            truncation=truncation,
+            batch_size=batch_size,
+            limit=limit,
+            shuffle=shuffle,
+            seed=seed,
+            reference_cache_dir=reference_cache_dir,
+            shared_context=shared_context,
+        )
         self.prompts, self.generator, self.selector = prompts, generator, selector
         self.collect_dir, self.collect_model = collect_dir, collect_model
 

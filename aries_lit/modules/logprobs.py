@@ -108,11 +108,14 @@ def packed_logprobs(
     """
     parts = _decoder_and_head(model)
     if parts is None:
-        raise ValueError("shared-context packing needs a model with a separable decoder and LM head; "
-                         "set data.init_args.shared_context: false")
+        raise ValueError(
+            "shared-context packing needs a model with a separable decoder and LM head; "
+            "set data.init_args.shared_context: false"
+        )
     decoder, head = parts
-    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                     use_cache=False).last_hidden_state
+    hidden = decoder(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+    ).last_hidden_state
     flat = hidden.reshape(-1, hidden.shape[-1])
     token_logps = _token_logps(flat[pred_index], target_ids, head, chunk_size)
     sums = torch.zeros(num_outputs, dtype=torch.float32, device=input_ids.device)

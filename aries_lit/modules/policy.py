@@ -120,17 +120,30 @@ class PolicyModule(L.LightningModule):
         self._reference.clear()
 
     # ----------------------------------------------------------------- log-probs
-    def view_logps(self, model: Any, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def view_logps(
+        self, model: Any, batch: dict[str, Any]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Per-view ``[B]`` summed log-probs and response token counts of ``batch``."""
         views, bs = batch["views"], batch["batch_size"]
         if "pred_index" in batch:  # shared-context rows
             sums, counts = packed_logprobs(
-                model, batch["input_ids"], batch["attention_mask"], batch["position_ids"], batch["pred_index"],
-                batch["target_ids"], batch["out_index"], len(views) * bs, self.hparams.logits_chunk_size,
+                model,
+                batch["input_ids"],
+                batch["attention_mask"],
+                batch["position_ids"],
+                batch["pred_index"],
+                batch["target_ids"],
+                batch["out_index"],
+                len(views) * bs,
+                self.hparams.logits_chunk_size,
             )
         else:
             sums, counts = sequence_logprobs(
-                model, batch["input_ids"], batch["attention_mask"], batch["loss_mask"], self.hparams.logits_chunk_size
+                model,
+                batch["input_ids"],
+                batch["attention_mask"],
+                batch["loss_mask"],
+                self.hparams.logits_chunk_size,
             )
         return split_views(sums, views, bs), split_views(counts, views, bs)
 

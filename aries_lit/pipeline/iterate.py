@@ -73,7 +73,9 @@ def _check_stages(stages: list[dict[str, Any]]) -> None:
     for i, stage in enumerate(stages):
         where = f"stages[{i}]"
         if not isinstance(stage, dict):
-            raise ValueError(f"{where}: a stage is a mapping with 'name' and 'fit' (got {type(stage).__name__})")
+            raise ValueError(
+                f"{where}: a stage is a mapping with 'name' and 'fit' (got {type(stage).__name__})"
+            )
         name = stage.get("name")
         if not name or not isinstance(name, str):
             raise ValueError(f"{where}: field 'name' is missing")
@@ -81,7 +83,9 @@ def _check_stages(stages: list[dict[str, Any]]) -> None:
             raise ValueError(f"{where}: stage name '{name}' is used twice")
         names.add(name)
         if "fit" not in stage and "fit_config" not in stage:
-            raise ValueError(f"{where} ('{name}'): needs 'fit' (a fit config mapping) and/or 'fit_config' (a file)")
+            raise ValueError(
+                f"{where} ('{name}'): needs 'fit' (a fit config mapping) and/or 'fit_config' (a file)"
+            )
         unknown = set(stage) - {"name", "fit", "fit_config", "collect"}
         if unknown:
             raise ValueError(f"{where} ('{name}'): unknown field(s) {sorted(unknown)}")
@@ -90,7 +94,9 @@ def _check_stages(stages: list[dict[str, Any]]) -> None:
             raise ValueError(f"{where} ('{name}'): field 'collect.prompts' is missing")
 
 
-def _stage_fit_config(stage: dict[str, Any], stage_dir: Path, model: str, pairs: Path | None) -> dict[str, Any]:
+def _stage_fit_config(
+    stage: dict[str, Any], stage_dir: Path, model: str, pairs: Path | None
+) -> dict[str, Any]:
     config: dict[str, Any] = {}
     if stage.get("fit_config"):
         path = Path(stage["fit_config"])
@@ -115,15 +121,21 @@ def run_stage(stage: dict[str, Any], stage_dir: Path, model: str, progress: bool
     collect = stage.get("collect")
     if collect is not None:
         print(f"[aries-lit]   collecting with {model}", flush=True)
-        candidates = generate(model, collect["prompts"], collect.get("generator", "sequential_refinement"),
-                              str(stage_dir / "candidates"), progress=progress)
+        candidates = generate(
+            model,
+            collect["prompts"],
+            collect.get("generator", "sequential_refinement"),
+            str(stage_dir / "candidates"),
+            progress=progress,
+        )
         selector = collect.get("selector", "rule")
         if isinstance(selector, dict) and selector.get("name") == "llm_judge" and not selector.get("model"):
             selector = {**selector, "model": model}  # Self-Rewarding: the current policy judges
-        pairs = Path(select(candidates, collect["prompts"], selector,
-                            str(stage_dir / "pairs.jsonl")))
+        pairs = Path(select(candidates, collect["prompts"], selector, str(stage_dir / "pairs.jsonl")))
         if not pairs.read_text().strip():
-            raise RuntimeError(f"stage '{stage['name']}': selection gave no pairs (see {stage_dir}/selection_stats.json)")
+            raise RuntimeError(
+                f"stage '{stage['name']}': selection gave no pairs (see {stage_dir}/selection_stats.json)"
+            )
     config = _stage_fit_config(stage, stage_dir, model, pairs)
     config_path = stage_dir / "fit_config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -133,7 +145,9 @@ def run_stage(stage: dict[str, Any], stage_dir: Path, model: str, progress: bool
         cmd += ["--trainer.enable_progress_bar", "false"]
     result = subprocess.run(cmd, env=dict(os.environ))
     if result.returncode != 0:
-        raise RuntimeError(f"stage '{stage['name']}': training failed (exit {result.returncode}); rerun to resume")
+        raise RuntimeError(
+            f"stage '{stage['name']}': training failed (exit {result.returncode}); rerun to resume"
+        )
     out = stage_dir / "model"
     if not hf_model_complete(out):
         raise RuntimeError(f"stage '{stage['name']}': training finished but {out} holds no HF model")
@@ -172,7 +186,9 @@ def iterate(
         if chosen not in names:
             raise ValueError(f"unknown stage '{chosen}'; stages are {', '.join(names)}")
     (root / "iterate_config.yaml").write_text(
-        yaml.safe_dump({"base_model": base_model, "stages": stages, "evaluation": evaluation}, sort_keys=False)
+        yaml.safe_dump(
+            {"base_model": base_model, "stages": stages, "evaluation": evaluation}, sort_keys=False
+        )
     )
     start_all = time.time()
     model = str(Path(base_model).expanduser()) if Path(base_model).expanduser().exists() else base_model
@@ -188,7 +204,10 @@ def iterate(
         done = manifest.get("status") == "done" and hf_model_complete(manifest.get("model", ""))
         wanted = only_stages is None or name in only_stages
         if done:
-            print(f"[aries-lit] stage {i + 1}/{len(stages)} '{name}': done, model {manifest['model']}", flush=True)
+            print(
+                f"[aries-lit] stage {i + 1}/{len(stages)} '{name}': done, model {manifest['model']}",
+                flush=True,
+            )
             model = manifest["model"]
             models[name] = model
             continue
@@ -196,20 +215,44 @@ def iterate(
             raise RuntimeError(f"stage '{name}' is not finished and not selected; run it first")
         started = time.time()
         elapsed_total = started - start_all
-        print(f"[aries-lit] stage {i + 1}/{len(stages)} '{name}' started (from {model}; run elapsed "
-              f"{_fmt(elapsed_total)})", flush=True)
+        print(
+            f"[aries-lit] stage {i + 1}/{len(stages)} '{name}' started (from {model}; run elapsed "
+            f"{_fmt(elapsed_total)})",
+            flush=True,
+        )
         attempts = manifest.get("attempts", 0) + 1
-        _write_manifest(stage_dir if stage_dir.exists() else (stage_dir.mkdir(parents=True) or stage_dir),
-                        {**manifest, "name": name, "status": "running", "input_model": model,
-                         "attempts": attempts, "started_at": manifest.get("started_at", _now())})
+        _write_manifest(
+            stage_dir if stage_dir.exists() else (stage_dir.mkdir(parents=True) or stage_dir),
+            {
+                **manifest,
+                "name": name,
+                "status": "running",
+                "input_model": model,
+                "attempts": attempts,
+                "started_at": manifest.get("started_at", _now()),
+            },
+        )
         out = run_stage(stage, stage_dir, model, progress=progress)
         took = time.time() - started
-        _write_manifest(stage_dir, {"name": name, "status": "done", "input_model": model, "model": out,
-                                    "attempts": attempts, "started_at": manifest.get("started_at", _now()),
-                                    "finished_at": _now(), "seconds_last_attempt": round(took, 1)})
+        _write_manifest(
+            stage_dir,
+            {
+                "name": name,
+                "status": "done",
+                "input_model": model,
+                "model": out,
+                "attempts": attempts,
+                "started_at": manifest.get("started_at", _now()),
+                "finished_at": _now(),
+                "seconds_last_attempt": round(took, 1),
+            },
+        )
         remaining = len(stages) - i - 1
-        print(f"[aries-lit] stage {i + 1}/{len(stages)} '{name}' done in {_fmt(took)}; model {out}; "
-              f"{remaining} stage(s) left", flush=True)
+        print(
+            f"[aries-lit] stage {i + 1}/{len(stages)} '{name}' done in {_fmt(took)}; model {out}; "
+            f"{remaining} stage(s) left",
+            flush=True,
+        )
         model = out
         models[name] = out
     (root / "models.json").write_text(json.dumps(models, indent=2))
@@ -217,9 +260,16 @@ def iterate(
         from aries_lit.evaluation import evaluate_checkpoints
 
         print("[aries-lit] evaluating every stage's model", flush=True)
-        evaluate_checkpoints(checkpoints=list(models.values()), names=list(models), out_dir=str(root / "evaluation"),
-                             **evaluation)
-    print(f"[aries-lit] run finished in {_fmt(time.time() - start_all)}; models: {json.dumps(models)}", flush=True)
+        evaluate_checkpoints(
+            checkpoints=list(models.values()),
+            names=list(models),
+            out_dir=str(root / "evaluation"),
+            **evaluation,
+        )
+    print(
+        f"[aries-lit] run finished in {_fmt(time.time() - start_all)}; models: {json.dumps(models)}",
+        flush=True,
+    )
     return models
 
 
@@ -260,8 +310,10 @@ def inline_fit_configs(config: dict[str, Any]) -> dict[str, Any]:
         if isinstance(stage, dict) and stage.get("fit_config"):
             file = Path(stage.pop("fit_config"))
             if not file.exists():
-                raise FileNotFoundError(f"stage '{stage.get('name')}': fit_config '{file}' does not exist "
-                                        "(relative paths are from the working directory)")
+                raise FileNotFoundError(
+                    f"stage '{stage.get('name')}': fit_config '{file}' does not exist "
+                    "(relative paths are from the working directory)"
+                )
             stage["fit"] = _merge(yaml.safe_load(file.read_text()) or {}, stage.get("fit") or {})
     return config
 
