@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,15 +32,10 @@ def _diff(a, b):
 
 
 @pytest.mark.parametrize("config", FIT_CONFIGS, ids=[c.stem for c in FIT_CONFIGS])
-def test_paper_fit_configs_parse(config):
-    out = subprocess.run(
-        [sys.executable, "-m", "aries_lit.cli", "fit", "--config", str(config), "--print_config"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    printed = yaml.safe_load(out.stdout)
+def test_paper_fit_configs_parse(config, capsys):
+    from test_fit_cli import printed_config
+
+    printed = printed_config(["--config", str(config)], capsys)
     assert printed["model"]["init_args"]["model"] == "meta-llama/Llama-3.1-8B"
     assert (
         printed["trainer"]["accumulate_grad_batches"]

@@ -63,23 +63,21 @@ def test_each_tiny_config_trains_and_exports_a_reloadable_hf_model(config, tiny_
     assert stats["train/records"] == 16
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
-def test_print_config_round_trips(config, tmp_path):
-    def printed(args: list[str]) -> dict:
-        out = subprocess.run(
-            [sys.executable, "-m", "aries_lit.cli", "fit", *args, "--print_config"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env=_env(),
-            check=True,
-        ).stdout
-        return yaml.safe_load(out)
+def printed_config(args: list[str], capsys) -> dict:
+    """``aries-lit fit ... --print_config``, in process, parsed."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    return yaml.safe_load(capsys.readouterr().out)
 
-    first = printed(["--config", str(config)])
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_print_config_round_trips(config, tmp_path, capsys):
+    first = printed_config(["--config", str(config)], capsys)
     again = tmp_path / "printed.yaml"
     again.write_text(yaml.safe_dump(first))
-    assert printed(["--config", str(again)]) == first
+    assert printed_config(["--config", str(again)], capsys) == first
     assert first["model"]["init_args"]["loss"]["class_path"].startswith("aries_lit.losses")
 
 
