@@ -46,11 +46,18 @@ class ViewCollator:
             "batch_size": len(features),
             "ids": [f.get("id") for f in features],
         }
-        for view in self.views:
-            key = f"ref.{view}"
-            if all(key in f for f in features):
-                batch[key] = torch.tensor([float(f[key]) for f in features], dtype=torch.float32)
-        return batch
+        return _with_reference(batch, features, self.views)
+
+
+def _with_reference(
+    batch: dict[str, Any], features: list[dict[str, Any]], views: tuple[str, ...]
+) -> dict[str, Any]:
+    """Carry cached reference log-probs (``ref.<view>`` columns) into the batch."""
+    for view in views:
+        key = f"ref.{view}"
+        if all(key in f for f in features):
+            batch[key] = torch.tensor([float(f[key]) for f in features], dtype=torch.float32)
+    return batch
 
 
 def split_views(values: Tensor, views: list[str], batch_size: int) -> dict[str, Tensor]:
@@ -134,8 +141,4 @@ class SharedContextCollator:
             "batch_size": batch_size,
             "ids": [f.get("id") for f in features],
         }
-        for view in self.views:
-            key = f"ref.{view}"
-            if all(key in f for f in features):
-                batch[key] = torch.tensor([float(f[key]) for f in features], dtype=torch.float32)
-        return batch
+        return _with_reference(batch, features, self.views)
