@@ -161,6 +161,17 @@ def test_generator_spec_defaults_and_overrides():
 def test_bad_checkpoint_and_missing_answers_fail_early(tmp_path, tiny_model_dir):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         evaluate_checkpoints([str(tmp_path / "missing")], tasks=["arithmetic"], out_dir=str(tmp_path / "o"))
+    with pytest.raises(ValueError, match="ci must be"):
+        evaluate_checkpoints(
+            [str(tiny_model_dir)], tasks=["arithmetic"], out_dir=str(tmp_path / "o"), ci="exact"
+        )
+    with pytest.raises(ValueError, match="se_method"):
+        evaluate_checkpoints(
+            [str(tiny_model_dir)],
+            tasks=["arithmetic"],
+            out_dir=str(tmp_path / "o"),
+            lc_options={"se_method": "x"},
+        )
     plain = tmp_path / "plain.jsonl"
     plain.write_text(json.dumps({"id": "a", "prompt": "hi"}) + "\n")
     with pytest.raises(ValueError, match="has no 'answer' field"):

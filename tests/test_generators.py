@@ -215,6 +215,10 @@ def test_transformers_backend_restores_order_and_stops(tiny_backend):
     assert torch.rand(1) == before
     b = tiny_backend.generate(contexts[:2], SamplingSettings(max_new_tokens=6, temperature=1.0, seed=7))
     assert [c.text for c in a] == [c.text for c in b]
+    twice = tiny_backend.generate(
+        contexts[:1] * 2, SamplingSettings(max_new_tokens=6, temperature=1.0, seed=7)
+    )
+    assert twice[0].text != twice[1].text  # the same context twice in one call: two samples
 
 
 def test_analysis_template_keeps_text_after_final_marker(tiny_model_dir, tmp_path):

@@ -38,7 +38,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,7 @@ def _shared_backend_class():
                 self._inner.close()
                 self._inner = None
 
+    SharedBackend.__qualname__ = "SharedBackend"  # as recorded in the generation manifest
     return SharedBackend
 
 
@@ -550,6 +551,12 @@ def evaluate_checkpoints(
         raise ValueError("no checkpoints to evaluate")
     if num_refinements < 0:
         raise ValueError(f"num_refinements must be >= 0, got {num_refinements}")
+    if ci not in ("wilson", "normal"):
+        raise ValueError(f"ci must be 'wilson' or 'normal', got '{ci}'")
+    lc_options = dict(lc_options or {})
+    from aries_lit.evaluation.winrate import length_controlled_win_rate
+
+    length_controlled_win_rate([1.0, 0.0], [2.0, 1.0], [1.0, 1.0], **lc_options)  # bad options fail now
     t_start = time.perf_counter()
     out = Path(out_dir).expanduser()
     rank, world = dist_rank_world()
@@ -559,7 +566,6 @@ def evaluate_checkpoints(
     parsed = parse_tasks(tasks)
     judge = judge if judge is not None else reward_model
     num_turns = num_refinements + 1
-    lc_options = dict(lc_options or {})
 
     kinds: dict[str, str] = {}
     for task in parsed:
@@ -691,11 +697,11 @@ def evaluate_checkpoints(
         results[name] = {"path": ckpt, "generation_seconds": gen_seconds[name], "tasks": task_results}
 
     # 5. reports (rank 0)
+    config["seconds"] = time.perf_counter() - t_start
     markdown = report.markdown_summary(results, config)
     paths: dict[str, Any] = {}
     if rank == 0:
         paths = report.write_reports(out, results, config, markdown, plots=plots)
-    config["seconds"] = time.perf_counter() - t_start
     if print_table and rank == 0:
         print(markdown)
     return {
@@ -724,7 +730,7 @@ def evaluate(
     max_new_tokens: int = 256,
     names: list[str] | None = None,
     confidence: float = 0.95,
-    ci: str = "wilson",
+    ci: Literal["wilson", "normal"] = "wilson",
     lc_options: dict[str, Any] | None = None,
     tie_tolerance: float = 0.0,
     plots: bool = True,

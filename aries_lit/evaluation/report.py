@@ -203,6 +203,13 @@ def markdown_summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> s
             f"- **{label}** ({kind}, {task['num_prompts']} prompts, {gen.get('name')}, "
             f"temperature {gen.get('temperature')}, max_new_tokens {gen.get('max_new_tokens')}): {what}."
         )
+    times = ", ".join(
+        f"{name} {res['generation_seconds']:.0f} s"
+        for name, res in results.items()
+        if "generation_seconds" in res
+    )
+    if times:
+        lines.append(f"- generation wall time of this run: {times}.")
     if config.get("judge") and any(t["kind"] == "pairwise" for t in config.get("tasks", [])):
         lines += ["", f"> **Judge:** `{config['judge']}`. {JUDGE_DISCLAIMER}"]
     curve_rows = []

@@ -64,7 +64,9 @@ class Backend:
     ``model`` is a hub name or an HF-format folder. ``generate`` receives contexts already
     rendered with the chat template (``aries_lit.prompts.templates.chat_context``) and
     returns one :class:`Completion` per context, in order. A backend batches internally, so
-    callers hand it a whole turn of prompts at once.
+    callers hand it a whole turn of prompts at once. When sampling, the contexts of one call
+    are sampled independently (the same context twice gives two samples), and a call with the
+    same contexts and ``settings.seed`` gives the same completions.
 
     ``progress`` (set by the caller, e.g. ``Generator.run(progress=...)``) asks the backend
     to show its own progress bar inside a ``generate`` call.

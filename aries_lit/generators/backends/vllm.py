@@ -47,6 +47,10 @@ class VLLMBackend(Backend):
         swap_space: CPU swap space in GiB, passed only when set (older vLLM versions).
         engine_kwargs: any other ``vllm.LLM`` argument (``enable_prefix_caching``, ...).
 
+    When sampling, request ``i`` of a call is seeded with ``settings.seed + i`` (vLLM seeds
+    each request on its own), so a call is reproducible and repeated contexts in one call
+    still give independent samples, as with the ``transformers`` backend.
+
     Contexts are tokenized with our own tokenizer (``add_special_tokens=False``: the chat
     template already has its special tokens) and passed as token ids, so both backends see
     the same tokens. Generation stops at the chat template's end-of-turn token and eos.
@@ -106,7 +110,7 @@ class VLLMBackend(Backend):
     def tokenizer(self) -> Any:
         return self._tokenizer
 
-    def sampling_params(self, settings: SamplingSettings) -> Any:
+    def sampling_params(self, settings: SamplingSettings, seed_offset: int = 0) -> Any:
         from vllm import SamplingParams
 
         return SamplingParams(
@@ -114,7 +118,7 @@ class VLLMBackend(Backend):
             temperature=settings.temperature,
             top_p=settings.top_p if not settings.greedy else 1.0,
             max_tokens=settings.max_new_tokens,
-            seed=settings.seed,
+            seed=settings.seed + seed_offset,
             stop_token_ids=list(self._stop_ids),
             skip_special_tokens=True,
         )
@@ -127,7 +131,11 @@ class VLLMBackend(Backend):
         ids = self._tokenizer(list(contexts), add_special_tokens=False)["input_ids"]
         prompts = [{"prompt_token_ids": list(x)} for x in ids]
         t0 = time.perf_counter()
-        outputs = self._llm.generate(prompts, self.sampling_params(settings), use_tqdm=self.progress)
+        if settings.greedy:
+            params: Any = self.sampling_params(settings)
+        else:  # request i gets seed + i: reproducible, and identical contexts still sample independently
+            params = [self.sampling_params(settings, i) for i in range(len(prompts))]
+        outputs = self._llm.generate(prompts, params, use_tqdm=self.progress)
         self.generate_seconds += time.perf_counter() - t0
         results = []
         for out, prompt_ids in zip(outputs, ids):
