@@ -30,7 +30,8 @@ def vllm_backend(smollm2_dir):
     from aries_lit.generators import BACKENDS
 
     t0 = time.perf_counter()
-    backend = BACKENDS.build("vllm", model=str(smollm2_dir), max_model_len=2048)
+    # a small RAM share (on CPU the "gpu" fraction is of RAM): CI machines run other work beside it
+    backend = BACKENDS.build("vllm", model=str(smollm2_dir), max_model_len=2048, gpu_memory_utilization=0.08)
     print(f"\nvLLM engine loaded in {time.perf_counter() - t0:.1f} s")
     yield backend
     backend.close()
