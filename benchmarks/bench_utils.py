@@ -311,6 +311,7 @@ def summarize_steps(
     return {
         "steps_measured": steps,
         "s_per_step": round(seconds / steps, 4),
+        "min_s_per_step": round(min(s.seconds for s in measured), 4),
         "step_seconds": [round(s.seconds, 4) for s in measured],
         "tokens_per_step": round(tokens / steps, 1),
         "tokens_per_s": round(tokens / seconds, 2),
@@ -376,4 +377,15 @@ def aries_train_benchmark(
         }
     )
     benchmark.extra_info.update(info)
+    release(module, step)
     return info
+
+
+def release(module: Any, step: AriesStep | None = None) -> None:
+    """Drop the models, optimizer state and batches of a finished benchmark (memory for the next one)."""
+    module.release_reference()
+    module.policy = None
+    if step is not None:
+        step.optimizer.state.clear()
+        step.optimizer.param_groups.clear()
+        step.batches = []

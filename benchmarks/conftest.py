@@ -7,7 +7,10 @@ before and after each one is recorded too, since a busy machine slows every figu
 
 from __future__ import annotations
 
+import gc
+import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,14 @@ def _threads() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _free_memory():
+    """Collect reference cycles (models, trainers) after each benchmark, so a part of the suite does not
+    accumulate several SmolLM2 copies and their optimizer states."""
+    yield
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
 def _record_load(request):
     """Load average (1, 5, 15 min) before and after each benchmark, in its extra_info."""
     bench = request.getfixturevalue("benchmark") if "benchmark" in request.fixturenames else None
@@ -43,6 +54,24 @@ def _record_load(request):
         bench.extra_info["loadavg_before"] = before
         bench.extra_info["loadavg_after"] = load_avg()
         bench.extra_info["machine"] = {k: v for k, v in machine_info().items() if k != "loadavg"}
+        _append_log(request.node.name, bench)
+
+
+def _append_log(name: str, bench) -> None:
+    """With ``ARIES_BENCH_LOG=path.jsonl``, append each finished benchmark at once (a killed run keeps
+    what it measured; ``benchmarks/report.py`` reads these files as well as ``--benchmark-json``)."""
+    path = os.environ.get("ARIES_BENCH_LOG")
+    stats = getattr(getattr(bench, "stats", None), "stats", None)
+    if not path or stats is None:
+        return
+    record = {
+        "name": name,
+        "datetime": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "stats": {k: getattr(stats, k) for k in ("min", "max", "mean", "median", "stddev", "rounds")},
+        "extra_info": dict(bench.extra_info),
+    }
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, default=str) + "\n")
 
 
 @pytest.fixture(scope="session")

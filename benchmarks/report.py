@@ -1,9 +1,9 @@
 """Turn a ``--benchmark-json`` file of this suite into the Markdown tables of ``benchmarks/README.md``.
 
-    python benchmarks/report.py results.json [more.json ...] > tables.md
+    python benchmarks/report.py results.json [more.json | log.jsonl ...] > tables.md
 
-Several files are merged (later files win for the same benchmark name), so a run split in
-parts reports as one.
+Reads ``--benchmark-json`` files and ``ARIES_BENCH_LOG`` JSON-lines logs. Several files are
+merged (later files win for the same benchmark name), so a run split in parts reports as one.
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ def load(paths: list[str]) -> tuple[dict[str, dict[str, Any]], list[dict[str, An
     benches: dict[str, dict[str, Any]] = {}
     machines = []
     for path in paths:
+        if path.endswith(".jsonl"):  # ARIES_BENCH_LOG files: one finished benchmark per line
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        b = json.loads(line)
+                        benches[b["name"]] = b
+                        machines.append({"datetime": b["datetime"], **b["extra_info"].get("machine", {})})
+            continue
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
         machines.append(
@@ -82,7 +90,9 @@ def main(paths: list[str]) -> None:
     ]
     one_min = [x[0] for x in loads]
     p("### Machine and run\n")
-    p(f"- date: {', '.join(sorted({str(x.get('datetime'))[:19] for x in machines}))} (UTC)")
+    dates = sorted(str(x.get("datetime"))[:19] for x in machines if x.get("datetime"))
+    if dates:
+        p(f"- date: {dates[0]} to {dates[-1]} (UTC)")
     p(f"- CPU: {m.get('cpu_model')} ({m.get('nproc')} cores), torch threads: {m.get('threads')}")
     p(f"- torch {m.get('torch')}, transformers {m.get('transformers')}")
     if one_min:
@@ -112,15 +122,15 @@ def main(paths: list[str]) -> None:
         p("### Training steps (4 pairs/step, max length 256)\n")
         p(
             "| model | framework | loss | precision | reference | steps | s/step | tokens/step | tokens/s "
-            "| pairs/s | MFU | load before/after |"
+            "| pairs/s | model GFLOP/s | MFU (peak GFLOP/s) | load before/after |"
         )
-        p("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|")
+        p("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in rows:
             p(
                 f"| {r['model']} | {r['framework']} | {r['loss']} | {r['precision']} | {r['reference']} "
                 f"| {r['steps_measured']} | {_f(r['s_per_step'], 3)} | {_f(r['tokens_per_step'], 0)} "
-                f"| {_f(r['tokens_per_s'], 1)} | {_f(r['pairs_per_s'], 3)} | {r['mfu'] * 100:.1f}% "
-                f"| {_load(r)} |"
+                f"| {_f(r['tokens_per_s'], 1)} | {_f(r['pairs_per_s'], 3)} | {_f(r['achieved_gflops'], 1)} "
+                f"| {r['mfu'] * 100:.1f}% ({r['peak_gflops']:.0f}) | {_load(r)} |"
             )
         p("")
 
@@ -146,6 +156,35 @@ def main(paths: list[str]) -> None:
                 p(
                     f"| {prec} | {ref} | {_f(t['s_per_step'], 2)} | {_f(t['tokens_per_s'], 1)} "
                     f"| {_f(a['s_per_step'], 2)} | {_f(a['tokens_per_s'], 1)} | {ratio:.2f}x | {target} |"
+                )
+            p("")
+
+        inter = [
+            b["extra_info"]
+            for b in benches.values()
+            if b["extra_info"].get("framework") == "trl+aries_lit interleaved"
+        ]
+        if inter:
+            p("### TRL vs aries_lit `dpo`, steps interleaved (same batches, same load)\n")
+            p(
+                "| precision | reference | TRL s/step (min) | aries_lit s/step (min) | TRL tokens/s "
+                "| aries_lit tokens/s | ratio of tokens/s (of min steps) | per-step ratios | target |"
+            )
+            p("|---|---|---:|---:|---:|---:|---:|---|---|")
+            for i in sorted(inter, key=lambda x: (x["precision"], x["reference"] != "on_the_fly")):
+                t, a = i["trl"], i["aries_lit"]
+                target = (
+                    {"bf16": ">= 2x", "fp32": ">= 1.5x"}[i["precision"]]
+                    if i["reference"] == "on_the_fly"
+                    else "-"
+                )
+                p(
+                    f"| {i['precision']} | {i['reference']} "
+                    f"| {t['s_per_step']:.2f} ({t['min_s_per_step']:.2f}) "
+                    f"| {a['s_per_step']:.2f} ({a['min_s_per_step']:.2f}) | {t['tokens_per_s']:.1f} "
+                    f"| {a['tokens_per_s']:.1f} "
+                    f"| {i['ratio_tokens_per_s']:.2f}x ({i['ratio_min_step']:.2f}x) "
+                    f"| {', '.join(f'{x:.2f}' for x in i['per_step_ratios'])} | {target} |"
                 )
             p("")
 

@@ -37,10 +37,14 @@ from bench_utils import (
     ROUNDS,
     THREADS,
     WARMUP,
+    AriesStep,
     StepLog,
+    aries_optimizer,
     aries_train_benchmark,
+    attach_cached_reference,
     make_batches,
     num_params,
+    release,
     select_pairs,
     steps_needed,
     summarize_steps,
@@ -176,6 +180,14 @@ def perturbed_dir(smollm2_dir: Path, tmp_path_factory) -> Path:
     return out
 
 
+def free_trainer(trainer: Any) -> None:
+    """Drop a finished trainer's models and optimizer (memory for the next benchmark)."""
+    if getattr(trainer, "optimizer", None) is not None:
+        trainer.optimizer.state.clear()
+    trainer.model = trainer.model_wrapped = trainer.ref_model = trainer.optimizer = None
+    trainer.accelerator.free_memory()
+
+
 def trl_batches(trainer: Any, n_steps: int) -> list[dict[str, Any]]:
     ds = trainer.train_dataset
     return [
@@ -267,6 +279,8 @@ def test_trl_matches_aries_lit_dpo(
         {k: results[k] for k in ("trl_loss", "aries_lit_loss", "loss_abs_diff")},
     )
     benchmark.extra_info.update(results)
+    free_trainer(trainer)
+    release(module)
     assert not row_mismatch, f"token sequences differ in rows {row_mismatch}"
     assert results["loss_abs_diff"] < 1e-3, results
 
@@ -283,21 +297,30 @@ class StepGate(TrainerCallback):
         self.times: list[float] = []
         self.t0 = 0.0
         self.error: BaseException | None = None
+        self.parked = threading.Event()  # set while TRL waits for the next release (or has ended)
 
     def on_step_begin(self, args, state, control, **kwargs):
+        self.parked.set()
         self.go.acquire()
+        self.parked.clear()
         self.t0 = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
         self.times.append(time.perf_counter() - self.t0)
         self.done.release()
 
+    def on_train_end(self, args, state, control, **kwargs):
+        self.parked.set()
+
     def release_one(self) -> None:
+        """Run one TRL step; return once TRL has finished its between-step work (logging, next batch)."""
+        self.parked.wait(timeout=3600)
         self.go.release()
         if not self.done.acquire(timeout=3600):
             raise TimeoutError("TRL step did not finish within an hour")
         if self.error is not None:
             raise self.error
+        self.parked.wait(timeout=3600)
 
 
 SIDE_BY_SIDE = [
@@ -344,6 +367,7 @@ def test_dpo_side_by_side(
             trainer.train()
         except BaseException as err:  # noqa: BLE001 - handed to the benchmark thread
             gate.error = err
+            gate.parked.set()
             gate.done.release()
 
     thread = threading.Thread(target=train, daemon=True)
@@ -371,3 +395,94 @@ def test_dpo_side_by_side(
         }
     )
     benchmark.extra_info.update(info)
+    free_trainer(trainer)
+
+
+INTERLEAVED = [("fp32", "on_the_fly"), ("bf16", "on_the_fly"), ("fp32", "cached"), ("bf16", "cached")]
+
+
+@pytest.mark.parametrize("precision,reference", INTERLEAVED)
+def test_dpo_interleaved(
+    benchmark, smollm2_dir, tokenizer, records, tmp_path, precision: str, reference: str
+) -> None:
+    """TRL and aries_lit steps alternated on the same batch sequence (the order flips every round), so
+    both see the same machine load: the fairest ratio on a shared machine. A round = one step of each."""
+    from aries_lit.modules.policy import PolicyModule
+
+    n_steps = steps_needed()
+    precompute = reference == "cached"
+    gate = StepGate()
+    trainer = make_trainer(
+        smollm2_dir,
+        None if precompute else smollm2_dir,
+        tokenizer,
+        trl_rows(tokenizer, records),
+        tmp_path / "trl",
+        precision,
+        precompute,
+        n_steps,
+        callbacks=[gate],
+    )
+    trl_tokens = [int(b["attention_mask"].sum()) for b in trl_batches(trainer, n_steps)]
+
+    torch.manual_seed(0)
+    module = PolicyModule(model=str(smollm2_dir), loss="dpo", lr=LR)
+    module.configure_model()
+    feats = tokenize(module.tokenizer, records, module.views)
+    batches = make_batches(feats, module.views, module.tokenizer.pad_token_id)
+    if precompute:
+        attach_cached_reference(module, batches, precision)
+    else:
+        module.reference_model()
+    ours = AriesStep(module, aries_optimizer(module.policy), batches, precision)
+    assert [int(b["attention_mask"].sum()) for b in batches] == trl_tokens
+
+    def train() -> None:
+        torch.set_num_threads(THREADS)
+        try:
+            trainer.train()
+        except BaseException as err:  # noqa: BLE001 - handed to the benchmark thread
+            gate.error = err
+            gate.parked.set()
+            gate.done.release()
+
+    thread = threading.Thread(target=train, daemon=True)
+    thread.start()
+
+    def one_round() -> None:
+        if len(ours.log) % 2 == 0:
+            gate.release_one()
+            ours()
+        else:
+            ours()
+            gate.release_one()
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    thread.join(timeout=600)
+    params = num_params(module.policy)
+    on_the_fly = not precompute
+    trl_info = summarize_steps(
+        [StepLog(s, t, float("nan")) for s, t in zip(gate.times, trl_tokens)], params, precision, on_the_fly
+    )
+    our_info = summarize_steps(ours.log, params, precision, on_the_fly)
+    trl_info.pop("losses")
+    benchmark.extra_info.update(
+        {
+            "framework": "trl+aries_lit interleaved",
+            "model": "smollm2",
+            "loss": "dpo",
+            "precision": precision,
+            "reference": reference,
+            "pairs_per_step": PAIRS_PER_STEP,
+            "max_length": MAX_LENGTH,
+            "trl": trl_info,
+            "aries_lit": our_info,
+            "ratio_tokens_per_s": round(our_info["tokens_per_s"] / trl_info["tokens_per_s"], 3),
+            "ratio_min_step": round(trl_info["min_s_per_step"] / our_info["min_s_per_step"], 3),
+            "per_step_ratios": [
+                round(t / a.seconds, 3) for t, a in zip(gate.times[WARMUP:], ours.log[WARMUP:])
+            ],
+        }
+    )
+    free_trainer(trainer)
+    release(module, ours)
