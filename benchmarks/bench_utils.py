@@ -252,6 +252,8 @@ class AriesStep:
     batches: list[dict[str, Any]]
     precision: str
     log: list[StepLog] = field(default_factory=list)
+    #: a loss object to use instead of ``module.loss`` (several losses sharing one policy)
+    loss: Any = None
 
     def __call__(self) -> float:
         from aries_lit.data.collator import reference_from_batch
@@ -259,15 +261,16 @@ class AriesStep:
 
         batch = self.batches[len(self.log) % len(self.batches)]
         module = self.module
+        loss = self.loss if self.loss is not None else module.loss
         t0 = time.perf_counter()
         with autocast(self.precision):
             policy, counts = module.view_logps(module.policy, batch)
             reference = None
-            if module.loss.requires_reference():
+            if loss.requires_reference():
                 reference = reference_from_batch(batch)
                 if reference is None:
                     reference = module.reference_logps(batch)
-            out = module.loss(ViewLogProbs(policy=policy, reference=reference, num_tokens=counts))
+            out = loss(ViewLogProbs(policy=policy, reference=reference, num_tokens=counts))
         out.loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -306,6 +309,8 @@ def summarize_steps(
     tokens = sum(s.tokens for s in measured)
     steps = len(measured)
     flops = model_flops(params, tokens, tokens if reference_on_the_fly else 0)
+    # the peak moves with the machine's load: measure it again now and keep the best seen
+    set_peak(precision, matmul_flops(torch.bfloat16 if precision == "bf16" else torch.float32, repeats=5)[0])
     peak = peak_flops(precision)
     achieved = flops / seconds
     return {
@@ -389,3 +394,84 @@ def release(module: Any, step: AriesStep | None = None) -> None:
         step.optimizer.state.clear()
         step.optimizer.param_groups.clear()
         step.batches = []
+
+
+def interleaved_losses_benchmark(
+    benchmark: Any,
+    model_dir: Path,
+    model_label: str,
+    losses: tuple[str, ...],
+    precision: str,
+    reference: str,
+    rounds: int = ROUNDS,
+    warmup: int = WARMUP,
+) -> dict[str, Any]:
+    """One step of each loss per round, on one shared policy/reference/optimizer, the order rotating every
+    round: the losses' costs are compared under the same machine load. (The shared policy moves a little
+    with every step, lr 1e-6; that does not change the work of a step.)"""
+    from aries_lit.losses import LOSSES
+    from aries_lit.modules.policy import PolicyModule
+
+    torch.manual_seed(0)
+    module = PolicyModule(model=str(model_dir), loss=losses[0], lr=LR)
+    module.configure_model()
+    optimizer = aries_optimizer(module.policy)
+    records = select_pairs(module.tokenizer, PAIRS_PER_STEP * steps_needed())
+    steps: dict[str, AriesStep] = {}
+    views_of: dict[str, dict[str, float]] = {}
+    for name in losses:
+        loss = LOSSES.build(name)
+        views = loss.required_views()
+        features = tokenize(module.tokenizer, records, views)
+        batches = make_batches(features, views, module.tokenizer.pad_token_id)
+        if reference == "cached":
+            attach_cached_reference(module, batches, precision)
+        steps[name] = AriesStep(module, optimizer, batches, precision, loss=loss)
+        views_of[name] = view_tokens_per_pair(features, views)
+    if reference == "on_the_fly":
+        module.reference_model()  # loaded before timing
+    done = [0]
+
+    def one_round() -> None:
+        k = done[0] % len(losses)
+        for name in losses[k:] + losses[:k]:
+            steps[name]()
+        done[0] += 1
+
+    benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=warmup, iterations=1)
+    params = num_params(module.policy)
+    per_loss = {}
+    for name, step in steps.items():
+        info = summarize_steps(step.log, params, precision, reference == "on_the_fly", warmup=warmup)
+        info["view_tokens_per_pair"] = views_of[name]
+        per_loss[name] = info
+    base = per_loss[losses[0]]
+    ratios = {
+        name: {
+            "time": round(info["s_per_step"] / base["s_per_step"], 3),
+            "per_step": [round(b / a, 3) for a, b in zip(base["step_seconds"], info["step_seconds"])],
+            "view_tokens": round(
+                info["view_tokens_per_pair"]["separate"] / base["view_tokens_per_pair"]["separate"], 3
+            ),
+        }
+        for name, info in per_loss.items()
+        if name != losses[0]
+    }
+    out = {
+        "framework": "aries_lit interleaved losses",
+        "driver": "one shared PolicyModule/AdamW; a round = one step of each loss, order rotating",
+        "model": model_label,
+        "precision": precision,
+        "reference": reference,
+        "pairs_per_step": PAIRS_PER_STEP,
+        "max_length": MAX_LENGTH,
+        "max_context_length": MAX_CONTEXT_LENGTH,
+        "per_loss": per_loss,
+        "ratios_vs_" + losses[0]: ratios,
+    }
+    benchmark.extra_info.update(out)
+    for step in steps.values():
+        step.batches = []
+    release(module)
+    optimizer.state.clear()
+    return out

@@ -23,6 +23,7 @@ from bench_utils import (
     ROUNDS,
     SLOW_ROUNDS,
     aries_train_benchmark,
+    interleaved_losses_benchmark,
     make_batches,
     num_params,
     select_pairs,
@@ -54,6 +55,19 @@ def test_train_step(benchmark, get_model_dir, model: str, loss: str, precision: 
     else:
         rounds = SLOW_ROUNDS
     aries_train_benchmark(benchmark, get_model_dir(model), model, loss, precision, reference, rounds)
+
+
+@pytest.mark.parametrize(
+    "model,precision,reference",
+    [(m, p, r) for m in ("tiny", "smollm2") for p in ("fp32", "bf16") for r in ("on_the_fly", "cached")],
+)
+def test_losses_interleaved(benchmark, get_model_dir, model: str, precision: str, reference: str) -> None:
+    """``dpo``, ``aries``, ``bt_aries`` steps alternated on one policy (the fair ARIES/DPO ratio on a busy
+    machine); a round is one step of each, the order rotating."""
+    rounds = max(ROUNDS, 8) if model == "tiny" else SLOW_ROUNDS
+    interleaved_losses_benchmark(
+        benchmark, get_model_dir(model), model, tuple(LOSS_NAMES), precision, reference, rounds
+    )
 
 
 @pytest.mark.parametrize("model", ["tiny", "smollm2"])
