@@ -254,6 +254,41 @@ def main(paths: list[str]) -> None:
                 )
             p("")
 
+    losses_inter = [
+        b["extra_info"]
+        for b in benches.values()
+        if b["extra_info"].get("framework") == "aries_lit interleaved losses"
+    ]
+    if losses_inter:
+        p("### DPO, ARIES, BT_ARIES steps interleaved (one policy, 4 pairs/step, same load)\n")
+        p(
+            "| model | precision | reference | rounds | s/step dpo / aries / bt_aries "
+            "| tokens/s dpo / aries / bt_aries | ARIES/DPO time (per step) | BT_ARIES/DPO time (per step) "
+            "| view-token ratio | MFU dpo / aries / bt_aries |"
+        )
+        p("|---|---|---|---:|---|---|---|---|---:|---|")
+        order = {"tiny": 0, "smollm2": 1}
+        for i in sorted(
+            losses_inter,
+            key=lambda x: (order.get(x["model"], 9), x["precision"], x["reference"] != "on_the_fly"),
+        ):
+            pl, ra = i["per_loss"], i["ratios_vs_dpo"]
+            names = ("dpo", "aries", "bt_aries")
+            mfu = " / ".join(
+                f"{pl[n]['achieved_gflops'] / best_peak[i['precision']] * 100:.0f}%" for n in names
+            )
+
+            def rat(n: str, ra: dict[str, Any] = ra) -> str:
+                return f"{ra[n]['time']:.2f}x ({', '.join(f'{x:.2f}' for x in ra[n]['per_step'])})"
+
+            p(
+                f"| {i['model']} | {i['precision']} | {i['reference']} | {pl['dpo']['steps_measured']} "
+                f"| {' / '.join(_f(pl[n]['s_per_step'], 2) for n in names)} "
+                f"| {' / '.join(_f(pl[n]['tokens_per_s'], 0) for n in names)} "
+                f"| {rat('aries')} | {rat('bt_aries')} | {ra['aries']['view_tokens']:.2f}x | {mfu} |"
+            )
+        p("")
+
     counts = [
         b["extra_info"]
         for b in benches.values()
