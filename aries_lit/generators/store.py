@@ -11,6 +11,11 @@ run that dies keeps every finished candidate; a torn last line (a line that does
 is dropped on the next run and the file truncated back to the last complete line.
 
 :func:`load_groups` turns a folder into selector input.
+
+A generation sharded over ranks (``torchrun ... aries-lit generate``) writes each rank's
+candidates to ``shards/rank-<r>-of-<w>/`` inside the folder first; :func:`merge_shards` folds
+them into the folder's own ``candidates.jsonl`` (idempotent, so a crash while merging is
+repaired by the next run) and removes them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CANDIDATES_FILE = "candidates.jsonl"
 MANIFEST_FILE = "manifest.json"
+SHARDS_DIR = "shards"
 CANDIDATE_FIELDS = (
     "id",
     "index",
@@ -172,6 +179,43 @@ class CandidateStore:
             os.fsync(f.fileno())
         for r in new:
             self.done[(r["id"], r["index"])] = r
+
+
+def shard_dir(out_dir: str | Path, rank: int, world: int) -> Path:
+    """Where rank ``rank`` of ``world`` writes its candidates during a sharded generation."""
+    return Path(out_dir) / SHARDS_DIR / f"rank-{rank}-of-{world}"
+
+
+def merge_shards(out_dir: str | Path) -> int:
+    """Fold every shard's candidates into ``out_dir/candidates.jsonl``, then delete the shards.
+
+    Candidates already in the folder are not written again, so merging twice (a crash
+    between appending and deleting) changes nothing. Shards whose candidates carry a different
+    ``settings_hash`` than the folder's manifest are refused, naming the shard. Returns the
+    number of candidates added.
+    """
+    root = Path(out_dir) / SHARDS_DIR
+    if not root.is_dir():
+        return 0
+    manifest = read_manifest(out_dir)
+    expected = (manifest or {}).get("settings_hash")
+    store = CandidateStore(out_dir)
+    added = 0
+    for shard in sorted(p for p in root.iterdir() if p.is_dir()):
+        records = read_candidates(shard / CANDIDATES_FILE)
+        hashes = {r.get("settings_hash") for r in records} - {None}
+        if expected is not None and hashes - {expected}:
+            raise ValueError(
+                f"'{shard / CANDIDATES_FILE}' holds candidates with settings_hash {sorted(hashes)}, not "
+                f"{expected} (the settings of '{out_dir}'); delete the shard or use a new out_dir"
+            )
+        before = len(store)
+        store.append(records)
+        added += len(store) - before
+    shutil.rmtree(root)
+    if added:
+        log.info("%s: merged %d candidates from %s", out_dir, added, root)
+    return added
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
