@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -19,7 +21,8 @@ class ExportHFModel(Callback):
     """At the end of ``fit``, save the policy and tokenizer with ``save_pretrained`` (safetensors).
 
     ``dirpath`` defaults to ``<trainer.default_root_dir>/hf_model``. The folder is written
-    under a temporary name and renamed, so a complete folder means a finished export.
+    under a temporary name and renamed, so a complete folder means a finished export. Under
+    DeepSpeed ZeRO-3 the sharded parameters are gathered (on every rank) before rank 0 saves.
     """
 
     def __init__(self, dirpath: str | None = None, enabled: bool = True) -> None:
@@ -33,12 +36,22 @@ class ExportHFModel(Callback):
         if not self.enabled or not hasattr(pl_module, "save_hf"):
             return
         trainer.strategy.barrier()
-        if trainer.is_global_zero:
-            out = self.target(trainer)
-            tmp = out.with_name(out.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            pl_module.save_hf(str(tmp))
-            shutil.rmtree(out, ignore_errors=True)
-            tmp.rename(out)
-            rank_zero_info(f"[aries-lit] Hugging Face model saved to {out}")
+        with gathered_parameters(trainer, pl_module):
+            if trainer.is_global_zero:
+                out = self.target(trainer)
+                tmp = out.with_name(out.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                pl_module.save_hf(str(tmp))
+                shutil.rmtree(out, ignore_errors=True)
+                tmp.rename(out)
+                rank_zero_info(f"[aries-lit] Hugging Face model saved to {out}")
         trainer.strategy.barrier()
+
+
+def gathered_parameters(trainer: L.Trainer, module: L.LightningModule) -> Any:
+    """A context in which ZeRO-3-sharded parameters are whole (a no-op for other strategies)."""
+    if not getattr(trainer.strategy, "zero_stage_3", False):
+        return nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None)

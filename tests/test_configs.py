@@ -45,6 +45,33 @@ def test_paper_fit_configs_parse(config, capsys):
     )  # the paper's batch
 
 
+STRATEGIES = sorted((REPO / "configs" / "strategy").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("overlay", STRATEGIES, ids=[c.stem for c in STRATEGIES])
+def test_strategy_overlays_change_only_the_strategy(overlay, capsys):
+    """``--config paper.yaml --config strategy/<zero>.yaml``: DeepSpeed settings and (ZeRO-3) cached
+    reference log-probs; nothing else of the paper config moves."""
+    from test_fit_cli import printed_config
+
+    paper = REPO / "configs" / "paper" / "aries_offline.yaml"
+    base = printed_config(["--config", str(paper)], capsys)
+    both = printed_config(["--config", str(paper), "--config", str(overlay)], capsys)
+    strategy = both["trainer"]["strategy"]
+    assert strategy["class_path"] == "lightning.pytorch.strategies.DeepSpeedStrategy"
+    stage = strategy["init_args"]["stage"]
+    assert stage == (3 if "zero3" in overlay.stem else 2)
+    offload = "offload" in overlay.stem
+    assert strategy["init_args"]["offload_optimizer"] is offload
+    assert strategy["init_args"]["offload_parameters"] is (offload and stage == 3)
+    if stage == 3:
+        assert both["model"]["init_args"]["precompute_reference"] is True
+    assert both["trainer"]["precision"] == "bf16-mixed"
+    allowed = {"trainer.strategy", "model.init_args.precompute_reference"}
+    moved = {k for k in _diff(base, both) if not any(k == a or k.startswith(a + ".") for a in allowed)}
+    assert not moved, moved
+
+
 @pytest.mark.parametrize(
     "config", RUN_CONFIGS, ids=[str(c.relative_to(REPO / "configs" / "iterate")) for c in RUN_CONFIGS]
 )
