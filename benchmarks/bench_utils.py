@@ -177,17 +177,40 @@ def tokenize(
     return feats  # type: ignore[return-value]
 
 
-def make_batches(features: list[dict[str, Any]], views: tuple[str, ...], pad_id: int) -> list[dict[str, Any]]:
+def make_batches(
+    features: list[dict[str, Any]], views: tuple[str, ...], pad_id: int, layout: str = "shared"
+) -> list[dict[str, Any]]:
+    """Batches of ``PAIRS_PER_STEP`` pairs, collated as the DataModule does by default (``shared``:
+    :class:`~aries_lit.data.SharedContextCollator`, each context once) or with every view its own
+    sequence (``separate``: :class:`~aries_lit.data.ViewCollator`, as TRL runs chosen and rejected).
+
+    Each batch also carries ``bench.tokens`` (non-pad tokens of the views as separate sequences: the
+    *work*, counted as TRL counts it, so tokens/s compare across layouts and frameworks) and
+    ``bench.processed`` (non-pad tokens the model actually runs: the FLOP count's basis)."""
     from aries_lit.data import ViewCollator
+    from aries_lit.data.collator import SharedContextCollator
 
-    collate = ViewCollator(views, pad_id)
-    return [collate(features[i : i + PAIRS_PER_STEP]) for i in range(0, len(features), PAIRS_PER_STEP)]
+    if layout not in ("shared", "separate"):
+        raise ValueError(f"layout must be 'shared' or 'separate', got {layout!r}")
+    collate = (SharedContextCollator if layout == "shared" else ViewCollator)(views, pad_id)
+    batches = []
+    for i in range(0, len(features), PAIRS_PER_STEP):
+        chunk = features[i : i + PAIRS_PER_STEP]
+        batch = collate(chunk)
+        counts = view_tokens_per_pair(chunk, views, rounded=False)
+        batch["bench.tokens"] = int(round(counts["separate"] * len(chunk)))
+        processed = counts["shared_context" if layout == "shared" else "separate"]
+        batch["bench.processed"] = int(round(processed * len(chunk)))
+        batches.append(batch)
+    return batches
 
 
-def view_tokens_per_pair(features: list[dict[str, Any]], views: tuple[str, ...]) -> dict[str, float]:
+def view_tokens_per_pair(
+    features: list[dict[str, Any]], views: tuple[str, ...], rounded: bool = True
+) -> dict[str, float]:
     """Mean tokens (context + response) per pair for each view, their sum (``separate``: every view
-    its own sequence, as aries_lit runs them now) and ``shared_context``: each context once with
-    its responses on top (the issue's packing target)."""
+    its own sequence) and ``shared_context``: each context once with its responses on top (what
+    the default :class:`~aries_lit.data.SharedContextCollator` runs)."""
     from aries_lit.data.views import needed_parts, view_sequence
 
     out: dict[str, float] = {}
@@ -201,15 +224,19 @@ def view_tokens_per_pair(features: list[dict[str, Any]], views: tuple[str, ...])
         shared += sum(len(f[f"ctx.{c}"]) for c in contexts)
         shared += sum(len(view_sequence(f, v)[1]) for v in views)
     out["shared_context"] = shared / n
-    return {k: round(v, 1) for k, v in out.items()}
+    return {k: round(v, 1) for k, v in out.items()} if rounded else out
 
 
 def batch_tokens(batch: dict[str, Any]) -> dict[str, int]:
-    """Non-pad tokens, padded tokens (rows x width) and response tokens of a collated batch."""
+    """Work tokens (views as separate sequences), processed non-pad tokens, padded tokens (rows x
+    width) and response tokens of a collated batch."""
+    packed = "pred_index" in batch
+    processed = int(batch.get("bench.processed", int(batch["attention_mask"].sum()) if not packed else 0))
     return {
-        "nonpad": int(batch["attention_mask"].sum()),
+        "nonpad": int(batch.get("bench.tokens", processed)),
+        "processed": processed,
         "padded": int(batch["input_ids"].numel()),
-        "response": int(batch["loss_mask"].sum()),
+        "response": int(batch["target_ids"].numel() if packed else batch["loss_mask"].sum()),
         "rows": int(batch["input_ids"].shape[0]),
     }
 
@@ -235,6 +262,8 @@ class StepLog:
     seconds: float
     tokens: int
     loss: float
+    #: tokens the model actually ran (fewer than ``tokens`` with shared contexts); None = ``tokens``
+    processed: int | None = None
 
 
 @dataclass
@@ -275,7 +304,8 @@ class AriesStep:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         seconds = time.perf_counter() - t0
-        self.log.append(StepLog(seconds, batch_tokens(batch)["nonpad"], float(out.loss.detach())))
+        counts = batch_tokens(batch)
+        self.log.append(StepLog(seconds, counts["nonpad"], float(out.loss.detach()), counts["processed"]))
         return seconds
 
 
@@ -307,8 +337,9 @@ def summarize_steps(
     measured = log[warmup:] or log
     seconds = sum(s.seconds for s in measured)
     tokens = sum(s.tokens for s in measured)
+    processed = sum(s.tokens if s.processed is None else s.processed for s in measured)
     steps = len(measured)
-    flops = model_flops(params, tokens, tokens if reference_on_the_fly else 0)
+    flops = model_flops(params, processed, processed if reference_on_the_fly else 0)
     # the peak moves with the machine's load: measure it again now and keep the best seen
     set_peak(precision, matmul_flops(torch.bfloat16 if precision == "bf16" else torch.float32, repeats=5)[0])
     peak = peak_flops(precision)
@@ -319,6 +350,7 @@ def summarize_steps(
         "min_s_per_step": round(min(s.seconds for s in measured), 4),
         "step_seconds": [round(s.seconds, 4) for s in measured],
         "tokens_per_step": round(tokens / steps, 1),
+        "processed_tokens_per_step": round(processed / steps, 1),
         "tokens_per_s": round(tokens / seconds, 2),
         "pairs_per_s": round(PAIRS_PER_STEP * steps / seconds, 4),
         "params": params,
@@ -339,6 +371,7 @@ def aries_train_benchmark(
     reference: str,
     rounds: int = ROUNDS,
     warmup: int = WARMUP,
+    layout: str = "shared",
 ) -> dict[str, Any]:
     """Time :class:`AriesStep` on the benchmark pairs and store the figures in ``benchmark.extra_info``."""
     from aries_lit.modules.policy import PolicyModule
@@ -349,7 +382,7 @@ def aries_train_benchmark(
     views = module.views
     records = select_pairs(module.tokenizer, PAIRS_PER_STEP * steps_needed())
     features = tokenize(module.tokenizer, records, views)
-    batches = make_batches(features, views, module.tokenizer.pad_token_id)
+    batches = make_batches(features, views, module.tokenizer.pad_token_id, layout)
     if reference == "cached":
         attach_cached_reference(module, batches, precision)
     elif module.loss.requires_reference():
@@ -372,6 +405,7 @@ def aries_train_benchmark(
             "loss": loss,
             "precision": precision,
             "reference": reference,
+            "layout": layout,
             "views": list(views),
             "pairs_per_step": PAIRS_PER_STEP,
             "max_length": MAX_LENGTH,
@@ -408,7 +442,8 @@ def interleaved_losses_benchmark(
 ) -> dict[str, Any]:
     """One step of each loss per round, on one shared policy/reference/optimizer, the order rotating every
     round: the losses' costs are compared under the same machine load. (The shared policy moves a little
-    with every step, lr 1e-6; that does not change the work of a step.)"""
+    with every step, lr 1e-6; that does not change the work of a step.) ``name@separate`` runs a loss
+    with every view its own sequence instead of the default shared contexts."""
     from aries_lit.losses import LOSSES
     from aries_lit.modules.policy import PolicyModule
 
@@ -420,10 +455,11 @@ def interleaved_losses_benchmark(
     steps: dict[str, AriesStep] = {}
     views_of: dict[str, dict[str, float]] = {}
     for name in losses:
-        loss = LOSSES.build(name)
+        loss_name, _, layout = name.partition("@")
+        loss = LOSSES.build(loss_name)
         views = loss.required_views()
         features = tokenize(module.tokenizer, records, views)
-        batches = make_batches(features, views, module.tokenizer.pad_token_id)
+        batches = make_batches(features, views, module.tokenizer.pad_token_id, layout or "shared")
         if reference == "cached":
             attach_cached_reference(module, batches, precision)
         steps[name] = AriesStep(module, optimizer, batches, precision, loss=loss)
@@ -450,9 +486,7 @@ def interleaved_losses_benchmark(
         name: {
             "time": round(info["s_per_step"] / base["s_per_step"], 3),
             "per_step": [round(b / a, 3) for a, b in zip(base["step_seconds"], info["step_seconds"])],
-            "view_tokens": round(
-                info["view_tokens_per_pair"]["separate"] / base["view_tokens_per_pair"]["separate"], 3
-            ),
+            "view_tokens": round(info["processed_tokens_per_step"] / base["processed_tokens_per_step"], 3),
         }
         for name, info in per_loss.items()
         if name != losses[0]

@@ -128,6 +128,8 @@ def main(paths: list[str]) -> None:
         i = b["extra_info"]
         if "peak_gflops" in i and "precision" in i:
             best_peak[i["precision"]] = max(best_peak.get(i["precision"], 0.0), i["peak_gflops"])
+        for part in i.get("per_loss", {}).values():
+            best_peak[i["precision"]] = max(best_peak.get(i["precision"], 0.0), part["peak_gflops"])
     rows = train_rows(benches)
     for r in rows:
         r["mfu_run"] = r["achieved_gflops"] / best_peak[r["precision"]]
@@ -288,6 +290,28 @@ def main(paths: list[str]) -> None:
                 f"| {rat('aries')} | {rat('bt_aries')} | {ra['aries']['view_tokens']:.2f}x | {mfu} |"
             )
         p("")
+        p(
+            "(view-token ratio: tokens the model runs per ARIES step over those per DPO step, both with "
+            "shared contexts; tokens/s count the views as separate sequences, as TRL counts them.)\n"
+        )
+        sep = [i for i in losses_inter if "aries@separate" in i["per_loss"]]
+        if sep:
+            p("### ARIES with shared contexts vs its six views as separate sequences (interleaved steps)\n")
+            p(
+                "| model | precision | reference | shared s/step | separate s/step | time ratio (per step) "
+                "| tokens run per step shared / separate | token ratio | target |"
+            )
+            p("|---|---|---|---:|---:|---|---|---:|---|")
+            for i in sep:
+                a, b = i["per_loss"]["aries"], i["per_loss"]["aries@separate"]
+                per = ", ".join(f"{x / y:.2f}" for x, y in zip(a["step_seconds"], b["step_seconds"]))
+                ta, tb = a["processed_tokens_per_step"], b["processed_tokens_per_step"]
+                p(
+                    f"| {i['model']} | {i['precision']} | {i['reference']} | {a['s_per_step']:.2f} "
+                    f"| {b['s_per_step']:.2f} | {a['s_per_step'] / b['s_per_step']:.2f}x ({per}) "
+                    f"| {ta:,.0f} / {tb:,.0f} | {ta / tb:.2f}x | <= 0.75x |"
+                )
+            p("")
 
     counts = [
         b["extra_info"]

@@ -63,11 +63,11 @@ def test_train_step(benchmark, get_model_dir, model: str, loss: str, precision: 
 )
 def test_losses_interleaved(benchmark, get_model_dir, model: str, precision: str, reference: str) -> None:
     """``dpo``, ``aries``, ``bt_aries`` steps alternated on one policy (the fair ARIES/DPO ratio on a busy
-    machine); a round is one step of each, the order rotating."""
+    machine); a round is one step of each, the order rotating. With cached reference log-probs also
+    ``aries@separate``: the six views as six sequences, the baseline of the shared-context target."""
     rounds = max(ROUNDS, 8) if model == "tiny" else SLOW_ROUNDS
-    interleaved_losses_benchmark(
-        benchmark, get_model_dir(model), model, tuple(LOSS_NAMES), precision, reference, rounds
-    )
+    losses = tuple(LOSS_NAMES) + (("aries@separate",) if reference == "cached" else ())
+    interleaved_losses_benchmark(benchmark, get_model_dir(model), model, losses, precision, reference, rounds)
 
 
 @pytest.mark.parametrize("model", ["tiny", "smollm2"])

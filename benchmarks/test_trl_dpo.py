@@ -214,7 +214,8 @@ def test_trl_matches_aries_lit_dpo(
     module = PolicyModule(model=str(perturbed_dir), reference=str(smollm2_dir), loss="dpo", lr=LR)
     module.configure_model()
     feats = tokenize(module.tokenizer, records[:PAIRS_PER_STEP], module.views)
-    ours = make_batches(feats, module.views, module.tokenizer.pad_token_id)[0]
+    ours = make_batches(feats, module.views, module.tokenizer.pad_token_id, "separate")[0]
+    shared = make_batches(feats, module.views, module.tokenizer.pad_token_id, "shared")[0]
 
     # token sequences (rows: chosen x4 then rejected x4 in both)
     same_shape = tuple(trl_batch["input_ids"].shape) == tuple(ours["input_ids"].shape)
@@ -251,10 +252,14 @@ def test_trl_matches_aries_lit_dpo(
             policy, counts = module.view_logps(module.policy, ours)
             reference = reference_from_batch(ours) or module.reference_logps(ours)
             out = module.loss(ViewLogProbs(policy=policy, reference=reference, num_tokens=counts))
+            p2, c2 = module.view_logps(module.policy, shared)  # the default layout: x once per pair
+            r2 = reference_from_batch(shared) or module.reference_logps(shared)
+            out_shared = module.loss(ViewLogProbs(policy=p2, reference=r2, num_tokens=c2))
         metrics = trainer._metrics["train"]
         results.update(
             trl_loss=float(trl_loss),
             aries_lit_loss=float(out.loss),
+            aries_lit_loss_shared_context=float(out_shared.loss),
             trl_logps_chosen=metrics["logps/chosen"][-1],
             aries_lit_logps_chosen=float(policy["direct/chosen"].mean()),
             trl_logps_rejected=metrics["logps/rejected"][-1],
@@ -266,6 +271,7 @@ def test_trl_matches_aries_lit_dpo(
     benchmark.pedantic(both_losses, rounds=1, iterations=1)
     results.update(
         loss_abs_diff=abs(results["trl_loss"] - results["aries_lit_loss"]),
+        loss_abs_diff_shared_context=abs(results["trl_loss"] - results["aries_lit_loss_shared_context"]),
         logps_chosen_abs_diff=abs(results["trl_logps_chosen"] - results["aries_lit_logps_chosen"]),
         same_batch_shape=same_shape,
         mismatched_rows=row_mismatch,
@@ -276,13 +282,17 @@ def test_trl_matches_aries_lit_dpo(
     )
     print(
         "\nDPO loss on the same batch:",
-        {k: results[k] for k in ("trl_loss", "aries_lit_loss", "loss_abs_diff")},
+        {
+            k: results[k]
+            for k in ("trl_loss", "aries_lit_loss", "loss_abs_diff", "aries_lit_loss_shared_context")
+        },
     )
     benchmark.extra_info.update(results)
     free_trainer(trainer)
     release(module)
     assert not row_mismatch, f"token sequences differ in rows {row_mismatch}"
     assert results["loss_abs_diff"] < 1e-3, results
+    assert results["loss_abs_diff_shared_context"] < 1e-3, results
 
 
 # --------------------------------------------------------------------------- throughput
@@ -435,7 +445,7 @@ def test_dpo_interleaved(
     else:
         module.reference_model()
     ours = AriesStep(module, aries_optimizer(module.policy), batches, precision)
-    assert [int(b["attention_mask"].sum()) for b in batches] == trl_tokens
+    assert [b["bench.tokens"] for b in batches] == trl_tokens  # the same work; x runs once per pair
 
     def train() -> None:
         torch.set_num_threads(THREADS)
