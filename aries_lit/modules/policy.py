@@ -47,6 +47,10 @@ class PolicyModule(L.LightningModule):
         lora: ``peft.LoraConfig`` keyword arguments to train LoRA adapters only (the
             reference is then the base model with adapters disabled: no second copy).
         logits_chunk_size: response tokens per LM-head chunk.
+        fused_adamw: ``torch.optim.AdamW(fused=True)`` (one kernel for the whole update: 0.07 s
+            instead of 0.32 s per SmolLM2 step on 2 CPU cores); ``None`` = fused except under
+            DeepSpeed. With DeepSpeed optimizer offload the optimizer is DeepSpeed's CPU Adam
+            (AdamW mode), which ZeRO-Offload requires.
     """
 
     default_loss = "aries"
@@ -66,6 +70,7 @@ class PolicyModule(L.LightningModule):
         gradient_checkpointing: bool = False,
         lora: dict[str, Any] | None = None,
         logits_chunk_size: int = 4096,
+        fused_adamw: bool | None = None,
     ) -> None:
         super().__init__()
         if schedule not in ("cosine", "linear", "constant"):
@@ -219,11 +224,27 @@ class PolicyModule(L.LightningModule):
             {"params": decay, "weight_decay": hp.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.adam_betas))
+        optimizer = self._adamw(groups)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(math.ceil(hp.warmup_ratio * total))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(hp.schedule, warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _adamw(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+        hp = self.hparams
+        betas = tuple(hp.adam_betas)
+        from lightning.pytorch.strategies import DeepSpeedStrategy
+
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        ds_config = strategy.config if isinstance(strategy, DeepSpeedStrategy) else None
+        if ds_config is not None and (ds_config.get("zero_optimization") or {}).get("offload_optimizer"):
+            from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+            return DeepSpeedCPUAdam(groups, lr=hp.lr, betas=betas, adamw_mode=True)
+        fused = hp.get("fused_adamw")
+        if fused is None:
+            fused = ds_config is None
+        return torch.optim.AdamW(groups, lr=hp.lr, betas=betas, fused=bool(fused))
 
     # ----------------------------------------------------------------- export
     def save_hf(self, path: str) -> None:
