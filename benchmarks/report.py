@@ -72,6 +72,11 @@ def train_rows(benches: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def infos_of(benches: dict[str, dict[str, Any]], framework: str) -> list[dict[str, Any]]:
+    """``extra_info`` of every benchmark recorded by ``framework``."""
+    return [b["extra_info"] for b in benches.values() if b["extra_info"].get("framework") == framework]
+
+
 def find(rows, **kw) -> dict[str, Any] | None:
     for r in rows:
         if all(r.get(k) == v for k, v in kw.items()):
@@ -187,11 +192,7 @@ def main(paths: list[str]) -> None:
                 )
             p("")
 
-        inter = [
-            b["extra_info"]
-            for b in benches.values()
-            if b["extra_info"].get("framework") == "trl+aries_lit interleaved"
-        ]
+        inter = infos_of(benches, "trl+aries_lit interleaved")
         if inter:
             p("### TRL vs aries_lit `dpo`, steps interleaved (same batches, same load)\n")
             p(
@@ -256,11 +257,7 @@ def main(paths: list[str]) -> None:
                 )
             p("")
 
-    losses_inter = [
-        b["extra_info"]
-        for b in benches.values()
-        if b["extra_info"].get("framework") == "aries_lit interleaved losses"
-    ]
+    losses_inter = infos_of(benches, "aries_lit interleaved losses")
     if losses_inter:
         p("### DPO, ARIES, BT_ARIES steps interleaved (one policy, 4 pairs/step, same load)\n")
         p(

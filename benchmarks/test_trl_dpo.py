@@ -333,6 +333,24 @@ class StepGate(TrainerCallback):
         self.parked.wait(timeout=3600)
 
 
+def start_trl_training(trainer: Any, gate: StepGate) -> threading.Thread:
+    """Run TRL's own ``train()`` in a daemon thread, paced by ``gate``; an error it raises is handed to
+    the benchmark thread through the gate."""
+
+    def train() -> None:
+        torch.set_num_threads(THREADS)
+        try:
+            trainer.train()
+        except BaseException as err:  # noqa: BLE001 - handed to the benchmark thread
+            gate.error = err
+            gate.parked.set()
+            gate.done.release()
+
+    thread = threading.Thread(target=train, daemon=True)
+    thread.start()
+    return thread
+
+
 SIDE_BY_SIDE = [
     (precision, reference, framework)
     for precision, reference in (
@@ -371,17 +389,7 @@ def test_dpo_side_by_side(
     )
     tokens = [int(b["attention_mask"].sum()) for b in trl_batches(trainer, n_steps)]
 
-    def train() -> None:
-        torch.set_num_threads(THREADS)
-        try:
-            trainer.train()
-        except BaseException as err:  # noqa: BLE001 - handed to the benchmark thread
-            gate.error = err
-            gate.parked.set()
-            gate.done.release()
-
-    thread = threading.Thread(target=train, daemon=True)
-    thread.start()
+    thread = start_trl_training(trainer, gate)
     benchmark.pedantic(gate.release_one, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
     thread.join(timeout=600)
     log = [StepLog(s, t, float("nan")) for s, t in zip(gate.times, tokens)]
@@ -447,17 +455,7 @@ def test_dpo_interleaved(
     ours = AriesStep(module, aries_optimizer(module.policy), batches, precision)
     assert [b["bench.tokens"] for b in batches] == trl_tokens  # the same work; x runs once per pair
 
-    def train() -> None:
-        torch.set_num_threads(THREADS)
-        try:
-            trainer.train()
-        except BaseException as err:  # noqa: BLE001 - handed to the benchmark thread
-            gate.error = err
-            gate.parked.set()
-            gate.done.release()
-
-    thread = threading.Thread(target=train, daemon=True)
-    thread.start()
+    thread = start_trl_training(trainer, gate)
 
     def one_round() -> None:
         if len(ours.log) % 2 == 0:

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Any
 
+from aries_lit.distributed import rank_world as dist_rank_world
+
 __all__ = [
     "accuracy",
     "dist_rank_world",
@@ -51,13 +53,6 @@ def normal_interval(mean: float, se: float, confidence: float = 0.95) -> tuple[f
     """``mean -+ z * se``."""
     z = z_value(confidence)
     return mean - z * se, mean + z * se
-
-
-def dist_rank_world() -> tuple[int, int]:
-    """``(rank, world size)`` of the initialized default process group, else ``(0, 1)``."""
-    from aries_lit.distributed import rank_world
-
-    return rank_world()
 
 
 def _reduced_sums(values: Sequence[float], sync: bool) -> tuple[float, float, float]:

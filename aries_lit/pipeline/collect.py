@@ -20,7 +20,14 @@ from typing import Any
 
 from aries_lit.distributed import backend_for_rank, barrier, rank_world
 from aries_lit.generators import GENERATORS, Generator
-from aries_lit.generators.store import CandidateStore, load_groups, merge_shards, read_candidates, shard_dir
+from aries_lit.generators.store import (
+    CANDIDATES_FILE,
+    CandidateStore,
+    load_groups,
+    merge_shards,
+    read_candidates,
+    shard_dir,
+)
 from aries_lit.prompts.sources import load_prompts
 from aries_lit.selectors import SELECTORS, Selector
 
@@ -79,7 +86,7 @@ def generate_sharded(
     mine = items[rank::world]
     ids = {str(r["id"]) for r in mine}
     shard = CandidateStore(shard_dir(out, rank, world))
-    shard.append([c for c in read_candidates(out / "candidates.jsonl") if str(c["id"]) in ids])
+    shard.append([c for c in read_candidates(out / CANDIDATES_FILE) if str(c["id"]) in ids])
     gen.backend = backend_for_rank(gen.backend, world)  # transformers on this rank's GPU
     gen.run(mine, model, shard.out_dir, progress=progress and rank == 0)
     barrier()
