@@ -79,16 +79,17 @@ Run `aries-lit COMMAND --help` for a command's options."""
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point; user errors (bad data, unknown names, missing files) print one clear line.
+    """Entry point; user errors (bad data or settings, unknown names, missing files) print one
+    clear line. aries_lit reports bad input as ``ValueError`` (``DataValidationError`` is one)
+    with the file, record and field or the setting in its message.
 
     Set ``ARIES_LIT_DEBUG=1`` to see the full traceback instead.
     """
-    from aries_lit.data.errors import DataValidationError
     from aries_lit.registry import RegistryError
 
     try:
         _main(argv)
-    except (DataValidationError, RegistryError, FileNotFoundError) as err:
+    except (ValueError, RegistryError, FileNotFoundError) as err:
         if os.environ.get("ARIES_LIT_DEBUG"):
             raise
         print(f"aries-lit: error: {err}", file=sys.stderr)

@@ -75,3 +75,28 @@ def test_iterate_with_a_bad_stage_names_the_config_and_field(tmp_path):
     out = _run(["iterate", "--config", str(config)])
     assert out.returncode != 0
     assert f"{config}: stages[1]: field 'name' is missing" in out.stderr
+
+
+def test_generate_rerun_with_other_settings_is_one_line(tiny_model_dir, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    rows = [{"id": f"q{i}", "prompt": f"What is {i} + 1?"} for i in range(2)]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def generate(temperature: float) -> subprocess.CompletedProcess:
+        spec = {"name": "sequential_refinement", "num_candidates": 1, "max_new_tokens": 4}
+        spec["temperature"] = temperature
+        return _run(
+            [
+                "generate", "--model", str(tiny_model_dir),
+                "--prompts", json.dumps({"name": "file", "path": str(prompts)}),
+                "--generator", json.dumps(spec), "--out_dir", str(tmp_path / "out"), "--progress", "false",
+            ]
+        )  # fmt: skip
+
+    assert generate(0.0).returncode == 0
+    before = (tmp_path / "out" / "candidates.jsonl").read_bytes()
+    out = generate(0.5)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("aries-lit: error:") and "temperature: 0.0 -> 0.5" in last and "out" in last
+    assert (tmp_path / "out" / "candidates.jsonl").read_bytes() == before  # nothing lost or added
