@@ -6,7 +6,8 @@ Settings come from environment variables so a slow machine can shrink a run:
 * ``ARIES_BENCH_ROUNDS`` (3) / ``ARIES_BENCH_WARMUP`` (1): measured and warm-up steps per benchmark.
 * ``ARIES_BENCH_SLOW_ROUNDS`` (= rounds): measured steps of the SmolLM2 ARIES/BT_ARIES benchmarks.
 * ``ARIES_BENCH_MODELS`` (``tiny,smollm2``): which models the training benchmarks run.
-* ``ARIES_BENCH_DATA`` (``<repo>/../shared/data``): the shared data folder.
+* ``ARIES_BENCH_DATA`` (the data shipped in the package, ``aries_lit/assets``): a folder with
+  ``hh_rlhf/harmless_base_test.jsonl.gz`` and ``gsm8k/test.jsonl.gz``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from typing import Any
 
 import torch
 
+from aries_lit.assets import ASSETS_DIR
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("ARIES_BENCH_DATA", REPO.parent / "shared" / "data"))
+DATA = Path(os.environ.get("ARIES_BENCH_DATA", ASSETS_DIR))
 HH_TEST = DATA / "hh_rlhf" / "harmless_base_test.jsonl.gz"
-GSM8K_TEST = DATA / "gsm8k" / "test.jsonl"
+GSM8K_TEST = DATA / "gsm8k" / "test.jsonl.gz"
 
 THREADS = int(os.environ.get("ARIES_BENCH_THREADS", "2"))
 ROUNDS = int(os.environ.get("ARIES_BENCH_ROUNDS", "3"))
@@ -242,16 +245,10 @@ def batch_tokens(batch: dict[str, Any]) -> dict[str, int]:
 
 
 def gsm8k_prompts(n: int = 16) -> list[dict[str, Any]]:
-    import json
+    from aries_lit.prompts.sources import GSM8K
 
-    out = []
-    with open(GSM8K_TEST, encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
-            if i == n:
-                break
-            rec = json.loads(line)
-            out.append({"id": f"gsm8k-test-{i}", "prompt": rec["question"], "answer": rec["answer"]})
-    return out
+    items = GSM8K(path=str(GSM8K_TEST), limit=n).load()
+    return [{"id": it["id"], "prompt": it["prompt"], "answer": it["solution"]} for it in items]
 
 
 # --------------------------------------------------------------------------- aries_lit training step

@@ -21,7 +21,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
-from bench_utils import DATA, MODELS, THREADS, load_avg, machine_info  # noqa: E402
+from bench_utils import MODELS, THREADS, load_avg, machine_info  # noqa: E402
 
 
 def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:  # noqa: ARG001
@@ -72,13 +72,6 @@ def _append_log(name: str, bench) -> None:
     }
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, default=str) + "\n")
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not DATA.exists():
-        pytest.skip(f"the shared data folder {DATA} is missing (set ARIES_BENCH_DATA)")
-    return DATA
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random-init models built in code, and the real data in ../shared/data."""
+"""Shared fixtures: tiny random-init models built in code, and the real data shipped in the package
+(``aries_lit/assets``)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.exists():
-        pytest.fail(f"the shared data folder {SHARED_DATA} is missing")
-    return SHARED_DATA
+def data_dir() -> Path:
+    """The data shipped in the package (``aries_lit:<file>`` in configs)."""
+    from aries_lit.assets import ASSETS_DIR
+
+    return ASSETS_DIR
 
 
 @pytest.fixture(scope="session")

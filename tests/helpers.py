@@ -1,11 +1,14 @@
-"""Test-only Lightning callbacks, importable by subprocess runs (PYTHONPATH=tests)."""
+"""Test-only helpers: Lightning callbacks importable by subprocess runs (PYTHONPATH=tests), and a
+reader for the shipped gzipped data files."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
@@ -32,3 +35,11 @@ class RecordBatches(Callback):
         out = Path(f"{self.path}.rank{trainer.global_rank}")
         with out.open("a") as f:
             f.write(json.dumps({"step": trainer.global_step, "ids": batch["ids"], "metrics": metrics}) + "\n")
+
+
+def read_json_gz(path: Path) -> Any:
+    """A gzipped JSON file, or a list of records for a gzipped JSON-lines file."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        if path.name.endswith(".jsonl.gz"):
+            return [json.loads(line) for line in fh if line.strip()]
+        return json.load(fh)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from helpers import read_json_gz
 
 from aries_lit.selectors.answers import (
     answers_match,
@@ -160,13 +161,9 @@ def test_helpers():
     assert extract_last_number("none") is None
 
 
-def test_real_gsm8k_gold_answers(shared_data):
+def test_real_gsm8k_gold_answers(data_dir):
     """Every gold answer of the GSM8K test split extracts to itself, via both routes."""
-    import json
-
-    path = shared_data / "gsm8k" / "test.jsonl"
-    with open(path) as f:
-        rows = [json.loads(line) for line in f]
+    rows = read_json_gz(data_dir / "gsm8k" / "test.jsonl.gz")
     assert len(rows) > 1000
     for row in rows:
         gold = gold_from_gsm8k(row["answer"])

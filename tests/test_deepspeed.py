@@ -14,7 +14,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-HH = str(REPO.parent / "shared" / "data" / "hh_rlhf" / "harmless_base_test.jsonl.gz")
+HH = "aries_lit:hh_rlhf/harmless_base_test.jsonl.gz"
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available() or importlib.util.find_spec("deepspeed") is None,

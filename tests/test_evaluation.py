@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import read_json_gz
 
 from aries_lit.evaluation.evaluate import (
     Task,
@@ -237,13 +238,13 @@ def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def test_cli_end_to_end_and_resume(tmp_path, tiny_model_dir, tiny_reward_model_dir, shared_data, capsys):
+def test_cli_end_to_end_and_resume(tmp_path, tiny_model_dir, tiny_reward_model_dir, data_dir, capsys):
     from aries_lit.cli import main
 
     out = tmp_path / "eval"
-    alpaca_path = shared_data / "alpaca_eval" / "gpt4_1106_preview_outputs.json"
+    alpaca_path = data_dir / "alpaca_eval" / "gpt4_1106_preview_outputs.json.gz"
     tasks = [
-        {"name": "gsm8k", "limit": 3, "data_dir": str(shared_data / "gsm8k")},
+        {"name": "gsm8k", "limit": 3, "data_dir": str(data_dir / "gsm8k")},
         {"name": "alpaca_eval", "limit": 3, "path": str(alpaca_path)},
     ]
     argv = [
@@ -288,7 +289,7 @@ def test_cli_end_to_end_and_resume(tmp_path, tiny_model_dir, tiny_reward_model_d
     assert [c["turn"] for c in curve] == [0, 1, 2] and all(0.0 <= c["mean"] <= 1.0 for c in curve)
 
     # AlpacaEval model_outputs: exactly the schema, in the reference's instruction order
-    reference = json.loads(alpaca_path.read_text())[:3]
+    reference = read_json_gz(alpaca_path)[:3]
     for label in ("direct", "sr"):
         rows = json.loads((out / name / "alpaca_eval" / f"model_outputs_{label}.json").read_text())
         assert isinstance(rows, list) and len(rows) == 3

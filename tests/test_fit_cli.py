@@ -16,7 +16,7 @@ from aries_lit.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs" / "tiny").glob("*.yaml"))
-HH = str(REPO.parent / "shared" / "data" / "hh_rlhf" / "harmless_base_test.jsonl.gz")
+HH = "aries_lit:hh_rlhf/harmless_base_test.jsonl.gz"
 
 
 def _overrides(model_dir: Path, root: Path, steps: int = 2) -> list[str]:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import read_json_gz
 
 from aries_lit.generators import (
     BACKENDS,
@@ -392,8 +393,8 @@ def test_killed_process_resumes(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_smollm2_answers_and_refines_gsm8k(smollm2_dir, shared_data, tmp_path):
-    rows = [json.loads(x) for x in (shared_data / "gsm8k" / "train.jsonl").read_text().splitlines()[:4]]
+def test_smollm2_answers_and_refines_gsm8k(smollm2_dir, data_dir, tmp_path):
+    rows = read_json_gz(data_dir / "gsm8k" / "train.jsonl.gz")[:4]
     prompts = [
         {"id": f"gsm8k-train-{i}", "prompt": r["question"], "answer": r["answer"]} for i, r in enumerate(rows)
     ]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-HH = str(REPO.parent / "shared" / "data" / "hh_rlhf" / "harmless_base_test.jsonl.gz")
+HH = "aries_lit:hh_rlhf/harmless_base_test.jsonl.gz"
 
 
 def _config(tmp_path: Path, model_dir: Path, count: int = 8) -> Path:

@@ -9,7 +9,7 @@ import torch
 from aries_lit.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-HH = str(REPO.parent / "shared" / "data" / "hh_rlhf" / "harmless_base_test.jsonl.gz")
+HH = "aries_lit:hh_rlhf/harmless_base_test.jsonl.gz"
 
 
 def test_lora_gradient_checkpointing_bf16_train_and_export_merged(tiny_model_dir, tmp_path):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import read_json_gz
 
 from aries_lit.data.errors import DataValidationError
 from aries_lit.prompts.arithmetic import DEFAULT_PROMPT, ArithmeticTask, evaluate, expression_split
@@ -24,27 +25,26 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def in_repo(monkeypatch, shared_data):
-    """Run from the project root, where the default ``../shared/data`` paths resolve."""
-    monkeypatch.chdir(REPO)
-    assert (REPO / ".." / "shared" / "data").resolve() == shared_data.resolve()
+def elsewhere(monkeypatch, tmp_path):
+    """Run from a directory with nothing in it: the default paths name shipped files."""
+    monkeypatch.chdir(tmp_path)
 
 
 def test_registry_names():
     assert {"file", "gsm8k", "alpaca_eval", "arithmetic", "preference_prompts"} <= set(PROMPT_SOURCES.names())
 
 
-def test_gsm8k_test_split_from_the_shared_file(in_repo, shared_data):
+def test_gsm8k_test_split_from_the_shipped_file(elsewhere, data_dir):
     items = load_prompts("gsm8k")
     assert len(items) == 1319
-    lines = (shared_data / "gsm8k" / "test.jsonl").read_text(encoding="utf-8").splitlines()
-    first = json.loads(lines[0])
+    lines = read_json_gz(data_dir / "gsm8k" / "test.jsonl.gz")
+    first = lines[0]
     assert items[0]["id"] == "gsm8k-test-0"
     assert items[0]["prompt"] == first["question"]
     assert items[0]["solution"] == first["answer"]
     assert first["answer"].endswith("#### 18") and items[0]["answer"] == "18"
     # a gold answer written with a thousands separator (line 147 of the file)
-    record = json.loads(lines[146])
+    record = lines[146]
     assert "," in record["answer"].rsplit("####", 1)[1]
     assert items[146]["answer"] == record["answer"].rsplit("####", 1)[1].strip().replace(",", "")
     assert "," not in items[146]["answer"]
@@ -55,11 +55,15 @@ def test_gsm8k_test_split_from_the_shared_file(in_repo, shared_data):
     assert window == items[5:8]
 
 
-def test_gsm8k_train_split_and_explicit_path(in_repo, shared_data):
+def test_gsm8k_train_split_and_explicit_path(elsewhere, data_dir):
     train = GSM8K(split="train", limit=2).load()
     assert [item["id"] for item in train] == ["gsm8k-train-0", "gsm8k-train-1"]
-    explicit = GSM8K(path=str(shared_data / "gsm8k" / "test.jsonl"), limit=1).load()
+    assert len(GSM8K(split="train").load()) == 7473
+    explicit = GSM8K(path=str(data_dir / "gsm8k" / "test.jsonl.gz"), limit=1).load()
     assert explicit[0]["answer"] == "18"
+    assert GSM8K(path="aries_lit:gsm8k/test.jsonl.gz", limit=1).load() == explicit
+    with pytest.raises(FileNotFoundError, match=r"aries_lit:gsm8k/nope.jsonl: no such shipped file; shipped"):
+        GSM8K(path="aries_lit:gsm8k/nope.jsonl").load()
 
 
 def test_gsm8k_missing_file_and_bad_answer(tmp_path):
@@ -78,12 +82,10 @@ def test_gsm8k_missing_file_and_bad_answer(tmp_path):
     assert gsm8k_gold("so 1,234 in all\n#### 1,234") == "1234"
 
 
-def test_alpaca_eval(in_repo, shared_data):
+def test_alpaca_eval(elsewhere, data_dir):
     items = AlpacaEval().load()
     assert len(items) == 805
-    raw = json.loads(
-        (shared_data / "alpaca_eval" / "gpt4_1106_preview_outputs.json").read_text(encoding="utf-8")
-    )
+    raw = read_json_gz(data_dir / "alpaca_eval" / "gpt4_1106_preview_outputs.json.gz")
     assert [item["id"] for item in items[:2]] == ["alpaca_eval-0", "alpaca_eval-1"]
     assert [item["prompt"] for item in items] == [r["instruction"] for r in raw]
     assert items[10]["reference_output"] == raw[10]["output"]
@@ -225,10 +227,10 @@ def test_preference_prompts_are_deduplicated(tmp_path):
     ]
 
 
-def test_preference_prompts_from_hh_rlhf(shared_data):
+def test_preference_prompts_from_hh_rlhf(data_dir):
     source = {
         "name": "preference_prompts",
-        "path": str(shared_data / "hh_rlhf" / "harmless_base_test.jsonl.gz"),
+        "path": str(data_dir / "hh_rlhf" / "harmless_base_test.jsonl.gz"),
     }
     with pytest.raises(DataValidationError, match="record 87"):
         load_prompts(source)

@@ -167,8 +167,8 @@ def test_hh_dialogues_small(tmp_path):
         load_preference_records(path)
 
 
-def test_real_hh_rlhf_file(shared_data):
-    path = shared_data / "hh_rlhf" / "harmless_base_test.jsonl.gz"
+def test_real_hh_rlhf_file(data_dir):
+    path = data_dir / "hh_rlhf" / "harmless_base_test.jsonl.gz"
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         raw = [json.loads(line) for line in handle]
     assert len(raw) == 2312

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightning as L
 import torch
 
@@ -12,7 +10,7 @@ from aries_lit.data.collator import reference_from_batch
 from aries_lit.losses import ViewLogProbs
 from aries_lit.modules import PreferenceModule
 
-HH = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "hh_rlhf" / "harmless_base_test.jsonl.gz")
+HH = "aries_lit:hh_rlhf/harmless_base_test.jsonl.gz"
 
 
 def _setup(tiny_model_dir, tmp_path, loss="aries"):

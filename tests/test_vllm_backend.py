@@ -10,6 +10,7 @@ import json
 import time
 
 import pytest
+from helpers import read_json_gz
 
 pytestmark = pytest.mark.vllm
 
@@ -37,11 +38,11 @@ def vllm_backend(smollm2_dir):
     backend.close()
 
 
-def test_vllm_sequential_refinement(vllm_backend, smollm2_dir, shared_data, tmp_path):
+def test_vllm_sequential_refinement(vllm_backend, smollm2_dir, data_dir, tmp_path):
     from aries_lit.generators import SequentialRefinement, load_groups, read_manifest
     from aries_lit.prompts.templates import RefinementTemplate, chat_context, prompt_text
 
-    rows = [json.loads(x) for x in (shared_data / "gsm8k" / "train.jsonl").read_text().splitlines()[:4]]
+    rows = read_json_gz(data_dir / "gsm8k" / "train.jsonl.gz")[:4]
     prompts = [
         {"id": f"gsm8k-train-{i}", "prompt": r["question"], "answer": r["answer"]} for i, r in enumerate(rows)
     ]

@@ -57,6 +57,7 @@ from typing import Any
 import datasets
 import pyarrow as pa
 
+from aries_lit.assets import resolve_data_path
 from aries_lit.data.errors import DataValidationError
 from aries_lit.prompts.templates import prompt_text
 
@@ -119,7 +120,7 @@ def _looks_local(source: str) -> bool:
 def open_records(source: str | os.PathLike, *, split: str = "train") -> RecordStream:
     """Open a file, a ``save_to_disk`` folder or a hub dataset as a stream of raw records."""
     src = str(source)
-    path = Path(src).expanduser()
+    path = Path(resolve_data_path(src)).expanduser()
     if path.is_dir():
         return RecordStream(src, *_open_saved(src, path, split))
     if path.is_file():

@@ -4,14 +4,15 @@ A :class:`PromptSource` returns plain dicts ``{"id": str, "prompt": str | list[m
 "answer": str (verifiable tasks), ...extra fields}``. Configs name one by its short name::
 
     prompts: {name: gsm8k, split: test, limit: 150}
-    prompts: {name: file, path: data/prompts.jsonl, prompt_field: question, answer_field: gold}
+    prompts: {name: file, path: my_prompts.jsonl, prompt_field: question, answer_field: gold}
     prompts: {class_path: my_pkg.MyPrompts, init_args: {...}}
 
 Registered: ``file``, ``gsm8k``, ``alpaca_eval``, ``arithmetic``
 (:mod:`aries_lit.prompts.arithmetic`) and ``preference_prompts``. Bad input raises
 :class:`~aries_lit.data.errors.DataValidationError` naming the file, record and field.
-Relative default paths (``../shared/data/...``) resolve against the current directory, i.e.
-the project root when run from there.
+Default paths name the data sets shipped in the package (``aries_lit:gsm8k/test.jsonl.gz``, see
+:mod:`aries_lit.assets`), so they resolve from any directory; other relative paths resolve against
+the current directory.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aries_lit.assets import PREFIX, resolve_data_path
 from aries_lit.data.errors import DataValidationError
 from aries_lit.data.records import load_preference_records, open_records
 from aries_lit.registry import Registry
@@ -166,22 +168,28 @@ class GSM8K(PromptSource):
     """GSM8K (Cobbe et al. 2021): ``prompt`` = the question, ``answer`` = the gold number
     (after ``#### ``, commas removed), ``solution`` = the worked answer.
 
-    Reads ``path``, or ``{data_dir}/{split}.jsonl`` (default the offline copy in
-    ``../shared/data/gsm8k``). When that file does not exist and ``hub=True``, loads
+    Reads ``path``, or ``{data_dir}/{split}.jsonl`` (or ``.jsonl.gz``; default the copy shipped in
+    the package, ``aries_lit:gsm8k``). When that file does not exist and ``hub=True``, loads
     ``datasets.load_dataset("openai/gsm8k", "main", split=split)``. Ids: ``gsm8k-{split}-{i}``
     with ``i`` the 0-based line index.
     """
 
     path: str | None = None
     split: str = "test"
-    data_dir: str = "../shared/data/gsm8k"
+    data_dir: str = "aries_lit:gsm8k"
     hub: bool = False
     hub_name: str = "openai/gsm8k"
     limit: int | None = None
     offset: int = 0
 
     def _records(self) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
-        path = Path(self.path) if self.path is not None else Path(self.data_dir) / f"{self.split}.jsonl"
+        if self.path is not None:
+            path = Path(resolve_data_path(self.path))
+        else:
+            folder = Path(resolve_data_path(self.data_dir))
+            path = folder / f"{self.split}.jsonl"
+            if not path.exists() and (folder / f"{self.split}.jsonl.gz").exists():
+                path = folder / f"{self.split}.jsonl.gz"
         if path.exists():
             src, _, records = _read(path)
             return src, records
@@ -224,7 +232,7 @@ class AlpacaEval(PromptSource):
     Ids: ``alpaca_eval-{index}`` (0-based).
     """
 
-    path: str = "../shared/data/alpaca_eval/gpt4_1106_preview_outputs.json"
+    path: str = "aries_lit:alpaca_eval/gpt4_1106_preview_outputs.json.gz"
     limit: int | None = None
     offset: int = 0
 
@@ -277,7 +285,11 @@ class PreferencePrompts(PromptSource):
 def build_prompt_source(spec: str | Mapping[str, Any] | PromptSource, **overrides: Any) -> PromptSource:
     """A source from a registry name, ``{"name"|"class_path": ..., ...}``, an instance, or a path
     to an existing file or folder (read with ``file``)."""
-    if isinstance(spec, (str, os.PathLike)) and str(spec) not in PROMPT_SOURCES and os.path.exists(spec):
+    if (
+        isinstance(spec, (str, os.PathLike))
+        and str(spec) not in PROMPT_SOURCES
+        and (str(spec).startswith(PREFIX) or os.path.exists(spec))
+    ):
         return FilePrompts(path=str(spec), **overrides)
     return PROMPT_SOURCES.build(spec, **overrides)
 
