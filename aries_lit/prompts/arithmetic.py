@@ -3,19 +3,21 @@
 ``ArithmeticTask`` (prompt source ``arithmetic``) makes items like::
 
     {"id": "arith-test-0-3", "prompt": "What is 7 - 3? Give the final answer as a number.",
-     "answer": "4", "expression": "7 - 3"}
+     "answer": "4", "expression": "7 - 3", "solution": "7 - 3 = 4. The answer is 4."}
 
 in the spirit of reasoning-gym's ``chain_sum``: ``num_terms`` operands of ``digits`` digits
 (1 digit: 0-9; ``d`` > 1 digits: 10^(d-1) .. 10^d - 1) joined by operators drawn from ``ops``
 (``+``, ``-``, ``*``; usual precedence, results may be negative). Items are a deterministic
 function of the arguments.
 
-Train and test never share an expression, for any seeds or settings: an expression belongs to
-the test split when a SHA-256 hash of its text falls below ``test_fraction``, so membership
-depends on the expression alone. Items are drawn i.i.d. from their split's expressions (as in
+Train, validation and test never share an expression, for any seeds or settings: a SHA-256
+hash of the expression's text, read as a number ``h`` in [0, 1), puts it in ``test`` when
+``h < test_fraction``, in ``validation`` when ``h < test_fraction + validation_fraction``, and
+in ``train`` otherwise, so membership depends on the expression alone (and the test split does
+not depend on ``validation_fraction``). Items are drawn i.i.d. from their split's expressions (as in
 reasoning-gym), so a small space repeats expressions; ``unique=True`` draws distinct ones and
 raises when the split has fewer than ``count``. (2 terms, 1 digit, ``+-`` has 200 expressions
-in all, about half of them in each split.)
+in all, about half of them in test.)
 
 Difficulty: SmolLM2-135M-Instruct answers about 44% of 2-term 1-digit sums correctly, which
 leaves room to move in both directions; more terms or digits make it harder.
@@ -36,10 +38,16 @@ _MAX_ENUMERATED = 200_000  # spaces up to this size are enumerated; larger ones 
 _SUPPORTED_OPS = "+-*"
 
 
-def expression_split(expression: str, test_fraction: float = 0.5) -> str:
-    """``"test"`` or ``"train"``, from a hash of the expression text alone."""
+SPLITS = ("train", "validation", "test")
+
+
+def expression_split(expression: str, test_fraction: float = 0.5, validation_fraction: float = 0.0) -> str:
+    """``"test"``, ``"validation"`` or ``"train"``, from a hash of the expression text alone."""
     digest = hashlib.sha256(expression.encode("utf-8")).digest()
-    return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
+    h = int.from_bytes(digest[:8], "big") / 2**64
+    if h < test_fraction:
+        return "test"
+    return "validation" if h < test_fraction + validation_fraction else "train"
 
 
 def evaluate(operands: list[int], operators: list[str]) -> int:
@@ -52,6 +60,27 @@ def evaluate(operands: list[int], operators: list[str]) -> int:
             terms.append(value)
             signs.append(1 if op == "+" else -1)
     return sum(s * t for s, t in zip(signs, terms))
+
+
+def worked_solution(operands: list[int], operators: list[str]) -> str:
+    """A short worked answer, one operation a step (products first), ending in the stated result::
+
+    >>> worked_solution([2, 3, 4], ["+", "*"])
+    '3 * 4 = 12, then 2 + 12 = 14. The answer is 14.'
+    """
+    values, ops, steps = list(operands), list(operators), []
+    for wanted in ("*", "+-"):
+        i = 0
+        while i < len(ops):
+            if ops[i] in wanted:
+                a, b, op = values[i], values[i + 1], ops[i]
+                result = a * b if op == "*" else a + b if op == "+" else a - b
+                steps.append(f"{a} {op} {b} = {result}")
+                values[i : i + 2] = [result]
+                del ops[i]
+            else:
+                i += 1
+    return f"{', then '.join(steps)}. The answer is {values[0]}."
 
 
 def format_expression(operands: list[int], operators: list[str]) -> str:
@@ -73,6 +102,7 @@ class ArithmeticTask(PromptSource):
     count: int = 200
     split: str = "test"
     test_fraction: float = 0.5
+    validation_fraction: float = 0.0
     unique: bool = False
     prompt_template: str = DEFAULT_PROMPT
 
@@ -83,10 +113,16 @@ class ArithmeticTask(PromptSource):
             raise ValueError(f"digits must be >= 1; got {self.digits}")
         if not self.ops or set(self.ops) - set(_SUPPORTED_OPS):
             raise ValueError(f"ops must be made of '{_SUPPORTED_OPS}'; got '{self.ops}'")
-        if self.split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test'; got '{self.split}'")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got '{self.split}'")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1); got {self.test_fraction}")
+        if not 0.0 <= self.validation_fraction < 1.0 - self.test_fraction:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1 - test_fraction); got {self.validation_fraction}"
+            )
+        if self.split == "validation" and self.validation_fraction == 0.0:
+            raise ValueError("split 'validation' needs validation_fraction > 0")
         if self.count < 0:
             raise ValueError(f"count must be >= 0; got {self.count}")
         if "{expression}" not in self.prompt_template:
@@ -106,7 +142,7 @@ class ArithmeticTask(PromptSource):
         return len(self._operand_range) ** self.num_terms * len(self._operators) ** (self.num_terms - 1)
 
     def _in_split(self, expression: str) -> bool:
-        return expression_split(expression, self.test_fraction) == self.split
+        return expression_split(expression, self.test_fraction, self.validation_fraction) == self.split
 
     def _pool(self) -> list[tuple[list[int], list[str]]]:
         operand_sets = itertools.product(self._operand_range, repeat=self.num_terms)
@@ -157,9 +193,18 @@ class ArithmeticTask(PromptSource):
                     "prompt": self.prompt_template.replace("{expression}", expression),
                     "answer": str(evaluate(operands, operators)),
                     "expression": expression,
+                    "solution": worked_solution(operands, operators),
                 }
             )
         return items
 
 
-__all__ = ["DEFAULT_PROMPT", "ArithmeticTask", "evaluate", "expression_split", "format_expression"]
+__all__ = [
+    "DEFAULT_PROMPT",
+    "SPLITS",
+    "ArithmeticTask",
+    "evaluate",
+    "expression_split",
+    "format_expression",
+    "worked_solution",
+]
