@@ -6,6 +6,7 @@ Registered short names (``SELECTORS.build("rule")``, or ``class_path`` to user c
 - ``reward_model``: a sequence-classification reward model; best chosen, worst rejected.
 - ``llm_judge``: the Self-Rewarding LLM-as-a-judge baseline (5-point additive rubric).
 - ``verifier``: a correct answer chosen, an incorrect one rejected (gold answers).
+- ``reference``: the prompt's reference answer chosen, an incorrect candidate rejected (offline data).
 
 Formats are described in :mod:`aries_lit.selectors.base`; answer extraction for
 verifiable tasks lives in :mod:`aries_lit.selectors.answers`.
@@ -13,6 +14,7 @@ verifiable tasks lives in :mod:`aries_lit.selectors.answers`.
 
 from aries_lit.selectors.base import SELECTORS, ScoredSelector, SelectionResult, Selector
 from aries_lit.selectors.llm_judge import SELF_REWARDING_JUDGE_PROMPT, LLMJudgeSelector, parse_judge_score
+from aries_lit.selectors.reference import ReferenceSelector
 from aries_lit.selectors.reward_model import RewardModelSelector
 from aries_lit.selectors.rule import RuleSelector
 from aries_lit.selectors.verifier import VerifierSelector
@@ -21,6 +23,7 @@ __all__ = [
     "SELECTORS",
     "SELF_REWARDING_JUDGE_PROMPT",
     "LLMJudgeSelector",
+    "ReferenceSelector",
     "RewardModelSelector",
     "RuleSelector",
     "ScoredSelector",
