@@ -26,6 +26,8 @@ import yaml
 from aries_lit.checkpoints import hf_model_complete
 
 MANIFEST = "manifest.json"
+#: per stage: seconds of this run's last attempt at collection and at training
+TIMINGS = "timings.json"
 
 
 def _now() -> str:
@@ -50,12 +52,12 @@ def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
     node[last] = value
 
 
-def _read_manifest(stage_dir: Path) -> dict[str, Any]:
+def read_stage_manifest(stage_dir: Path) -> dict[str, Any]:
     path = stage_dir / MANIFEST
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _write_manifest(stage_dir: Path, manifest: dict[str, Any]) -> None:
+def write_stage_manifest(stage_dir: Path, manifest: dict[str, Any]) -> None:
     tmp = stage_dir / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2))
     tmp.replace(stage_dir / MANIFEST)
@@ -67,7 +69,7 @@ def _fmt(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
-def _check_stages(stages: list[dict[str, Any]]) -> None:
+def check_stages(stages: list[dict[str, Any]]) -> None:
     names = set()
     for i, stage in enumerate(stages):
         where = f"stages[{i}]"
@@ -91,6 +93,9 @@ def _check_stages(stages: list[dict[str, Any]]) -> None:
         collect = stage.get("collect")
         if collect is not None and "prompts" not in collect:
             raise ValueError(f"{where} ('{name}'): field 'collect.prompts' is missing")
+        unknown = set(collect or {}) - {"prompts", "generator", "selector", "model"}
+        if unknown:
+            raise ValueError(f"{where} ('{name}'): unknown field(s) {sorted(unknown)} under 'collect'")
 
 
 def _stage_fit_config(
@@ -111,30 +116,54 @@ def _stage_fit_config(
     return config
 
 
-def run_stage(stage: dict[str, Any], stage_dir: Path, model: str, progress: bool = True) -> str:
-    """Run one stage (collect if configured, then fit) and return its HF model folder."""
+def with_base_model(stage: dict[str, Any], base_model: str) -> dict[str, Any]:
+    """The stage with ``collect.model: base`` replaced by the run's base model."""
+    collect = stage.get("collect")
+    if isinstance(collect, dict) and collect.get("model") == "base":
+        return {**stage, "collect": {**collect, "model": base_model}}
+    return stage
+
+
+def run_stage(
+    stage: dict[str, Any],
+    stage_dir: Path,
+    model: str,
+    progress: bool = True,
+    candidates_dir: Path | None = None,
+) -> str:
+    """Run one stage (collect if configured, then fit) and return its HF model folder.
+
+    ``collect.model`` (optional) generates with another model than the stage's input model
+    (e.g. fixed offline data made by the base model); ``candidates_dir`` (default
+    ``<stage_dir>/candidates``) lets runs share one generation folder.
+    """
     from aries_lit.pipeline.collect import generate, select
 
     stage_dir.mkdir(parents=True, exist_ok=True)
     pairs = None
     collect = stage.get("collect")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
     if collect is not None:
-        print(f"[aries-lit]   collecting with {model}", flush=True)
+        collect_model = str(Path(collect["model"]).expanduser()) if collect.get("model") else model
+        print(f"[aries-lit]   collecting with {collect_model}", flush=True)
         candidates = generate(
-            model,
+            collect_model,
             collect["prompts"],
             collect.get("generator", "sequential_refinement"),
-            str(stage_dir / "candidates"),
+            str(candidates_dir or stage_dir / "candidates"),
             progress=progress,
         )
         selector = collect.get("selector", "rule")
         if isinstance(selector, dict) and selector.get("name") == "llm_judge" and not selector.get("model"):
-            selector = {**selector, "model": model}  # Self-Rewarding: the current policy judges
+            selector = {**selector, "model": collect_model}  # Self-Rewarding: the current policy judges
         pairs = Path(select(candidates, collect["prompts"], selector, str(stage_dir / "pairs.jsonl")))
         if not pairs.read_text().strip():
             raise RuntimeError(
                 f"stage '{stage['name']}': selection gave no pairs (see {stage_dir}/selection_stats.json)"
             )
+        timings["collect_seconds"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
     config = _stage_fit_config(stage, stage_dir, model, pairs)
     config_path = stage_dir / "fit_config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -150,6 +179,8 @@ def run_stage(stage: dict[str, Any], stage_dir: Path, model: str, progress: bool
     out = stage_dir / "model"
     if not hf_model_complete(out):
         raise RuntimeError(f"stage '{stage['name']}': training finished but {out} holds no HF model")
+    timings["fit_seconds"] = round(time.perf_counter() - t0, 1)
+    (stage_dir / TIMINGS).write_text(json.dumps(timings, indent=2))
     return str(out)
 
 
@@ -177,7 +208,7 @@ def iterate(
             stages still provide the models.
         from_stage: rerun this stage and all after it (their old folders are kept as ``*.old-<time>``).
     """
-    _check_stages(stages)
+    check_stages(stages)
     root = Path(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     names = [s["name"] for s in stages]
@@ -199,7 +230,7 @@ def iterate(
             for later in [root / f"{j:02d}-{s['name']}" for j, s in enumerate(stages) if j >= i]:
                 if later.exists():
                     later.rename(later.with_name(f"{later.name}.old-{int(time.time())}"))
-        manifest = _read_manifest(stage_dir)
+        manifest = read_stage_manifest(stage_dir)
         done = manifest.get("status") == "done" and hf_model_complete(manifest.get("model", ""))
         wanted = only_stages is None or name in only_stages
         if done:
@@ -220,7 +251,7 @@ def iterate(
             flush=True,
         )
         attempts = manifest.get("attempts", 0) + 1
-        _write_manifest(
+        write_stage_manifest(
             stage_dir if stage_dir.exists() else (stage_dir.mkdir(parents=True) or stage_dir),
             {
                 **manifest,
@@ -231,9 +262,9 @@ def iterate(
                 "started_at": manifest.get("started_at", _now()),
             },
         )
-        out = run_stage(stage, stage_dir, model, progress=progress)
+        out = run_stage(with_base_model(stage, models["base"]), stage_dir, model, progress=progress)
         took = time.time() - started
-        _write_manifest(
+        write_stage_manifest(
             stage_dir,
             {
                 "name": name,
