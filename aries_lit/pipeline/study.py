@@ -1,0 +1,301 @@
+"""``aries-lit study``: arms x seeds of the ARIES loop from one base, evaluated alike, with a report.
+
+A study config names its arms; each arm is a run config of ``aries-lit iterate`` (its
+``stages``, with ``base:`` + ``overrides:`` overlays for ablations) run once per seed::
+
+    run_dir: runs/study/cpu               # models, candidates, generations (large; resumable)
+    results_dir: docs/study/cpu           # small result files, meant to be committed
+    base_model: ~/.cache/aries_lit/smollm2-135m-instruct
+    arms:
+      - {name: aries, config: configs/study/arms/aries.yaml, seeds: [0, 1, 2]}
+      - {name: iterative_dpo, config: configs/study/arms/iterative_dpo.yaml, seeds: [0, 1, 2]}
+    evaluation: {tasks: [...], num_refinements: 3, generator: {...}}   # evaluate's options
+    compare: {treatment: aries, baseline: iterative_dpo}
+
+**Shared stages run once.** A stage's folder is named by a hash of its settings (with the seed
+put in: ``fit.seed_everything`` and the collection generator's ``seed``) and of the stage it
+starts from, so arms that share their first stages (an ablation that changes only the later
+ones) reuse those stages' models, candidates and evaluations. Kill it at any point and rerun
+the same command: finished stages and evaluations are skipped, the unfinished one resumes.
+
+**Results.** After each stage's model is evaluated, a small JSON file
+``<results_dir>/<arm>/seed<k>/<NN>-<stage>.json`` records its Direct and SR accuracy, the
+refinement curve, every test item's correctness by turn, the stage's selection statistics and
+its timings; :mod:`aries_lit.pipeline.study_report` rebuilds the report from these files alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from aries_lit.checkpoints import hf_model_complete
+from aries_lit.pipeline.iterate import (
+    TIMINGS,
+    check_stages,
+    load_run_config,
+    read_stage_manifest,
+    run_stage,
+    with_base_model,
+    write_stage_manifest,
+)
+
+#: the reserved name of the base model's results (stage 0 of every arm)
+BASE = "base"
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+def seeded_stage(stage: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The stage with ``seed`` as its training seed (data order) and collection seed (sampling)."""
+    stage = copy.deepcopy(stage)
+    if isinstance(stage.get("fit"), dict):
+        stage["fit"]["seed_everything"] = seed
+    collect = stage.get("collect")
+    if isinstance(collect, dict):
+        generator = collect.get("generator", "sequential_refinement")
+        generator = {"name": generator} if isinstance(generator, str) else dict(generator)
+        generator["seed"] = seed
+        collect["generator"] = generator
+    return stage
+
+
+def stage_key(stage: dict[str, Any], input_key: str) -> str:
+    """A short hash of a stage's settings (its name aside) and of what it starts from."""
+    body = {k: v for k, v in stage.items() if k != "name"}
+    text = json.dumps({"input": input_key, "stage": body}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _check_arms(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen = set()
+    out = []
+    for i, arm in enumerate(arms):
+        where = f"arms[{i}]"
+        if not isinstance(arm, dict):
+            raise ValueError(f"{where}: an arm is a mapping with 'name', 'config' and 'seeds'")
+        unknown = set(arm) - {"name", "config", "seeds"}
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
+        for key in ("name", "config"):
+            if not isinstance(arm.get(key), str) or not arm[key]:
+                raise ValueError(f"{where}: field '{key}' is missing")
+        if arm["name"] in seen or arm["name"] == BASE:
+            raise ValueError(f"{where}: arm name '{arm['name']}' is used twice or reserved")
+        seen.add(arm["name"])
+        seeds = arm.get("seeds", [0])
+        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+            raise ValueError(f"{where} ('{arm['name']}'): field 'seeds' must be a non-empty list of integers")
+        config = load_run_config(arm["config"])
+        extra = set(config) - {"stages", "run_dir", "base_model", "evaluation"}
+        if extra:
+            raise ValueError(f"{where} ('{arm['name']}'): {arm['config']}: unknown field(s) {sorted(extra)}")
+        if not config.get("stages"):
+            raise ValueError(f"{where} ('{arm['name']}'): {arm['config']}: no stages")
+        try:
+            check_stages(config["stages"])
+        except ValueError as err:
+            raise ValueError(f"{where} ('{arm['name']}'): {arm['config']}: {err}") from None
+        out.append({"name": arm["name"], "config": arm["config"], "seeds": seeds, "stages": config["stages"]})
+    return out
+
+
+def _task_results(report: dict[str, Any]) -> dict[str, Any]:
+    """The compact per-task results of one evaluated model (metrics and per-item correctness)."""
+    (result,) = report["results"].values()
+    tasks = {}
+    for label, task in result["tasks"].items():
+        metrics = task["metrics"]
+        entry: dict[str, Any] = {"n": metrics.get("n"), "kind": metrics.get("kind")}
+        if "accuracy" in metrics:
+            acc = metrics["accuracy"]
+            keep = ("mean", "ci_low", "ci_high", "n")
+            entry["direct"] = {k: acc["direct"].get(k) for k in keep}
+            entry["sr"] = {k: acc["sr"].get(k) for k in keep}
+            entry["curve"] = [c["mean"] for c in acc["curve"]]
+            entry["items"] = {
+                str(r["id"]): "".join("1" if t.get("correct") else "0" for t in r["turns"])
+                for r in task["records"]
+            }
+            entry["truncated"] = [
+                sum(1 for r in task["records"] if r["turns"][i].get("finish_reason") == "length")
+                for i in range(len(acc["curve"]))
+            ]
+        tasks[label] = entry
+    return tasks
+
+
+class Study:
+    """Runs the arms of a study config and writes their result files (see the module docstring)."""
+
+    def __init__(
+        self,
+        base_model: str,
+        arms: list[dict[str, Any]],
+        evaluation: dict[str, Any],
+        run_dir: str = "runs/study",
+        results_dir: str = "docs/study/results",
+        progress: bool = True,
+    ) -> None:
+        self.base_model = base_model
+        self.arms = _check_arms(arms)
+        for key in ("checkpoints", "names", "out_dir"):
+            if key in evaluation:
+                raise ValueError(f"evaluation: '{key}' is set by the study; remove it")
+        self.evaluation = dict(evaluation)
+        self.run_dir = Path(run_dir).expanduser()
+        self.results_dir = Path(results_dir)
+        self.progress = progress
+
+    def _model(self) -> str:
+        path = Path(self.base_model).expanduser()
+        return str(path) if path.exists() else self.base_model
+
+    def evaluate_model(self, model: str, key: str) -> tuple[dict[str, Any], float]:
+        """Evaluate one model once (resumable; cached by ``key``); ``(task results, seconds)``."""
+        from aries_lit.evaluation import evaluate_checkpoints
+
+        out = self.run_dir / "eval" / key
+        summary = out / "study_summary.json"
+        if summary.exists():
+            saved = json.loads(summary.read_text())
+            return saved["tasks"], saved["seconds"]
+        t0 = time.perf_counter()
+        evaluate_checkpoints(
+            checkpoints=[model], names=[key], out_dir=str(out), progress=self.progress, **self.evaluation
+        )
+        seconds = round(time.perf_counter() - t0, 1)
+        tasks = _task_results(json.loads((out / "report.json").read_text()))
+        _atomic_json(summary, {"tasks": tasks, "seconds": seconds})
+        return tasks, seconds
+
+    def run_stage_once(self, stage: dict[str, Any], key: str, model: str) -> str:
+        """Run a stage in its shared folder unless it is done; return its model folder."""
+        stage_dir = self.run_dir / "stages" / f"{key}-{stage['name']}"
+        manifest = read_stage_manifest(stage_dir)
+        if manifest.get("status") == "done" and hf_model_complete(manifest.get("model", "")):
+            return manifest["model"]
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        attempts = manifest.get("attempts", 0) + 1
+        started = manifest.get("started_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+        base = {"name": stage["name"], "key": key, "input_model": model, "attempts": attempts}
+        write_stage_manifest(stage_dir, {**base, "status": "running", "started_at": started})
+        (stage_dir / "stage.json").write_text(json.dumps(stage, indent=2, default=str))
+        t0 = time.perf_counter()
+        candidates = None
+        collect = stage.get("collect")
+        if isinstance(collect, dict) and collect.get("model"):  # not the policy: shared by every arm
+            ckey = hashlib.sha256(json.dumps(collect, sort_keys=True, default=str).encode()).hexdigest()[:12]
+            candidates = self.run_dir / "candidates" / ckey
+        out = run_stage(stage, stage_dir, model, progress=self.progress, candidates_dir=candidates)
+        write_stage_manifest(
+            stage_dir,
+            {
+                **base,
+                "status": "done",
+                "model": out,
+                "started_at": started,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "seconds_last_attempt": round(time.perf_counter() - t0, 1),
+            },
+        )
+        return out
+
+    def _stage_record(self, stage_dir: Path) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        timings = stage_dir / TIMINGS
+        if timings.exists():
+            record["timings"] = json.loads(timings.read_text())
+        stats = stage_dir / "selection_stats.json"
+        if stats.exists():
+            record["selection"] = json.loads(stats.read_text())
+        return record
+
+    def run_arm(self, arm: dict[str, Any], seed: int) -> None:
+        """Every stage of one arm and seed, each evaluated, each result file written."""
+        model, input_key = self._model(), f"base:{self.base_model}"
+        base_tasks, base_seconds = self.evaluate_model(model, "base")
+        record = {"timings": {"eval_seconds": base_seconds}}
+        self._write_result(arm["name"], seed, 0, BASE, "base", base_tasks, record)
+        for i, stage in enumerate(arm["stages"], start=1):
+            stage = seeded_stage(with_base_model(stage, self._model()), seed)
+            key = stage_key(stage, input_key)
+            print(f"[aries-lit] study: arm '{arm['name']}' seed {seed} stage {i} '{stage['name']}' ({key})")
+            model = self.run_stage_once(stage, key, model)
+            tasks, seconds = self.evaluate_model(model, key)
+            record = self._stage_record(self.run_dir / "stages" / f"{key}-{stage['name']}")
+            record.setdefault("timings", {})["eval_seconds"] = seconds
+            self._write_result(arm["name"], seed, i, stage["name"], key, tasks, record)
+            input_key = key
+
+    def _write_result(
+        self, arm: str, seed: int, index: int, stage: str, key: str, tasks: dict, record: dict
+    ) -> None:
+        path = self.results_dir / arm / f"seed{seed}" / f"{index:02d}-{stage}.json"
+        _atomic_json(
+            path,
+            {"arm": arm, "seed": seed, "index": index, "stage": stage, "key": key, **record, "tasks": tasks},
+        )
+
+    def run(self, only_arms: list[str] | None = None, only_seeds: list[int] | None = None) -> None:
+        """All arms, seed by seed (every arm's first seed before any arm's second)."""
+        names = [a["name"] for a in self.arms]
+        for name in only_arms or []:
+            if name not in names:
+                raise ValueError(f"unknown arm '{name}'; arms are {', '.join(names)}")
+        seeds = sorted({s for a in self.arms for s in a["seeds"]})
+        for seed in seeds:
+            if only_seeds is not None and seed not in only_seeds:
+                continue
+            for arm in self.arms:
+                if seed in arm["seeds"] and (not only_arms or arm["name"] in only_arms):
+                    self.run_arm(arm, seed)
+
+
+def study(
+    base_model: str,
+    arms: list[dict[str, Any]],
+    evaluation: dict[str, Any],
+    run_dir: str = "runs/study",
+    results_dir: str = "docs/study/results",
+    compare: dict[str, Any] | None = None,
+    only_arms: list[str] | None = None,
+    only_seeds: list[int] | None = None,
+    report_only: bool = False,
+    progress: bool = True,
+) -> str:
+    """Run a study (arms x seeds from one base, evaluated alike) and write its report.
+
+    Args:
+        base_model: the model every arm starts from (HF folder or hub name).
+        arms: ``[{name, config, seeds}]``; ``config`` is an ``iterate`` run config (its stages;
+            relative paths are from the working directory); stages shared by arms run once.
+        evaluation: options of ``aries-lit evaluate`` (tasks, num_refinements, generator, ...)
+            applied to the base model and to every stage's model.
+        run_dir: models, candidates and generations; keep it outside the repository.
+        results_dir: the small result files and the report (``report.md``, plots).
+        compare: ``{treatment: arm, baseline: arm, ablations: [arm, ...]}``: the paired test and the
+            paper's targets in the report.
+        only_arms / only_seeds: run part of the study (the report uses every result file).
+        report_only: rebuild the report from ``results_dir`` without running anything.
+        progress: progress bars.
+    """
+    from aries_lit.pipeline.study_report import write_report
+
+    if not report_only:
+        Study(base_model, arms, evaluation, run_dir, results_dir, progress).run(only_arms, only_seeds)
+    path = write_report(results_dir, compare=compare)
+    print(f"[aries-lit] study report: {path}")
+    return str(path)
+
+
+__all__ = ["BASE", "Study", "seeded_stage", "stage_key", "study"]

@@ -1,0 +1,329 @@
+"""The study report, rebuilt from the result files alone (``<results_dir>/<arm>/seed<k>/<NN>-<stage>.json``).
+
+``aries-lit study --config C --report_only true`` (or :func:`write_report`) writes
+``<results_dir>/report.md`` and ``refinement_curves.png``. Every figure in them is computed
+here from the result files; nothing is typed in.
+
+Statistics. For one arm, stage and turn, each test item gets ``p_i`` = its correctness averaged
+over the arm's seeds (seeds are pooled per item, so items stay the unit of sampling). The
+accuracy is ``mean(p_i)`` with a 95% Wilson interval over items (``sum(p_i)`` successes in ``n``
+items: the usual one for one seed, slightly conservative for pooled seeds); the spread over
+seeds is the range of the per-seed accuracies. The paired comparison of two arms uses
+``d_i = p_i(treatment) - p_i(baseline)`` on the items both have: its mean, a 95% normal
+interval, and a two-sided sign-flip permutation p-value (10,000 draws, seed 0).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from aries_lit.evaluation.stats import wilson_interval, z_value
+
+REPORT = "report.md"
+CURVES_PNG = "refinement_curves.png"
+
+
+def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
+    """Every result file under ``results_dir`` (sorted by arm, seed, stage index)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such results folder (run the study first)")
+    out = []
+    for path in sorted(root.glob("*/seed*/*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        for key in ("arm", "seed", "index", "stage", "key", "tasks"):
+            if key not in record:
+                raise ValueError(f"{path}: field '{key}' is missing")
+        out.append(record)
+    if not out:
+        raise FileNotFoundError(f"{root}: no result files (<arm>/seed<k>/<NN>-<stage>.json)")
+    return sorted(out, key=lambda r: (r["arm"], r["seed"], r["index"]))
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def _normal_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    n = len(values)
+    mean = _mean(values)
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    half = z_value(confidence) * math.sqrt(var / n)
+    return mean, mean - half, mean + half
+
+
+def pooled_items(records: list[dict[str, Any]], task: str, turn: int) -> dict[str, float]:
+    """``{item id: correctness at turn averaged over the records (seeds)}`` on common items."""
+    per_seed = [r["tasks"][task]["items"] for r in records if "items" in r["tasks"].get(task, {})]
+    if not per_seed:
+        return {}
+    common = set(per_seed[0])
+    for items in per_seed[1:]:
+        common &= set(items)
+    return {i: _mean([float(items[i][turn] == "1") for items in per_seed]) for i in sorted(common)}
+
+
+def accuracy_summary(records: list[dict[str, Any]], task: str, turn: int) -> dict[str, Any]:
+    """Mean accuracy (items pooled over seeds), its 95% interval over items, per-seed values."""
+    pooled = pooled_items(records, task, turn)
+    seeds = [
+        _mean([float(v[turn] == "1") for v in r["tasks"][task]["items"].values()])
+        for r in records
+        if "items" in r["tasks"].get(task, {})
+    ]
+    values = list(pooled.values())
+    mean = _mean(values)
+    low, high = wilson_interval(sum(values), len(values)) if values else (float("nan"), float("nan"))
+    return {"mean": mean, "ci_low": low, "ci_high": high, "n": len(values), "seeds": seeds}
+
+
+def paired_difference(
+    a: dict[str, float], b: dict[str, float], draws: int = 10_000, seed: int = 0
+) -> dict[str, Any]:
+    """``mean(a_i - b_i)`` on common items, its 95% normal interval and a sign-flip p-value."""
+    common = sorted(set(a) & set(b))
+    diffs = [a[i] - b[i] for i in common]
+    mean, low, high = _normal_ci(diffs)
+    rng = random.Random(seed)
+    observed = abs(sum(diffs))
+    extreme = sum(
+        1
+        for _ in range(draws)
+        if abs(sum(d if rng.random() < 0.5 else -d for d in diffs)) >= observed - 1e-12
+    )
+    return {
+        "mean": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "n": len(common),
+        "p_value": (extreme + 1) / (draws + 1),
+    }
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def _cell(s: dict[str, Any]) -> str:
+    return f"{_pct(s['mean'])} [{_pct(s['ci_low'])}, {_pct(s['ci_high'])}]"
+
+
+def _spread(s: dict[str, Any]) -> str:
+    seeds = s["seeds"]
+    if len(seeds) < 2:
+        return "1 seed"
+    return f"{len(seeds)} seeds, {_pct(min(seeds))}-{_pct(max(seeds))}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _groups(results: list[dict[str, Any]]) -> dict[str, dict[int, list[dict[str, Any]]]]:
+    """``{arm: {stage index: [records over seeds]}}`` in file order."""
+    out: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        out[r["arm"]][r["index"]].append(r)
+    return out
+
+
+def _num_turns(records: list[dict[str, Any]], task: str) -> int:
+    items = records[0]["tasks"][task].get("items") or {}
+    return len(next(iter(items.values()))) if items else 0
+
+
+def _plot_curves(path: Path, curves: dict[str, list[float]], task: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for name, curve in curves.items():
+        ax.plot(range(len(curve)), [100 * c for c in curve], marker="o", label=name)
+    ax.set_xlabel("refinement turn (0 = direct answer)")
+    ax.set_ylabel(f"{task} accuracy (%)")
+    ax.set_title("Refinement curves of each arm's final model (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _final_pooled(records: list[dict[str, Any]], task: str, turn: int | None = None) -> dict[str, float]:
+    return pooled_items(records, task, _num_turns(records, task) - 1 if turn is None else turn)
+
+
+def _targets(finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[str, Any]) -> list[list[str]]:
+    """Rows ``[target, measured, met]`` for the paper's shape (Tables 1-4, Fig. 3a)."""
+
+    def fmt(d: dict[str, Any]) -> str:
+        return f"{_pct(d['mean'])} [{_pct(d['ci_low'])}, {_pct(d['ci_high'])}], {d['n']} items"
+
+    treatment = compare["treatment"]
+    t_rec = finals[treatment]
+    rows = []
+    d = paired_difference(_final_pooled(t_rec, task), _final_pooled(t_rec, task, 0))
+    rows.append(
+        [f"{treatment}: SR >= Direct after the last stage", fmt(d), "yes" if d["mean"] >= 0 else "no"]
+    )
+    baseline = compare.get("baseline")
+    if baseline in finals:
+        d = paired_difference(_final_pooled(t_rec, task), _final_pooled(finals[baseline], task))
+        met = d["mean"] > 0 and d["ci_low"] > 0
+        rows.append([f"{treatment} SR > {baseline} SR, interval excludes 0", fmt(d), "yes" if met else "no"])
+    for ablation in compare.get("ablations") or []:
+        if ablation in finals:
+            d = paired_difference(_final_pooled(t_rec, task), _final_pooled(finals[ablation], task))
+            rows.append([f"{ablation} SR below {treatment} SR", fmt(d), "yes" if d["mean"] > 0 else "no"])
+    return rows
+
+
+def build_report(
+    results: list[dict[str, Any]], compare: dict[str, Any] | None = None, plot_path: Path | None = None
+) -> str:
+    """The Markdown report for ``results`` (see the module docstring for the statistics)."""
+    groups = _groups(results)
+    tasks = sorted({t for r in results for t, v in r["tasks"].items() if "items" in v})
+    lines = ["# ARIES study report", ""]
+    lines.append(
+        "Generated by `aries_lit.pipeline.study_report` from the result files beside this report; "
+        "accuracy in %, 95% intervals over test items (seeds pooled per item), spread = range of "
+        "the per-seed accuracies."
+    )
+    finals: dict[str, list[dict[str, Any]]] = {}
+    for task in tasks:
+        lines += ["", f"## {task}: Direct and SR by arm and stage", ""]
+        rows = []
+        for arm, stages in groups.items():
+            for index, records in sorted(stages.items()):
+                if task not in records[0]["tasks"]:
+                    continue
+                last = _num_turns(records, task) - 1
+                direct = accuracy_summary(records, task, 0)
+                sr = accuracy_summary(records, task, last)
+                delta = paired_difference(pooled_items(records, task, last), pooled_items(records, task, 0))
+                rows.append(
+                    [arm, f"{index:02d}-{records[0]['stage']}", _cell(direct), _cell(sr),
+                     f"{_pct(delta['mean'])} [{_pct(delta['ci_low'])}, {_pct(delta['ci_high'])}]",
+                     _spread(sr)]
+                )  # fmt: skip
+            finals[arm] = stages[max(stages)]
+        lines.append(_table(["arm", "stage", "Direct", "SR", "SR - Direct", "SR spread over seeds"], rows))
+
+        lines += ["", f"### {task}: refinement curve of each arm's final model", ""]
+        curves = {}
+        rows = []
+        for arm, records in finals.items():
+            if task not in records[0]["tasks"]:
+                continue
+            turns = _num_turns(records, task)
+            curve = [accuracy_summary(records, task, t)["mean"] for t in range(turns)]
+            curves[f"{arm} ({records[0]['stage']})"] = curve
+            rows.append([arm, records[0]["stage"], *[_pct(c) for c in curve]])
+        if rows:
+            width = max(len(r) for r in rows) - 2
+            lines.append(_table(["arm", "final stage", *[f"turn {t}" for t in range(width)]], rows))
+        if plot_path is not None and curves:
+            _plot_curves(plot_path, curves, task)
+            lines += ["", f"![refinement curves]({plot_path.name})"]
+
+        if compare and compare.get("treatment") in finals and compare.get("baseline") in finals:
+            t_arm, b_arm = compare["treatment"], compare["baseline"]
+            t_rec, b_rec = finals[t_arm], finals[b_arm]
+            t_last, b_last = _num_turns(t_rec, task) - 1, _num_turns(b_rec, task) - 1
+            rows = []
+            for label, tt, bt in (("SR", t_last, b_last), ("Direct", 0, 0)):
+                d = paired_difference(pooled_items(t_rec, task, tt), pooled_items(b_rec, task, bt))
+                rows.append(
+                    [f"{t_arm} {label} - {b_arm} {label}", str(d["n"]), _pct(d["mean"]),
+                     f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}]", f"{d['p_value']:.4f}"]
+                )  # fmt: skip
+            lines += ["", f"### {task}: paired comparison of the final models", ""]
+            lines.append(
+                "Per item, correctness is averaged over each arm's seeds; the difference is taken "
+                "item by item (same test items)."
+            )
+            lines += [
+                "",
+                _table(["difference", "items", "mean (points)", "95% interval", "p (sign-flip)"], rows),
+            ]
+
+        if compare and compare.get("treatment") in finals:
+            lines += ["", f"### {task}: the paper's targets", ""]
+            lines.append(
+                _table(["target", "measured (points, 95% interval)", "met"], _targets(finals, task, compare))
+            )
+
+    lines += ["", "## Pair yield and quality by collection stage", ""]
+    rows = []
+    for r in results:
+        sel = r.get("selection")
+        if not sel:
+            continue
+        skipped = ", ".join(
+            f"{k.split('/', 1)[1]} {v}" for k, v in sorted(sel.items()) if k.startswith("skipped/") and v
+        )
+        audit = sel.get("audit") or {}
+        chosen = audit.get("chosen") or {}
+        quality = ", ".join(f"{k} {_pct(v)}" for k, v in chosen.items() if isinstance(v, (int, float)))
+        groups_n = sel.get("groups", 0)
+        rows.append(
+            [r["arm"], str(r["seed"]), r["stage"], str(groups_n), str(sel.get("pairs", 0)),
+             _pct(sel.get("pairs", 0) / groups_n) if groups_n else "n/a", skipped or "-", quality or "-"]
+        )  # fmt: skip
+    lines.append(
+        _table(["arm", "seed", "stage", "prompts", "pairs", "yield %", "skipped", "chosen answers (%)"], rows)
+        if rows
+        else "No collection stage has finished yet."
+    )
+
+    lines += ["", "## Stage timings (seconds, this run's last attempt of each stage)", ""]
+    rows, seen, total = [], set(), 0.0
+    for r in results:
+        timings = r.get("timings") or {}
+        shared = r["key"] in seen
+        seen.add(r["key"])
+        cost = sum(v for v in timings.values() if isinstance(v, (int, float)))
+        if not shared:
+            total += cost
+        rows.append(
+            [r["arm"], str(r["seed"]), r["stage"], *[str(timings.get(k, "-")) for k in
+             ("collect_seconds", "fit_seconds", "eval_seconds")], "shared (counted once)" if shared else ""]
+        )  # fmt: skip
+    lines.append(_table(["arm", "seed", "stage", "collect", "fit", "evaluate", ""], rows))
+    lines += ["", f"Total compute of the distinct stages and evaluations: {total / 3600:.2f} h."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results_dir: str | Path, compare: dict[str, Any] | None = None) -> Path:
+    """Write ``report.md`` (and the refinement-curve plot) into ``results_dir``; return its path."""
+    root = Path(results_dir)
+    results = load_results(root)
+    text = build_report(results, compare=compare, plot_path=root / CURVES_PNG)
+    path = root / REPORT
+    path.write_text(text)
+    return path
+
+
+__all__ = [
+    "accuracy_summary",
+    "build_report",
+    "load_results",
+    "paired_difference",
+    "pooled_items",
+    "write_report",
+]
