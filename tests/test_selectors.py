@@ -280,7 +280,8 @@ def test_template_echo_detector_from_the_templates():
     )
     assert {"QUESTION", "EXAMPLE", "RESPONSE", "ANALYSIS"} <= detector.keywords
     echoes = {
-        ECHO_4: "keywords QUESTION, RESPONSE",
+        ECHO_4: "header 'Refined RESPONSE'",
+        "The original QUESTION asks for 4 - 0, so the Refined RESPONSE is 4.": "keywords QUESTION, RESPONSE",
         "RESPONSE: 4 - 0 = 4": "header 'RESPONSE:'",
         "QUESTION:\nWhat is 4 - 0?\nEXAMPLE RESPONSE:\n4": "header 'EXAMPLE RESPONSE:'",
         "ANALYSIS: the example is fine. 4": "header 'ANALYSIS:'",
@@ -288,6 +289,9 @@ def test_template_echo_detector_from_the_templates():
         "Here is a more helpful response, improving the example response by making the content even "
         "clearer: 4 - 0 = 4.": "verbatim 'a more helpful response improving the example response'",
         "Please provide a better response. 4": "verbatim 'please provide a better response'",
+        "4 - 0 = 4.\n\nRefined RESPONSE": "header 'Refined RESPONSE'",
+        "**Improved RESPONSE:**\n4 - 0 = 4": "header 'RESPONSE:'",
+        "## Improved RESPONSE\n4 - 0 = 4": "header 'Improved RESPONSE'",
     }
     for text, reason in echoes.items():
         assert detector.find(text, ARITH_PROMPT) == reason, text
@@ -297,6 +301,8 @@ def test_template_echo_detector_from_the_templates():
         TWO_PARAGRAPHS,
         "To answer the question, note that 4 - 0 = 4. The question asks for a number, so the answer is 4.",
         "Great QUESTION! 4 - 0 = 4.",  # one keyword alone
+        "GREAT QUESTION!\n4 - 0 = 4.",
+        "Subtracting 0 from a number leaves the number unchanged, so this RESPONSE is simply 4.",
         "Focus on the question: subtracting zero leaves 4, a clear and accurate response.",
         "",
     ]

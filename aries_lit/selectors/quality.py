@@ -8,7 +8,8 @@ template of :data:`~aries_lit.prompts.templates.TEMPLATES`), so it follows them 
 change. A text echoes a template when it has (first hit wins):
 
 - a template **header**: an upper-case label with a colon, such as ``QUESTION:``,
-  ``EXAMPLE RESPONSE:``, ``RESPONSE:``, ``ANALYSIS:`` or ``REFINEMENT:``;
+  ``EXAMPLE RESPONSE:``, ``RESPONSE:``, ``ANALYSIS:`` or ``REFINEMENT:``, or a line of at most
+  3 words that ends in a template keyword (``"Refined RESPONSE"``, ``"**Improved RESPONSE**"``);
 - at least :attr:`~TemplateEchoDetector.keyword_hits` (2) occurrences of the templates'
   upper-case **keywords** (``QUESTION``, ``EXAMPLE``, ``RESPONSE``, ``REFINEMENT``,
   ``ANALYSIS``), e.g. ``"the original QUESTION ... Refined RESPONSE"``; one alone
@@ -69,6 +70,7 @@ class TemplateEchoDetector:
         templates: the template texts (with their ``{question}`` / ``{example_response}``
             fields); the fields' contents are not part of the scaffolding.
         keyword_hits: how many occurrences of upper-case template keywords make an echo.
+        header_words: a line of at most this many words ending in a keyword is a header.
         run_words: how many consecutive template words make an echo.
         min_sentence_words: shorter instruction sentences count only inside a longer run.
     """
@@ -77,11 +79,13 @@ class TemplateEchoDetector:
         self,
         templates: Iterable[str],
         keyword_hits: int = 2,
+        header_words: int = 3,
         run_words: int = 8,
         min_sentence_words: int = 5,
     ) -> None:
         self.templates = tuple(templates)
         self.keyword_hits = keyword_hits
+        self.header_words = header_words
         self.run_words = run_words
         headers: set[str] = set()
         keywords: set[str] = set()
@@ -113,6 +117,11 @@ class TemplateEchoDetector:
         for header in self.headers:
             if header in text and header not in question:
                 return f"header {header!r}"
+        for line in text.splitlines():
+            label = line.strip().strip("*#_:` \t")
+            words = label.split()
+            if 0 < len(words) <= self.header_words and words[-1] in self.keywords and label not in question:
+                return f"header {label!r}"
         hits = Counter(k for k in _KEYWORD_RE.findall(text) if k in self.keywords and k not in question)
         if sum(hits.values()) >= self.keyword_hits:
             return "keywords " + ", ".join(sorted(hits))
