@@ -182,7 +182,9 @@ def _share(count: int | None, total: int) -> float | None:
     return None if count is None or total == 0 else round(count / total, 4)
 
 
-def _side(items: list[tuple[dict[str, Any], dict[str, Any], str | None]], detector: TemplateEchoDetector):
+def _side(
+    items: list[tuple[dict[str, Any], dict[str, Any], str | None]], detector: TemplateEchoDetector
+) -> dict[str, Any]:
     """Counts and shares for one side (chosen or rejected) of the pairs."""
     total = len(items)
     with_gold = [(c, g, gold) for c, g, gold in items if gold is not None]
