@@ -8,13 +8,17 @@ import pytest
 from helpers import read_json_gz
 
 from aries_lit.selectors.answers import (
+    STATED_FORMS,
     answers_match,
     extract_answer,
     extract_boxed,
     extract_last_number,
+    find_answer,
+    gold_answer,
     gold_from_gsm8k,
     normalize_number,
     parse_number,
+    stated_answer,
 )
 
 EXTRACTION_CASES = [
@@ -47,6 +51,8 @@ EXTRACTION_CASES = [
     ("The answer is: 10/2", "5"),
     ("The answer is below.\nShe pays 3 * 6 = 18", "18"),
     ("The answer is Paris.", "Paris"),
+    ("The answer is 7 - 3 = 4.", "4"),  # the result of the expression, not its first operand
+    ("The final answer is: 12 / 4 = 3", "3"),
     # last number, units, formats
     ("She has 3 apples and buys 5 more, so 3 + 5 = 8 apples", "8"),
     ("So she earned 1234.", "1234"),
@@ -80,6 +86,80 @@ def test_extraction_table_is_large():
 
 def test_extract_answer_none_input():
     assert extract_answer(None) is None
+
+
+@pytest.mark.parametrize(("text", "expected"), EXTRACTION_CASES)
+def test_find_answer_is_the_extract_answer_cascade(text, expected):
+    found = find_answer(text)
+    assert found.value == expected
+    assert (found.form is None) == (expected is None)
+
+
+# Demo run of issue 11 (SmolLM2-135M on "What is 4 - 0? Give the final answer as a number."):
+# the verifier took this rejected answer's last number (2) as its answer.
+TWO_PARAGRAPHS = "4 - 0 is 4. The response consists of 2 paragraphs"
+
+STATED_CASES = [
+    # (text, the stated answer or None, the form find_answer reports)
+    ("4 - 0 = 4. The final answer is 4.", "4", "answer_phrase"),
+    ("**Answer:** 12", "12", "answer_phrase"),
+    ("Answer: $12", "12", "answer_phrase"),
+    ("The answer is therefore 12.", "12", "answer_phrase"),
+    ("The answer is 7 - 3 = 4.", "4", "answer_phrase"),
+    ("12", "12", "bare"),
+    (" 12.\n", "12", "bare"),
+    ("**12**", "12", "bare"),
+    ("12 apples", "12", "bare"),
+    ("Janet sells 16 - 3 - 4 = 9 eggs, so she makes 9 * 2 = $18.\n#### 18", "18", "gsm8k"),
+    ("She has 5 + 7 = 12 apples.\n#### 12", "12", "gsm8k"),
+    (r"Adding them gives $\boxed{12}$.", "12", "boxed"),
+    ("4 - 0 = 4", "4", "conclusion"),
+    ("4 minus 0 equals 4.", "4", "conclusion"),
+    ("When you subtract 0 from 4, you get 4.", "4", "conclusion"),
+    ("The result of 4 - 0 is 4, because subtracting zero changes nothing.", "4", "conclusion"),
+    ("Sure! 4 - 0 = **4**. I hope this helps!", "4", "conclusion"),
+    ("The answer is Paris.", "Paris", "answer_phrase"),
+    # a last number that is not a stated answer
+    (TWO_PARAGRAPHS, None, "last_number"),
+    (
+        "4 - 0 is 4. This answer is short and clear, and it consists of 2 paragraphs.",
+        None,
+        "answer_phrase_loose",
+    ),
+    ("The answer is not 5, it is 6.", None, "answer_phrase_loose"),
+    ("She has 12 apples and 5 pears", None, "last_number"),
+    ("Step 1: 4 - 0 = 4\nStep 2: check the result", None, "last_number"),
+    (
+        "4 - 0 = 4.\n\n" + "Subtraction is one of the four basic operations of arithmetic. " * 4,
+        None,
+        "last_number",
+    ),
+    ("I don't know.", None, None),
+]
+
+
+@pytest.mark.parametrize(("text", "stated", "form"), STATED_CASES)
+def test_stated_answer(text, stated, form):
+    found = find_answer(text)
+    assert found.form == form
+    assert found.stated is (stated is not None)
+    assert stated_answer(text) == stated
+    if stated is not None:  # a stated answer is what extract_answer finds too
+        assert extract_answer(text) == stated
+
+
+def test_two_paragraphs_is_not_a_stated_answer_of_2():
+    assert extract_answer(TWO_PARAGRAPHS) == "2"  # the loose cascade still reads the last number
+    assert stated_answer(TWO_PARAGRAPHS) is None
+    assert not answers_match(stated_answer(TWO_PARAGRAPHS), "2")
+    assert {"gsm8k", "boxed", "answer_phrase", "bare", "conclusion"} == STATED_FORMS
+
+
+def test_gold_answer():
+    assert gold_answer("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72") == "72"
+    assert gold_answer(" 4 ") == "4"
+    assert gold_answer(12) == "12"
+    assert gold_answer(None) is None and gold_answer("  ") is None
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from aries_lit.generators.backends.base import Backend, Completion
+from aries_lit.prompts.templates import SHORT_TEMPLATE, TEMPLATES
 from aries_lit.registry import RegistryError
 from aries_lit.selectors import (
     SELECTORS,
@@ -215,16 +216,31 @@ def test_verifier_skips_and_counts():
             "skipped/truncated": 1,
             "candidates/truncated": 1,
             "candidates/no_answer_found": 1,
+            "candidates/no_stated_answer": 1,  # "no idea"
+            "candidates/wrong_answer": 4,  # "17" twice, "I got 70", "0.5"
         }
     )
 
 
-def test_verifier_truncated_correct_is_not_chosen():
+def test_verifier_truncated_correct_is_never_chosen():
     group = make_group("g", ["17", "wrong 16", "18 but cut"], answer="18", finish=["stop", "stop", "length"])
     result = VerifierSelector().select([group])
     assert result.stats["skipped/none_correct"] == 1
+    # skip_truncated=False keeps the truncated candidate in play, but never as chosen ...
+    for sel in (
+        VerifierSelector(skip_truncated=False),
+        VerifierSelector(skip_truncated=False, require_stated_answer=False, reject_template_echo=False),
+    ):
+        result = sel.select([group])
+        assert result.pairs == [] and result.stats["skipped/none_correct"] == 1
+        assert result.stats["candidates/truncated"] == 1
+    # ... while it may still be the rejected answer.
+    group = make_group(
+        "g", ["The answer is 18.", "The answer is 18, and"], answer="18", finish=["stop", "length"]
+    )
     (pair,) = VerifierSelector(skip_truncated=False).select([group]).pairs
-    assert pair["chosen_index"] == 2 and pair["scores"] == [0.0, 0.0, 1.0]
+    assert (pair["chosen_index"], pair["rejected_index"], pair["scores"]) == (0, 1, [1.0, 0.0])
+    assert VerifierSelector().select([group]).stats["skipped/truncated"] == 1
 
 
 def test_verifier_extractors():
@@ -234,6 +250,275 @@ def test_verifier_extractors():
     assert len(VerifierSelector(extract="gsm8k").select([group]).pairs) == 1
     with pytest.raises(ValueError, match="unknown answer extractor"):
         VerifierSelector(extract="magic")
+    # Every extractor also needs a stated answer by default; the last number alone is not one.
+    group = make_group("g", ["3 + 4 = 7", "I counted 18 apples and 2 pears, about 18"], answer="18")
+    assert VerifierSelector(extract="last_number").select([group]).stats["skipped/none_correct"] == 1
+    loose = VerifierSelector(extract="last_number", require_stated_answer=False).select([group])
+    assert [(p["chosen_index"], p["rejected_index"]) for p in loose.pairs] == [(1, 0)]
+
+
+# --- answer quality: issue 11 (demo run, SmolLM2-135M on arithmetic) ---------------------------
+
+ARITH_PROMPT = "What is 4 - 0? Give the final answer as a number."
+# Chosen in the demo run (cut at the token limit; its last number is the gold 4): template echo.
+ECHO_4 = (
+    "Remember that the original QUESTION is asking for the result of 4 - 0. The difference between 4 "
+    "and 0 is 4, so 4 - 0 is 4.\n\nRefined RESPONSE"
+)
+# Rejected in the demo run: its last number (2) is not a stated answer.
+TWO_PARAGRAPHS = "4 - 0 is 4. The response consists of 2 paragraphs"
+GOOD_4 = "4 - 0 = 4. The final answer is 4."
+
+
+def test_template_echo_detector_from_the_templates():
+    from aries_lit.selectors.quality import TemplateEchoDetector, echo_detector, template_echo
+
+    detector = echo_detector()
+    assert set(detector.templates) == set(TEMPLATES.values())
+    assert {"QUESTION:", "EXAMPLE RESPONSE:", "RESPONSE:", "ANALYSIS:", "REFINEMENT:"} <= set(
+        detector.headers
+    )
+    assert {"QUESTION", "EXAMPLE", "RESPONSE", "ANALYSIS"} <= detector.keywords
+    echoes = {
+        ECHO_4: "header 'Refined RESPONSE'",
+        "The original QUESTION asks for 4 - 0, so the Refined RESPONSE is 4.": "keywords QUESTION, RESPONSE",
+        "RESPONSE: 4 - 0 = 4": "header 'RESPONSE:'",
+        "QUESTION:\nWhat is 4 - 0?\nEXAMPLE RESPONSE:\n4": "header 'EXAMPLE RESPONSE:'",
+        "ANALYSIS: the example is fine. 4": "header 'ANALYSIS:'",
+        "The EXAMPLE RESPONSE is correct: 4 - 0 = 4.": "keywords EXAMPLE, RESPONSE",
+        "Here is a more helpful response, improving the example response by making the content even "
+        "clearer: 4 - 0 = 4.": "verbatim 'a more helpful response improving the example response'",
+        "Please provide a better response. 4": "verbatim 'please provide a better response'",
+        "4 - 0 = 4.\n\nRefined RESPONSE": "header 'Refined RESPONSE'",
+        "**Improved RESPONSE:**\n4 - 0 = 4": "header 'RESPONSE:'",
+        "## Improved RESPONSE\n4 - 0 = 4": "header 'Improved RESPONSE'",
+    }
+    for text, reason in echoes.items():
+        assert detector.find(text, ARITH_PROMPT) == reason, text
+        assert template_echo(text, ARITH_PROMPT)
+    normal = [
+        GOOD_4,
+        TWO_PARAGRAPHS,
+        "To answer the question, note that 4 - 0 = 4. The question asks for a number, so the answer is 4.",
+        "Great QUESTION! 4 - 0 = 4.",  # one keyword alone
+        "GREAT QUESTION!\n4 - 0 = 4.",
+        "Subtracting 0 from a number leaves the number unchanged, so this RESPONSE is simply 4.",
+        "Focus on the question: subtracting zero leaves 4, a clear and accurate response.",
+        "",
+    ]
+    for text in normal:
+        assert detector.find(text, ARITH_PROMPT) is None, text
+    # Scaffolding that the prompt itself contains is not held against the answer.
+    assert detector.find("QUESTION: is it 4? Yes.", "QUESTION: is it 4? Answer yes or no.") is None
+    messages = [{"role": "user", "content": "Fill in: EXAMPLE RESPONSE: ..."}]
+    assert detector.find("EXAMPLE RESPONSE: done", messages) is None
+    # Built from the texts: a custom template's scaffolding is echo only once the detector knows it.
+    custom = "Improve the DRAFT below.\n{question}\nDRAFT ANSWER:\n{example_response}\nBETTER DRAFT:"
+    assert TemplateEchoDetector([custom]).find("BETTER DRAFT: 4") == "header 'BETTER DRAFT:'"
+    assert not template_echo("BETTER DRAFT: 4") and template_echo("BETTER DRAFT: 4", extra_templates=[custom])
+
+
+def test_verifier_never_chooses_template_echo_or_an_unstated_answer():
+    """The demo pair of issue 11 is no longer made; a stated correct answer is chosen instead."""
+    demo = make_group(
+        "demo", [TWO_PARAGRAPHS, ECHO_4], answer="4", prompt=ARITH_PROMPT, finish=["stop", "length"]
+    )
+    result = VerifierSelector(skip_truncated=False).select([demo])
+    assert result.pairs == [] and result.stats["skipped/none_correct"] == 1
+    assert result.stats["candidates/truncated"] == 1 and result.stats["candidates/no_stated_answer"] == 1
+    # Finished, the echo is still never chosen ...
+    finished = make_group("fin", [TWO_PARAGRAPHS, ECHO_4], answer="4", prompt=ARITH_PROMPT)
+    result = VerifierSelector(skip_truncated=False).select([finished])
+    assert result.pairs == [] and result.stats["candidates/template_echo"] == 1
+    # ... though the older, looser grading (still reachable) would choose it over the "2 paragraphs".
+    loose = VerifierSelector(require_stated_answer=False, reject_template_echo=False).select([finished])
+    assert [(p["chosen"], p["rejected"]) for p in loose.pairs] == [(ECHO_4, TWO_PARAGRAPHS)]
+    # With a real answer among the candidates, that one is chosen and the echo can be rejected.
+    group = make_group("g", [ECHO_4, TWO_PARAGRAPHS, GOOD_4], answer="4", prompt=ARITH_PROMPT)
+    (pair,) = VerifierSelector().select([group]).pairs
+    assert (pair["chosen"], pair["rejected"], pair["scores"]) == (GOOD_4, ECHO_4, [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "5 + 7 = 12. The final answer is 12.",
+        "**Answer:** 12",
+        "12",
+        "Natalia sold 48/4 = 12 clips.\n#### 12",
+        "She has 5 + 7 = 12 apples.",
+        r"So she has $\boxed{12}$ apples.",
+    ],
+)
+def test_verifier_accepts_stated_answers(text):
+    group = make_group("g", ["She has 5 + 7 = 13 apples.", text], answer="12")
+    (pair,) = VerifierSelector().select([group]).pairs
+    assert (pair["chosen_index"], pair["rejected_index"]) == (1, 0)
+
+
+def test_verifier_echo_templates_option():
+    custom = "Improve the DRAFT below.\n{question}\nDRAFT ANSWER:\n{example_response}\nBETTER DRAFT:"
+    group = make_group("g", ["The answer is 5.", "BETTER DRAFT: The answer is 4."], answer="4")
+    assert len(VerifierSelector().select([group]).pairs) == 1
+    result = VerifierSelector(echo_templates=[custom]).select([group])
+    assert result.pairs == [] and result.stats["candidates/template_echo"] == 1
+    assert VerifierSelector(echo_templates=["short"]).extra_echo_templates == [SHORT_TEMPLATE]
+    with pytest.raises(ValueError, match="refinement template"):
+        VerifierSelector(echo_templates=["no fields here"])
+
+
+# --- pair-quality audit --------------------------------------------------------------------------
+
+
+def _audit_groups():
+    return [
+        make_group(
+            "g1",
+            [TWO_PARAGRAPHS, ECHO_4, GOOD_4],
+            finish=["stop", "length", "stop"],
+            answer="4",
+            prompt=ARITH_PROMPT,
+        ),
+        make_group("g2", ["I think it is 11.", "**Answer:** 12"], answer="12"),
+        make_group("g3", ["7", "Remember the QUESTION: 3 + 4. RESPONSE: 7"], answer="7"),
+        make_group("g4", ["Paris is the capital.", "The capital of France is Paris."]),  # no gold answer
+        make_group("g5", ["9", "The sum is 9 and"], finish=["stop", "length"], answer="9"),
+    ]
+
+
+def test_audit_of_rule_selection():
+    result = RuleSelector().select(_audit_groups())
+    assert [(p["id"], p["chosen_index"], p["rejected_index"]) for p in result.pairs] == [
+        ("g1", 2, 0),
+        ("g2", 1, 0),
+        ("g3", 1, 0),
+        ("g4", 1, 0),
+    ]
+    assert result.audit == {
+        "pairs": 4,
+        "pairs_with_gold": 3,
+        "chosen": {
+            "finished": 4,
+            "finished_share": 1.0,
+            "template_echo": 1,  # g3's "QUESTION: ... RESPONSE: 7"
+            "template_echo_share": 0.25,
+            "states_answer": 2,  # g1 "final answer is 4", g2 "**Answer:** 12"; not g3 "RESPONSE: 7"
+            "states_answer_share": 0.6667,
+            "states_gold": 2,
+            "states_gold_share": 0.6667,
+        },
+        "rejected": {
+            "finished": 4,
+            "finished_share": 1.0,
+            "template_echo": 0,
+            "template_echo_share": 0.0,
+            "states_answer": 2,  # g2 "it is 11", g3 "7"; not the "2 paragraphs"
+            "states_answer_share": 0.6667,
+            "states_gold": 1,  # g3 "7"
+            "states_gold_share": 0.3333,
+        },
+        "candidate_rejections": {"truncated": 2},
+        "groups_skipped": {"truncated": 1},
+    }
+    assert result.audit_summary() == (
+        "audit: chosen: finished 4/4, template echo 1/4, states an answer 2/3, states the gold 2/3; "
+        "rejected: finished 4/4, template echo 0/4, states an answer 2/3, states the gold 1/3"
+    )
+    # skip_truncated=False: a truncated chosen answer shows up as not finished.
+    kept = RuleSelector(chosen_index=1, rejected_index=0, skip_truncated=False).select(_audit_groups()[:1])
+    assert kept.audit["chosen"]["finished"] == 0 and kept.audit["chosen"]["template_echo"] == 1
+    assert kept.audit["candidate_rejections"] == {"truncated": 0}
+
+
+def test_audit_of_verifier_selection():
+    result = VerifierSelector().select(_audit_groups())
+    assert [(p["id"], p["chosen_index"], p["rejected_index"]) for p in result.pairs] == [
+        ("g1", 2, 0),
+        ("g2", 1, 0),
+        ("g3", 0, 1),
+    ]
+    audit = result.audit
+    assert (audit["pairs"], audit["pairs_with_gold"]) == (3, 3)
+    assert audit["chosen"] == {
+        "finished": 3,
+        "finished_share": 1.0,
+        "template_echo": 0,
+        "template_echo_share": 0.0,
+        "states_answer": 3,
+        "states_answer_share": 1.0,
+        "states_gold": 3,
+        "states_gold_share": 1.0,
+    }
+    assert audit["rejected"]["template_echo"] == 1 and audit["rejected"]["states_answer"] == 1
+    assert audit["rejected"]["states_gold"] == 0
+    assert audit["candidate_rejections"] == {
+        "truncated": 2,
+        "template_echo": 1,
+        "no_stated_answer": 1,
+        "wrong_answer": 1,
+    }
+    assert audit["groups_skipped"] == {"no_answer": 1, "truncated": 1}
+    assert result.stats["skipped/no_answer"] == 1 and result.stats["candidates/template_echo"] == 1
+
+
+def test_audit_without_gold_or_pairs():
+    result = RuleSelector().select([make_group("open", ["Hi.", "Hello there."])])
+    assert result.audit["pairs_with_gold"] == 0
+    assert (
+        result.audit["chosen"]["states_answer"] is None
+        and result.audit["chosen"]["states_gold_share"] is None
+    )
+    assert result.audit["chosen"]["finished_share"] == 1.0
+    empty = RuleSelector().select([])
+    assert empty.audit["pairs"] == 0 and empty.audit["chosen"]["finished_share"] is None
+    assert empty.audit_summary() == "audit: no pairs"
+
+
+def test_select_writes_the_audit(tmp_path, capsys):
+    from aries_lit.generators.store import write_manifest
+    from aries_lit.pipeline.collect import select
+
+    custom = "Improve the DRAFT below.\n{question}\nDRAFT ANSWER:\n{example_response}\nBETTER DRAFT:"
+    prompts = tmp_path / "prompts.jsonl"
+    rows = [
+        {"id": "a", "prompt": ARITH_PROMPT, "answer": "4"},
+        {"id": "b", "prompt": "What is 3 + 4?", "answer": "7"},
+    ]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    texts = {
+        "a": [TWO_PARAGRAPHS, ECHO_4, GOOD_4],
+        "b": ["3 + 4 = 8", "BETTER DRAFT: 3 + 4 = 7", "3 + 4 = 7"],
+    }
+    cands = tmp_path / "cands"
+    cands.mkdir()
+    with (cands / "candidates.jsonl").open("w") as f:
+        for pid, group in texts.items():
+            for i, text in enumerate(group):
+                finish = "length" if text == ECHO_4 else "stop"
+                f.write(json.dumps({"id": pid, "index": i, "text": text, "finish_reason": finish}) + "\n")
+    write_manifest(cands, {"num_candidates": 3, "settings": {"template": custom}})
+    spec = {"name": "file", "path": str(prompts), "answer_field": "answer"}
+    select(str(cands), spec, {"name": "verifier", "skip_truncated": False, "prefer_latest_correct": False})
+    pairs = [json.loads(x) for x in (cands / "pairs.jsonl").read_text().splitlines()]
+    # b: "BETTER DRAFT: ..." echoes the manifest's template, so the plain "3 + 4 = 7" is chosen.
+    assert [(p["id"], p["chosen"], p["rejected"]) for p in pairs] == [
+        ("a", GOOD_4, TWO_PARAGRAPHS),
+        ("b", "3 + 4 = 7", "3 + 4 = 8"),
+    ]
+    stats = json.loads((cands / "selection_stats.json").read_text())
+    assert stats["groups"] == 2 and stats["pairs"] == 2  # the existing keys stay
+    assert stats["candidates/truncated"] == 1 and stats["candidates/template_echo"] == 1
+    assert "require_stated_answer=True" in stats["selector"]
+    audit = stats["audit"]
+    assert audit["chosen"]["finished_share"] == 1.0 and audit["chosen"]["states_gold_share"] == 1.0
+    assert audit["rejected"]["states_answer"] == 1  # "3 + 4 = 8"; the "2 paragraphs" states none
+    assert audit["candidate_rejections"] == {
+        "truncated": 1,
+        "template_echo": 1,
+        "no_stated_answer": 1,
+        "wrong_answer": 1,
+    }
+    assert "audit: chosen: finished 2/2" in capsys.readouterr().out
 
 
 # --- LLM judge -----------------------------------------------------------------------------

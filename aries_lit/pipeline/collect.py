@@ -26,6 +26,7 @@ from aries_lit.generators.store import (
     load_groups,
     merge_shards,
     read_candidates,
+    read_manifest,
     shard_dir,
 )
 from aries_lit.prompts.sources import load_prompts
@@ -112,9 +113,16 @@ def select(
         selector: ``rule``, ``reward_model``, ``llm_judge`` or ``verifier`` with options, e.g.
             ``{name: rule, chosen_index: -1, rejected_index: 0}``.
         out: the pairs file (default ``<candidates>/pairs.jsonl``); the selection's counts go to
-            ``selection_stats.json`` beside it.
+            ``selection_stats.json`` beside it, with the pair-quality audit under ``"audit"``
+            (see :func:`aries_lit.selectors.quality.audit_pairs`).
+
+    The refinement template recorded in the generation folder's manifest is added to the
+    templates whose scaffolding counts as template echo.
     """
     sel: Selector = SELECTORS.build(selector)
+    template = ((read_manifest(candidates) or {}).get("settings") or {}).get("template")
+    if isinstance(template, str) and template:
+        sel.add_echo_templates([template])
     groups = load_groups(candidates, load_prompts(prompts))
     result = sel.select(groups)
     target = Path(out or Path(candidates) / PAIRS_FILE)
@@ -126,8 +134,14 @@ def select(
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(target)
-    stats = {"selector": repr(sel), "groups": len(groups), **{k: int(v) for k, v in result.stats.items()}}
+    stats: dict[str, Any] = {
+        "selector": repr(sel),
+        "groups": len(groups),
+        **{k: int(v) for k, v in result.stats.items()},
+        "audit": result.audit,
+    }
     target.with_name(SELECTION_STATS_FILE).write_text(json.dumps(stats, indent=2))
     print(f"[aries-lit] {result.summary()}")
+    print(f"[aries-lit] {result.audit_summary()}")
     print(f"[aries-lit] pairs in {target}")
     return str(target)

@@ -9,7 +9,8 @@ Registered short names (``SELECTORS.build("rule")``, or ``class_path`` to user c
 - ``reference``: the prompt's reference answer chosen, an incorrect candidate rejected (offline data).
 
 Formats are described in :mod:`aries_lit.selectors.base`; answer extraction for
-verifiable tasks lives in :mod:`aries_lit.selectors.answers`.
+verifiable tasks lives in :mod:`aries_lit.selectors.answers`; template-echo detection and the
+pair-quality audit of every selection in :mod:`aries_lit.selectors.quality`.
 """
 
 from aries_lit.selectors.base import SELECTORS, ScoredSelector, SelectionResult, Selector

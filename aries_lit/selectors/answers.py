@@ -8,8 +8,17 @@ The extraction cascade of :func:`extract_answer`, first hit wins:
    generating after its answer often starts a new few-shot question).
 2. ``\\boxed{<answer>}`` (or ``\\fbox{...}``): the *last* one, nested braces handled.
 3. ``The answer is <answer>`` / ``Answer: <answer>`` / ``final answer = ...``: the *last*
-   such phrase, the first number after it.
+   such phrase, the first number after it in its sentence (the result when that number starts
+   an expression: ``"The answer is 7 - 3 = 4"`` gives ``4``).
 4. The last number anywhere in the text.
+
+:func:`find_answer` runs the same cascade and also says in which *form* the answer was found
+(:class:`Extraction`). A text *states* its answer (:func:`stated_answer`) when the form is one
+of :data:`STATED_FORMS`: a ``#### n`` line, a ``\\boxed{n}``, "the answer is n" / ``Answer: n``
+with the number right after the phrase, a bare number as the whole text, or a concluding
+``= n`` / ``is n`` (the last number follows ``=``, ``is``, ``equals``, ... and at most
+:data:`CONCLUSION_TAIL_CHARS` characters follow it). A last number buried in other text
+("... it consists of 2 paragraphs") is extracted but not *stated*.
 
 Numbers are normalized by :func:`normalize_number`: currency signs, thousands commas,
 percent signs, units, trailing periods and LaTeX decoration are dropped, fractions and
@@ -32,17 +41,31 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 
 __all__ = [
+    "CONCLUSION_TAIL_CHARS",
+    "STATED_FORMS",
+    "Extraction",
     "answers_match",
     "extract_answer",
     "extract_boxed",
     "extract_last_number",
+    "find_answer",
+    "gold_answer",
     "gold_from_gsm8k",
     "normalize_number",
     "parse_number",
+    "stated_answer",
 ]
+
+#: The forms of :class:`Extraction` in which a text states its answer (see :func:`find_answer`).
+STATED_FORMS: frozenset[str] = frozenset({"gsm8k", "boxed", "answer_phrase", "bare", "conclusion"})
+
+#: A concluding ``= n`` / ``is n`` counts as stated when at most this many characters (stripped)
+#: follow the number, e.g. a closing remark ("I hope this helps!"), not a paragraph of other text.
+CONCLUSION_TAIL_CHARS = 200
 
 # A number token: optional sign (not after a word character, so "3-5" is 3 and 5), then
 # thousands-grouped digits, plain digits or a leading-dot decimal, an optional fraction
@@ -64,6 +87,30 @@ _TEXT_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\s*\{([^{}]*)\
 _LATEX_NOISE_RE = re.compile(r"\\[,;:! ]|\\left|\\right|\\displaystyle|\^\{?\\circ\}?|\\circ|\\%|\\\$")
 _UNIT_TAIL_RE = re.compile(r"^\s*(?:%|percent\b|[A-Za-z\u00b0\u20ac\u00a3][\w\u00b0/.\- ]*)?\s*[.!?;:]*\s*$")
 _WORD_PUNCT_RE = re.compile(r"[\s.!?;:,'\"`*]+")
+_SENTENCE_END_RE = re.compile(r"(?<!\d)\.(?!\d)|\n")
+# Markdown / LaTeX decoration that may sit between a phrase and its number: "Answer: **12**".
+_DECORATION = r"[\s*_$\\(\[:\"'`]*"
+# What may come between "the answer is" and a stated number: decoration and a few filler words.
+_PHRASE_GAP_RE = re.compile(
+    _DECORATION
+    + r"(?:(?:simply|just|therefore|thus|hence|clearly|indeed|exactly|now|then|so|equal\s+to|"
+    + r"approximately|about)\s*[,:]?\s+){0,2}"
+    + _DECORATION
+)
+# "<number> <op> <number> ... =": the start of a worked expression whose result follows the "=".
+_EXPRESSION_RE = re.compile(
+    _DECORATION
+    + _NUMBER
+    + r"(?:\s*(?:[-+*/\u00d7\u00f7\u2212x]|\\times|\\cdot|\\div)\s*"
+    + _NUMBER
+    + r")+\s*=\s*"
+)
+# A concluding statement right before the last number: "... = 4", "... is 4", "equals $4".
+_CONCLUSION_RE = re.compile(
+    r"(?:=|\b(?:is|are|was|were|equals|equal\s+to|gives|makes|yields|gets?|got|becomes|leaves))"
+    r"\s*:?" + _DECORATION + r"$",
+    re.IGNORECASE,
+)
 
 
 def parse_number(s: str | int | float | Fraction) -> Fraction | None:
@@ -130,6 +177,70 @@ def extract_last_number(text: str) -> str | None:
     return _format(numbers[-1]) if numbers else None
 
 
+@dataclass(frozen=True)
+class Extraction:
+    """A final answer found by :func:`find_answer` and the form it was found in.
+
+    ``form`` is ``"gsm8k"`` (``#### n``), ``"boxed"``, ``"answer_phrase"`` ("the answer is n",
+    the number right after the phrase), ``"answer_phrase_loose"`` (a number later in that
+    phrase's sentence: "the answer is short, it has 2 parts"), ``"bare"`` (the whole text is
+    the number), ``"conclusion"`` (a closing ``= n`` / ``is n``), ``"last_number"`` (the last
+    number, found nowhere special), or ``None`` with ``value`` ``None`` when nothing is found.
+    """
+
+    value: str | None
+    form: str | None
+
+    @property
+    def stated(self) -> bool:
+        """Whether the text states its answer in one of the expected forms (:data:`STATED_FORMS`)."""
+        return self.value is not None and self.form in STATED_FORMS
+
+
+def find_answer(text: str | None) -> Extraction:
+    """The final answer of a free-text solution and how it was found (the cascade of the module).
+
+    ``find_answer(t).value`` is :func:`extract_answer` ``(t)``; ``.form`` tells whether the
+    text *states* that answer (see :class:`Extraction`).
+    """
+    if not text:
+        return Extraction(None, None)
+    text = str(text)
+    gsm = _GSM8K_RE.search(text)
+    if gsm is not None:
+        found = _first_number(gsm.group(1))
+        if found is not None:
+            return Extraction(found, "gsm8k")
+    boxed = extract_boxed(text)
+    if boxed is not None:
+        found = normalize_number(boxed) or _first_number(boxed)
+        if found is not None:
+            return Extraction(found, "boxed")
+    phrases = list(_ANSWER_IS_RE.finditer(text))
+    if phrases:
+        tail = text[phrases[-1].end() :]
+        sentence = _SENTENCE_END_RE.split(tail.strip(), maxsplit=1)[0]
+        found = _phrase_answer(sentence)
+        if found is not None:
+            return found
+    plain = _unlatex(text)
+    last = None
+    for match in _NUMBER_RE.finditer(plain):
+        if _to_fraction(match.group(0)) is not None:
+            last = match
+    if last is not None:
+        value = _format(_to_fraction(last.group(0)))
+        return Extraction(value, _last_number_form(text, plain, last))
+    # No number anywhere: a textual answer (multiple choice, a word).
+    if boxed:
+        return Extraction(_unlatex(boxed).strip() or None, "boxed")
+    if phrases:
+        words = _WORD_PUNCT_RE.sub(" ", sentence).strip()
+        if words:
+            return Extraction(words, "answer_phrase")
+    return Extraction(None, None)
+
+
 def extract_answer(text: str | None) -> str | None:
     """The final answer of a free-text solution, normalized; ``None`` when none is found.
 
@@ -138,37 +249,37 @@ def extract_answer(text: str | None) -> str | None:
     Numeric answers come back in the canonical form of :func:`normalize_number`
     (``"#### 1,234"`` -> ``"1234"``); a non-numeric boxed or "answer is" answer comes back
     as its stripped text (``"\\boxed{B}"`` -> ``"B"``) when the text holds no number at all.
+    :func:`find_answer` also reports the form the answer was found in.
     """
-    if not text:
+    return find_answer(text).value
+
+
+def stated_answer(text: str | None) -> str | None:
+    """The answer ``text`` *states* in an expected form, or ``None``.
+
+    Expected forms (:data:`STATED_FORMS`): ``#### n``, ``\\boxed{n}``, "the answer is n" /
+    ``**Answer:** n`` (the number right after the phrase), a bare number as the whole text,
+    or a concluding ``= n`` / ``is n``. A number that merely comes last in unrelated text
+    does not count::
+
+        >>> stated_answer("4 - 0 = 4. The final answer is 4.")
+        '4'
+        >>> stated_answer("4 - 0 is 4. The response consists of 2 paragraphs") is None
+        True
+    """
+    found = find_answer(text)
+    return found.value if found.stated else None
+
+
+def gold_answer(answer: object) -> str | None:
+    """A prompt record's gold ``answer`` ready for :func:`answers_match`; ``None`` when it has none.
+
+    A whole GSM8K solution (``... #### 72``) is reduced to its final number.
+    """
+    if answer is None or (isinstance(answer, str) and not answer.strip()):
         return None
-    text = str(text)
-    gsm = _GSM8K_RE.search(text)
-    if gsm is not None:
-        found = _first_number(gsm.group(1))
-        if found is not None:
-            return found
-    boxed = extract_boxed(text)
-    if boxed is not None:
-        found = normalize_number(boxed) or _first_number(boxed)
-        if found is not None:
-            return found
-    phrases = list(_ANSWER_IS_RE.finditer(text))
-    if phrases:
-        tail = text[phrases[-1].end() :]
-        sentence = re.split(r"(?<!\d)\.(?!\d)|\n", tail.strip(), maxsplit=1)[0]
-        found = _first_number(sentence)
-        if found is not None:
-            return found
-    last = extract_last_number(text)
-    if last is not None:
-        return last
-    # No number anywhere: a textual answer (multiple choice, a word).
-    if boxed:
-        return _unlatex(boxed).strip() or None
-    if phrases:
-        words = _WORD_PUNCT_RE.sub(" ", sentence).strip()
-        return words or None
-    return None
+    gold = str(answer)
+    return extract_answer(gold) if "####" in gold else gold.strip()
 
 
 def gold_from_gsm8k(answer_field: str) -> str:
@@ -210,6 +321,34 @@ def answers_match(
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def _phrase_answer(sentence: str) -> Extraction | None:
+    """The answer in the sentence after "the answer is", or ``None`` when it holds no number."""
+    plain = _unlatex(sentence)
+    expression = _EXPRESSION_RE.match(plain)
+    if expression is not None:
+        result = _NUMBER_RE.match(plain, expression.end())
+        if result is not None and _to_fraction(result.group(0)) is not None:
+            return Extraction(_format(_to_fraction(result.group(0))), "answer_phrase")
+    found = _first_number(sentence)
+    if found is None:
+        return None
+    gap = _PHRASE_GAP_RE.match(plain)
+    right_after = _NUMBER_RE.match(plain, gap.end()) if gap is not None else None
+    stated = right_after is not None and _to_fraction(right_after.group(0)) is not None
+    return Extraction(found, "answer_phrase" if stated else "answer_phrase_loose")
+
+
+def _last_number_form(text: str, plain: str, last: re.Match[str]) -> str:
+    """``bare``, ``conclusion`` or ``last_number``: how the last number of ``text`` stands."""
+    whole = text.strip().strip("*_` \t\n")
+    if parse_number(whole) is not None and len(_numbers(whole)) == 1:
+        return "bare"
+    before, after = plain[: last.start()], plain[last.end() :]
+    if _CONCLUSION_RE.search(before) and len(after.strip()) <= CONCLUSION_TAIL_CHARS:
+        return "conclusion"
+    return "last_number"
 
 
 def _unlatex(s: str) -> str:

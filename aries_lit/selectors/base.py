@@ -16,7 +16,10 @@ plus provenance::
 
 and counts what it did in :attr:`SelectionResult.stats` (``groups``, ``pairs``,
 ``skipped/<reason>`` per group dropped, ``candidates/<reason>`` per candidate ignored), so
-a run can report e.g. "1000 groups -> 812 pairs; skipped 120 tie, 68 truncated".
+a run can report e.g. "1000 groups -> 812 pairs; skipped 120 tie, 68 truncated". Every
+selection also gets a pair-quality audit, :attr:`SelectionResult.audit` (how many chosen and
+rejected answers finished, echo the refinement template, state the gold answer; see
+:func:`aries_lit.selectors.quality.audit_pairs`).
 
 Subclasses implement :meth:`Selector.score` (optional: scores per candidate, batched
 over all groups) and :meth:`Selector.choose` (which two candidates form the pair). Score
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from aries_lit.registry import Registry
+from aries_lit.selectors.quality import TemplateEchoDetector, audit_pairs, audit_summary, echo_detector
 
 __all__ = ["SELECTORS", "Choice", "ScoredSelector", "SelectionResult", "Selector"]
 
@@ -49,11 +53,17 @@ class SelectionResult:
     (one per group without a pair: ``tie``, ``truncated``, ``identical``, ``too_few``,
     ``unparseable``, ``small_margin``, ``all_correct``, ``none_correct``, ``no_answer``),
     ``candidates/<reason>`` (one per candidate left out: ``truncated``, ``unparseable``, ...).
+    ``audit``: the pair-quality audit of :func:`aries_lit.selectors.quality.audit_pairs`.
     """
 
     pairs: list[dict[str, Any]]
     stats: Counter = field(default_factory=Counter)
     selector: str = ""
+    audit: dict[str, Any] = field(default_factory=dict)
+
+    def audit_summary(self) -> str:
+        """One readable line of the audit (``audit: chosen: finished 7/7, ...``)."""
+        return audit_summary(self.audit)
 
     def skipped(self) -> int:
         """Groups that gave no pair."""
@@ -88,12 +98,30 @@ class Selector:
     ``skip_truncated``: candidates cut off at the token limit (``finish_reason ==
     "length"``) take no part in selection (counted as ``candidates/truncated``); a group
     left without the candidates it needs is skipped as ``skipped/truncated``.
+
+    Template echo (:mod:`aries_lit.selectors.quality`) is judged against the built-in
+    refinement templates plus :attr:`extra_echo_templates` (``aries-lit select`` adds the
+    template recorded in the generation folder's manifest).
     """
 
     registry_name: ClassVar[str]
+    #: The ``candidates/<reason>`` counts that mean "this candidate could not be chosen",
+    #: reported in the audit's ``candidate_rejections``.
+    rejection_reasons: ClassVar[tuple[str, ...]] = ("truncated",)
 
     def __init__(self, skip_truncated: bool = True) -> None:
         self.skip_truncated = skip_truncated
+        self.extra_echo_templates: list[str] = []
+
+    def add_echo_templates(self, templates: list[str]) -> None:
+        """Also treat these refinement-template texts as scaffolding that answers must not echo."""
+        extra = getattr(self, "extra_echo_templates", [])
+        self.extra_echo_templates = [*extra, *(t for t in templates if t not in extra)]
+
+    @property
+    def echo_detector(self) -> TemplateEchoDetector:
+        """The template-echo detector for the built-in templates and :attr:`extra_echo_templates`."""
+        return echo_detector(getattr(self, "extra_echo_templates", []))
 
     @property
     def name(self) -> str:
@@ -126,8 +154,8 @@ class Selector:
             raise RuntimeError(
                 f"{self.name}.score returned {len(all_scores)} score lists for {len(groups)} groups"
             )
-        pairs = []
-        for group, positions, scores in zip(groups, usable, all_scores):
+        pairs, made = [], []
+        for g, (group, positions, scores) in enumerate(zip(groups, usable, all_scores)):
             choice = self.choose(group, positions, scores, stats)
             if isinstance(choice, str):
                 stats[f"skipped/{choice}"] += 1
@@ -141,8 +169,10 @@ class Selector:
                 stats["skipped/identical"] += 1
                 continue
             pairs.append(self._record(group, chosen, rejected, scores))
+            made.append((g, chosen, rejected))
             stats["pairs"] += 1
-        return SelectionResult(pairs=pairs, stats=stats, selector=self.name)
+        audit = audit_pairs(groups, made, stats, self.rejection_reasons, self.echo_detector)
+        return SelectionResult(pairs=pairs, stats=stats, selector=self.name, audit=audit)
 
     def __call__(self, groups: Iterable[dict[str, Any]]) -> SelectionResult:
         return self.select(groups)
@@ -225,6 +255,8 @@ class ScoredSelector(Selector):
     ``unparseable`` when scoring failed (``score`` returned ``None`` for a usable
     candidate), else as ``truncated``/``too_few``.
     """
+
+    rejection_reasons: ClassVar[tuple[str, ...]] = ("truncated", "unparseable")
 
     def __init__(self, min_margin: float = 0.0, skip_truncated: bool = True) -> None:
         super().__init__(skip_truncated=skip_truncated)

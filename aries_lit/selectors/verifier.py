@@ -6,7 +6,15 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from aries_lit.selectors.answers import answers_match, extract_answer, extract_boxed, extract_last_number
+from aries_lit.prompts.templates import RefinementTemplate
+from aries_lit.selectors.answers import (
+    answers_match,
+    extract_answer,
+    extract_boxed,
+    extract_last_number,
+    gold_answer,
+    stated_answer,
+)
 from aries_lit.selectors.base import SELECTORS, Choice, Selector
 
 
@@ -32,18 +40,37 @@ EXTRACTORS: dict[str, Callable[[str], str | None]] = {
 class VerifierSelector(Selector):
     """Chosen = a correct candidate (the latest one), rejected = an incorrect one (the earliest).
 
-    Each usable candidate's answer is extracted (``extract``: ``auto``, ``gsm8k``,
-    ``boxed`` or ``last_number``, see :data:`EXTRACTORS`) and compared with the group's
-    gold ``answer`` by :func:`~aries_lit.selectors.answers.answers_match`. A gold answer
-    that is a whole GSM8K solution (``... #### 72``) is reduced to its final number.
-    ``scores`` are 1.0 (correct) / 0.0 (incorrect) / ``None`` (not used: truncated).
-    Groups are skipped as ``no_answer`` (no gold), ``all_correct``, ``none_correct``,
-    ``truncated``/``too_few`` (fewer than two usable candidates); candidates with no
-    extractable answer count as incorrect and as ``candidates/no_answer_found``.
+    A usable candidate is **correct** when all of these hold, else incorrect, counted as
+    ``candidates/<reason>`` by the first check it fails:
+
+    1. it finished: a candidate cut at the token limit (``finish_reason == "length"``) is
+       never chosen; with ``skip_truncated=True`` (the default) it takes no part at all, with
+       ``skip_truncated=False`` it may still be the rejected answer (``truncated``);
+    2. it does not echo the refinement template's scaffolding (``reject_template_echo``,
+       :mod:`aries_lit.selectors.quality`; ``template_echo``);
+    3. it *states* an answer in an expected form (``require_stated_answer``: ``#### n``,
+       ``\\boxed{n}``, "the answer is n", a bare number, a concluding ``= n`` / ``is n``; see
+       :func:`~aries_lit.selectors.answers.stated_answer`; ``no_stated_answer``), and
+    4. its answer matches the gold (``wrong_answer``): the answer of the ``extract`` extractor
+       (``auto``, ``gsm8k``, ``boxed`` or ``last_number``, see :data:`EXTRACTORS`) and, with
+       ``require_stated_answer``, the stated answer too, compared with the group's gold
+       ``answer`` by :func:`~aries_lit.selectors.answers.answers_match`.
+
+    A gold answer that is a whole GSM8K solution (``... #### 72``) is reduced to its final
+    number. ``scores`` are 1.0 (correct) / 0.0 (incorrect) / ``None`` (not used: truncated
+    with ``skip_truncated``). Groups are skipped as ``no_answer`` (no gold), ``all_correct``,
+    ``none_correct``, ``truncated``/``too_few`` (fewer than two usable candidates);
+    candidates with no extractable answer are also counted as ``candidates/no_answer_found``.
+    ``require_stated_answer=False, reject_template_echo=False`` gives the older, looser
+    grading (any extracted answer, e.g. the last number of the text, counts).
 
     ``prefer_latest_correct=False`` picks the earliest correct candidate instead;
-    ``prefer_earliest_incorrect=False`` the latest incorrect one.
+    ``prefer_earliest_incorrect=False`` the latest incorrect one. ``echo_templates``: more
+    refinement templates (names of :data:`~aries_lit.prompts.templates.TEMPLATES` or texts
+    with ``{question}`` and ``{example_response}``) whose scaffolding counts as echo.
     """
+
+    rejection_reasons = ("truncated", "template_echo", "no_stated_answer", "wrong_answer")
 
     def __init__(
         self,
@@ -51,6 +78,9 @@ class VerifierSelector(Selector):
         prefer_latest_correct: bool = True,
         prefer_earliest_incorrect: bool = True,
         skip_truncated: bool = True,
+        require_stated_answer: bool = True,
+        reject_template_echo: bool = True,
+        echo_templates: list[str] | None = None,
     ) -> None:
         super().__init__(skip_truncated=skip_truncated)
         if extract not in EXTRACTORS:
@@ -58,15 +88,32 @@ class VerifierSelector(Selector):
         self.extract = extract
         self.prefer_latest_correct = prefer_latest_correct
         self.prefer_earliest_incorrect = prefer_earliest_incorrect
+        self.require_stated_answer = require_stated_answer
+        self.reject_template_echo = reject_template_echo
+        self.add_echo_templates([RefinementTemplate.from_spec(t).text for t in echo_templates or []])
 
     @staticmethod
     def gold(group: dict[str, Any]) -> str | None:
         """The group's gold answer, or ``None`` when it has none."""
-        gold = group.get("answer")
-        if gold is None or (isinstance(gold, str) and not gold.strip()):
-            return None
-        gold = str(gold)
-        return extract_answer(gold) if "####" in gold else gold.strip()
+        return gold_answer(group.get("answer"))
+
+    def verdict(self, candidate: dict[str, Any], gold: str, prompt: Any = None) -> str | None:
+        """``None`` when ``candidate`` is correct, else why not (``truncated``, ``template_echo``,
+        ``no_stated_answer`` or ``wrong_answer``; the order of the class docstring)."""
+        text = candidate["text"]
+        if self.truncated(candidate):
+            return "truncated"
+        if self.reject_template_echo and self.echo_detector(text, prompt):
+            return "template_echo"
+        if self.require_stated_answer:
+            stated = stated_answer(text)
+            if stated is None:
+                return "no_stated_answer"
+            if not answers_match(stated, gold):
+                return "wrong_answer"
+        if not answers_match(EXTRACTORS[self.extract](text), gold):
+            return "wrong_answer"
+        return None
 
     def score(self, groups: list[dict[str, Any]], usable: list[list[int]], stats: Counter) -> list[list[Any]]:
         extractor = EXTRACTORS[self.extract]
@@ -76,10 +123,13 @@ class VerifierSelector(Selector):
             gold = self.gold(group)
             if gold is not None:
                 for pos in positions:
-                    pred = extractor(group["candidates"][pos]["text"])
-                    if pred is None:
+                    candidate = group["candidates"][pos]
+                    if extractor(candidate["text"]) is None:
                         stats["candidates/no_answer_found"] += 1
-                    scores[pos] = 1.0 if answers_match(pred, gold) else 0.0
+                    reason = self.verdict(candidate, gold, group["prompt"])
+                    if reason is not None:
+                        stats[f"candidates/{reason}"] += 1
+                    scores[pos] = 1.0 if reason is None else 0.0
             out.append(scores)
         return out
 
@@ -100,4 +150,8 @@ class VerifierSelector(Selector):
         return chosen, rejected
 
     def __repr__(self) -> str:
-        return f"VerifierSelector(extract={self.extract!r}, skip_truncated={self.skip_truncated})"
+        return (
+            f"VerifierSelector(extract={self.extract!r}, skip_truncated={self.skip_truncated}, "
+            f"require_stated_answer={self.require_stated_answer}, "
+            f"reject_template_echo={self.reject_template_echo})"
+        )
