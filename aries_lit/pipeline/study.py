@@ -56,10 +56,14 @@ def _atomic_json(path: Path, obj: Any) -> None:
 
 
 def seeded_stage(stage: dict[str, Any], seed: int) -> dict[str, Any]:
-    """The stage with ``seed`` as its training seed (data order) and collection seed (sampling)."""
+    """The stage with ``seed`` as its training seed (initialisation and the data module's shuffling
+    order) and collection seed (sampling)."""
     stage = copy.deepcopy(stage)
     if isinstance(stage.get("fit"), dict):
         stage["fit"]["seed_everything"] = seed
+        data = stage["fit"].get("data")
+        if isinstance(data, dict):
+            data.setdefault("init_args", {})["seed"] = seed
     collect = stage.get("collect")
     if isinstance(collect, dict):
         generator = collect.get("generator", "sequential_refinement")
@@ -218,6 +222,9 @@ class Study:
         stats = stage_dir / "selection_stats.json"
         if stats.exists():
             record["selection"] = json.loads(stats.read_text())
+        data_stats = stage_dir / "train" / "data_stats.json"
+        if data_stats.exists():
+            record["data"] = json.loads(data_stats.read_text())
         return record
 
     def run_arm(self, arm: dict[str, Any], seed: int) -> None:

@@ -279,7 +279,11 @@ def build_report(
         )
         audit = sel.get("audit") or {}
         chosen = audit.get("chosen") or {}
-        quality = ", ".join(f"{k} {_pct(v)}" for k, v in chosen.items() if isinstance(v, (int, float)))
+        quality = ", ".join(
+            f"{k.removesuffix('_share')} {_pct(v)}"
+            for k, v in chosen.items()
+            if k.endswith("_share") and isinstance(v, (int, float))
+        )
         groups_n = sel.get("groups", 0)
         rows.append(
             [r["arm"], str(r["seed"]), r["stage"], str(groups_n), str(sel.get("pairs", 0)),

@@ -1,0 +1,227 @@
+"""`aries-lit study`: seeds and stage keys, shared stages, kill and resume, the report from result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aries_lit.pipeline.study import Study, seeded_stage, stage_key
+from aries_lit.pipeline.study_report import (
+    accuracy_summary,
+    build_report,
+    load_results,
+    paired_difference,
+    pooled_items,
+    write_report,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- stage identity
+
+
+def test_seeded_stage_sets_training_and_collection_seeds():
+    stage = {
+        "name": "iter1",
+        "collect": {"prompts": "p", "generator": "parallel_sampling"},
+        "fit": {"a": 1, "data": {"class_path": "x"}},
+    }
+    seeded = seeded_stage(stage, 7)
+    assert seeded["fit"]["seed_everything"] == 7 and seeded["fit"]["data"]["init_args"] == {"seed": 7}
+    assert seeded["collect"]["generator"] == {"name": "parallel_sampling", "seed": 7}
+    assert "seed_everything" not in stage["fit"]  # the input is not changed
+
+
+def test_stage_key_depends_on_settings_and_input_not_name():
+    a = seeded_stage({"name": "sft", "fit": {"lr": 1}}, 0)
+    assert stage_key(a, "base:m") == stage_key({**a, "name": "other"}, "base:m")
+    assert stage_key(a, "base:m") != stage_key(a, "base:n")
+    assert stage_key(a, "base:m") != stage_key(seeded_stage({"name": "sft", "fit": {"lr": 1}}, 1), "base:m")
+    assert stage_key(a, "base:m") != stage_key(seeded_stage({"name": "sft", "fit": {"lr": 2}}, 0), "base:m")
+
+
+def _arm_file(tmp_path: Path, text: str, name: str = "arm.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_bad_arms_are_refused_with_the_arm_and_field(tmp_path):
+    ok = _arm_file(tmp_path, "stages:\n  - {name: sft, fit: {}}\n")
+    with pytest.raises(ValueError, match=r"arms\[1\]: arm name 'a' is used twice"):
+        Study("m", [{"name": "a", "config": ok}, {"name": "a", "config": ok}], {})
+    with pytest.raises(ValueError, match=r"arms\[0\]: unknown field\(s\) \['seed'\]"):
+        Study("m", [{"name": "a", "config": ok, "seed": 1}], {})
+    with pytest.raises(ValueError, match=r"field 'seeds' must be a non-empty list of integers"):
+        Study("m", [{"name": "a", "config": ok, "seeds": []}], {})
+    bad = _arm_file(
+        tmp_path,
+        "stages:\n  - {name: sft, collect: {prompts: p, model: base, bogus: 1}, fit: {}}\n",
+        "b.yaml",
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"arms\[0\] \('a'\): .*b.yaml: stages\[0\] \('sft'\): unknown field\(s\) \['bogus'\]",
+    ):
+        Study("m", [{"name": "a", "config": bad}], {})
+    with pytest.raises(ValueError, match="evaluation: 'checkpoints' is set by the study"):
+        Study("m", [{"name": "a", "config": ok}], {"checkpoints": ["x"]})
+
+
+# --------------------------------------------------------------------------- report statistics
+
+
+def _result(arm: str, seed: int, index: int, stage: str, items: dict[str, str], **extra) -> dict:
+    return {"arm": arm, "seed": seed, "index": index, "stage": stage, "key": f"{arm}-{seed}-{index}",
+            "tasks": {"t": {"n": len(items), "kind": "verifiable", "items": items}}, **extra}  # fmt: skip
+
+
+def test_items_are_pooled_over_seeds_and_compared_item_by_item():
+    seeds = [_result("a", 0, 1, "s", {"x": "01", "y": "11", "z": "00"}),
+             _result("a", 1, 1, "s", {"x": "00", "y": "11", "z": "01", "w": "11"})]  # fmt: skip
+    assert pooled_items(seeds, "t", 1) == {"x": 0.5, "y": 1.0, "z": 0.5}  # w is not in every seed
+    summary = accuracy_summary(seeds, "t", 1)
+    assert summary["mean"] == pytest.approx(2 / 3) and summary["n"] == 3
+    assert summary["ci_low"] < 2 / 3 < summary["ci_high"]
+    assert summary["seeds"] == [pytest.approx(2 / 3), pytest.approx(3 / 4)]
+
+    same = paired_difference({"a": 1.0, "b": 0.0}, {"a": 1.0, "b": 0.0})
+    assert same["mean"] == 0 and same["p_value"] == 1.0
+    better = {str(i): 1.0 for i in range(40)}
+    worse = {str(i): 0.0 if i < 30 else 1.0 for i in range(40)}
+    d = paired_difference(better, worse)
+    assert d["mean"] == pytest.approx(0.75) and d["ci_low"] > 0 and d["p_value"] < 0.001 and d["n"] == 40
+
+
+def test_report_from_result_files(tmp_path):
+    items = lambda pattern: {f"i{k}": pattern[k % len(pattern)] for k in range(20)}  # noqa: E731
+    rows = [
+        _result("aries", 0, 0, "base", items(["10", "00"])),
+        _result("aries", 0, 1, "iter1", items(["11", "01"]),
+                selection={"groups": 10, "pairs": 4, "skipped/none_correct": 6,
+                           "audit": {"chosen": {"finished": 4, "finished_share": 1.0}}},
+                timings={"collect_seconds": 3.0, "fit_seconds": 5.0, "eval_seconds": 2.0}),
+        _result("idpo", 0, 0, "base", items(["10", "00"])),
+        _result("idpo", 0, 1, "iter1", items(["10", "00"])),
+    ]  # fmt: skip
+    rows[2]["key"] = rows[0]["key"]  # the base evaluation is shared
+    for r in rows:
+        path = tmp_path / r["arm"] / f"seed{r['seed']}" / f"{r['index']:02d}-{r['stage']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+    report = write_report(tmp_path, compare={"treatment": "aries", "baseline": "idpo"}).read_text()
+    assert "| aries | 01-iter1 | 50.0 [" in report and "| 100.0 [" in report  # Direct 50, SR 100
+    assert "| aries SR - idpo SR | 20 | 100.0 |" in report
+    assert "| aries Direct - idpo Direct | 20 | 0.0 |" in report
+    assert "| aries: SR >= Direct after the last stage | 50.0 [" in report
+    assert "| aries SR > idpo SR, interval excludes 0 | 100.0 [" in report and "| yes |" in report
+    assert "| aries | 0 | iter1 | 10 | 4 | 40.0 | none_correct 6 | finished 100.0 |" in report
+    assert "| idpo | 0 | base | - | - | - | shared (counted once) |" in report
+    assert (tmp_path / "refinement_curves.png").read_bytes().startswith(b"\x89PNG")
+    assert build_report(load_results(tmp_path)) == build_report(load_results(tmp_path))  # deterministic
+
+    broken = tmp_path / "idpo" / "seed0" / "01-iter1.json"
+    broken.write_text(json.dumps({"arm": "idpo"}))
+    with pytest.raises(ValueError, match=r"01-iter1.json: field 'seed' is missing"):
+        load_results(tmp_path)
+
+
+# --------------------------------------------------------------------------- end to end (tiny model)
+
+
+def _study_config(tmp_path: Path, model_dir: Path) -> Path:
+    aries = yaml.safe_load((REPO / "configs" / "study" / "tiny" / "aries.yaml").read_text())
+    stages = [aries["stages"][0], aries["stages"][2]]  # sft (offline data from the base) and iter1
+    for stage in stages:
+        stage["fit_config"] = str(REPO / stage["fit_config"])
+        stage["fit"]["checkpoint"] = {"every_n_train_steps": 1}
+        stage["collect"]["prompts"]["count"] = 4
+    (tmp_path / "aries.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    (tmp_path / "no_dpo.yaml").write_text(
+        yaml.safe_dump(
+            {"base": "aries.yaml", "overrides": {"stages.*.fit.model.init_args.loss.init_args.alpha": 1.0}}
+        )
+    )
+    config = {
+        "run_dir": str(tmp_path / "run"),
+        "results_dir": str(tmp_path / "results"),
+        "base_model": str(model_dir),
+        "arms": [
+            {"name": "aries", "config": str(tmp_path / "aries.yaml"), "seeds": [0]},
+            {"name": "aries_no_dpo", "config": str(tmp_path / "no_dpo.yaml"), "seeds": [0]},
+        ],
+        "evaluation": {
+            "tasks": [{"name": "arithmetic", "label": "arith", "count": 3, "unique": True,
+                       "test_fraction": 0.4, "validation_fraction": 0.2}],
+            "num_refinements": 1, "max_new_tokens": 4, "plots": False,
+            "generator": {"name": "sequential_refinement", "backend": {"name": "transformers"}},
+        },
+        "compare": {"treatment": "aries", "ablations": ["aries_no_dpo"]},
+    }  # fmt: skip
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slow
+def test_study_shares_stages_resumes_after_a_kill_and_reports(tiny_model_dir, tmp_path):
+    config = _study_config(tmp_path, tiny_model_dir)
+    cmd = [sys.executable, "-m", "aries_lit.cli", "study", "--config", str(config), "--progress", "false"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    run, results = tmp_path / "run", tmp_path / "results"
+
+    # kill the whole process group once the first stage is done (the second one is under way)
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if any(
+            json.loads(p.read_text()).get("status") == "done" for p in run.glob("stages/*-sft/manifest.json")
+        ):
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, f"the study ended before it could be killed: {proc.stderr.read()[-2000:]}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    stages = sorted(p.name.split("-", 1)[1] for p in (run / "stages").iterdir())
+    assert stages == ["iter1", "iter1", "sft"]  # the ablation reused ARIES-SFT
+    sft = json.loads(next((run / "stages").glob("*-sft/manifest.json")).read_text())
+    assert sft["status"] == "done" and sft["attempts"] == 1  # not redone after the kill
+    for cand in run.rglob("candidates.jsonl"):
+        keys = [(r["id"], r["index"]) for r in map(json.loads, cand.read_text().splitlines())]
+        assert len(keys) == len(set(keys)) and keys, cand
+
+    a = {p.name: json.loads(p.read_text()) for p in (results / "aries" / "seed0").glob("*.json")}
+    b = {p.name: json.loads(p.read_text()) for p in (results / "aries_no_dpo" / "seed0").glob("*.json")}
+    assert sorted(a) == sorted(b) == ["00-base.json", "01-sft.json", "02-iter1.json"]
+    assert a["01-sft.json"]["key"] == b["01-sft.json"]["key"]
+    assert a["02-iter1.json"]["key"] != b["02-iter1.json"]["key"]
+    for record in a.values():
+        assert len(record["tasks"]["arith"]["items"]) == 3
+        assert all(len(v) == 2 for v in record["tasks"]["arith"]["items"].values())
+    assert a["02-iter1.json"]["selection"]["groups"] == 4
+    assert a["02-iter1.json"]["timings"]["fit_seconds"] > 0
+
+    report = (results / "report.md").read_text()
+    assert "| aries_no_dpo SR below aries SR |" in report and "| aries | 02-iter1 |" in report
+    # the report is rebuilt from the result files alone
+    (results / "report.md").unlink()
+    only = subprocess.run([*cmd, "--report_only", "true", "--run_dir", str(tmp_path / "gone")], env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert only.returncode == 0, only.stderr[-2000:]
+    assert (results / "report.md").read_text() == report
+    assert not (tmp_path / "gone").exists()
