@@ -140,3 +140,56 @@ def test_overlay_errors_name_the_file_and_path(tmp_path, monkeypatch):
     )
     with pytest.raises(ValueError, match="bad.yaml: override 'stages.nosuch.fit.x'"):
         load_run_config(bad)
+
+
+STUDY = REPO / "configs" / "study"
+STUDY_STAGES = ("sft", "offline", "iter1", "iter2")
+STUDY_OVERLAYS = {
+    "iterative_dpo.yaml": {f"stages.{s}.{LOSS}" for s in STUDY_STAGES}
+    | {f"stages.{s}.collect.generator.name" for s in ("iter1", "iter2")},
+    "aries_no_dpo.yaml": {f"stages.{s}.{LOSS}.init_args.alpha" for s in STUDY_STAGES[1:]},
+    "aries_ps.yaml": {f"stages.{s}.collect.generator.name" for s in ("iter1", "iter2")},
+    "bt_aries.yaml": {
+        f"stages.{s}.{LOSS}.{k}"
+        for s in STUDY_STAGES[1:]
+        for k in ("class_path", "init_args.refine.class_path")
+    },
+}
+
+
+@pytest.mark.parametrize("overlay", sorted(STUDY_OVERLAYS))
+def test_study_arms_change_exactly_the_intended_keys(overlay, monkeypatch):
+    """Each arm of the CPU study differs from ARIES only where the paper's arm does."""
+    monkeypatch.chdir(REPO)
+    base = load_run_config(STUDY / "arms" / "aries.yaml")
+    derived = load_run_config(STUDY / "arms" / overlay)
+    allowed = STUDY_OVERLAYS[overlay]
+    moved = _diff(base, derived)
+    assert all(any(k == a or k.startswith(a + ".") for a in allowed) for k in moved), moved
+    assert all(any(k == a or k.startswith(a + ".") for k in moved) for a in allowed), (allowed, moved)
+
+
+def test_every_study_stage_fit_config_parses(tmp_path, monkeypatch, capsys):
+    """Every distinct fit config of every study arm (CPU and tiny) passes ``fit --print_config``."""
+    import json
+
+    from test_fit_cli import printed_config
+
+    from aries_lit.pipeline.study import Study
+
+    monkeypatch.chdir(REPO)
+    fits = {}
+    for path in sorted(STUDY.glob("*.yaml")):
+        config = yaml.safe_load(path.read_text())
+        if "arms" not in config:
+            continue
+        study = Study(config["base_model"], config["arms"], config["evaluation"])  # validates every arm
+        for arm in study.arms:
+            for stage in arm["stages"]:
+                fits[json.dumps(stage["fit"], sort_keys=True)] = stage["fit"]
+    assert len(fits) >= 8
+    for i, fit in enumerate(fits.values()):
+        file = tmp_path / f"fit{i}.yaml"
+        file.write_text(yaml.safe_dump(fit))
+        printed = printed_config(["--config", str(file)], capsys)
+        assert printed["model"]["init_args"]["loss"]["class_path"].startswith("aries_lit.losses.")
