@@ -6,9 +6,9 @@
      "answer": "4", "expression": "7 - 3", "solution": "7 - 3 = 4. The answer is 4."}
 
 in the spirit of reasoning-gym's ``chain_sum``: ``num_terms`` operands of ``digits`` digits
-(1 digit: 0-9; ``d`` > 1 digits: 10^(d-1) .. 10^d - 1) joined by operators drawn from ``ops``
-(``+``, ``-``, ``*``; usual precedence, results may be negative). Items are a deterministic
-function of the arguments.
+(1 digit: 0-9; ``d`` > 1 digits: 10^(d-1) .. 10^d - 1; or 0 .. ``max_operand`` when set)
+joined by operators drawn from ``ops`` (``+``, ``-``, ``*``; usual precedence, results may be
+negative). Items are a deterministic function of the arguments.
 
 Train, validation and test never share an expression, for any seeds or settings: a SHA-256
 hash of the expression's text, read as a number ``h`` in [0, 1), puts it in ``test`` when
@@ -97,6 +97,7 @@ class ArithmeticTask(PromptSource):
 
     num_terms: int = 2
     digits: int = 1
+    max_operand: int | None = None
     ops: str = "+-"
     seed: int = 0
     count: int = 200
@@ -111,6 +112,8 @@ class ArithmeticTask(PromptSource):
             raise ValueError(f"num_terms must be >= 2; got {self.num_terms}")
         if self.digits < 1:
             raise ValueError(f"digits must be >= 1; got {self.digits}")
+        if self.max_operand is not None and self.max_operand < 1:
+            raise ValueError(f"max_operand must be >= 1; got {self.max_operand}")
         if not self.ops or set(self.ops) - set(_SUPPORTED_OPS):
             raise ValueError(f"ops must be made of '{_SUPPORTED_OPS}'; got '{self.ops}'")
         if self.split not in SPLITS:
@@ -130,6 +133,8 @@ class ArithmeticTask(PromptSource):
 
     @property
     def _operand_range(self) -> range:
+        if self.max_operand is not None:
+            return range(0, self.max_operand + 1)
         low = 0 if self.digits == 1 else 10 ** (self.digits - 1)
         return range(low, 10**self.digits)
 
