@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.distributed import backend_for_rank, barrier, rank_world
-from aries_lit.generators import GENERATORS, Generator
+from aries_lit.generators import GENERATORS, Generator, engine_log_dir
 from aries_lit.generators.store import (
     CANDIDATES_FILE,
     CandidateStore,
@@ -55,7 +55,8 @@ def generate(
             or ``{class_path: ..., init_args: ...}``, or a path to a prompt file.
         generator: ``sequential_refinement`` (SR, the paper's) or ``parallel_sampling`` (PS) with
             options, e.g. ``{name: sequential_refinement, num_candidates: 4, temperature: 0.7}``.
-        out_dir: where ``candidates.jsonl`` and ``manifest.json`` go.
+        out_dir: where ``candidates.jsonl`` and ``manifest.json`` go (and, with the ``vllm``
+            backend, ``vllm.log``: vLLM's output, and the traceback when it fails).
     """
     gen: Generator = GENERATORS.build(generator)
     items = load_prompts(prompts)
@@ -112,12 +113,14 @@ def select(
         selector: ``rule``, ``reward_model``, ``llm_judge`` or ``verifier`` with options, e.g.
             ``{name: rule, chosen_index: -1, rejected_index: 0}``.
         out: the pairs file (default ``<candidates>/pairs.jsonl``); the selection's counts go to
-            ``selection_stats.json`` beside it.
+            ``selection_stats.json`` beside it, and an ``llm_judge`` on the ``vllm`` backend keeps
+            vLLM's output in ``vllm.log`` there.
     """
     sel: Selector = SELECTORS.build(selector)
     groups = load_groups(candidates, load_prompts(prompts))
-    result = sel.select(groups)
     target = Path(out or Path(candidates) / PAIRS_FILE)
+    with engine_log_dir(target.parent):  # an llm_judge on vllm logs to <pairs folder>/vllm.log
+        result = sel.select(groups)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
