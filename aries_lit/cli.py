@@ -82,15 +82,17 @@ Run `aries-lit COMMAND --help` for a command's options."""
 def main(argv: list[str] | None = None) -> None:
     """Entry point; user errors (bad data or settings, unknown names, missing files) print one
     clear line. aries_lit reports bad input as ``ValueError`` (``DataValidationError`` is one)
-    with the file, record and field or the setting in its message.
+    with the file, record and field or the setting in its message. A generation engine that
+    fails (``EngineError``, e.g. vLLM dying) is one line too: it names the engine's log file.
 
     Set ``ARIES_LIT_DEBUG=1`` to see the full traceback instead.
     """
+    from aries_lit.errors import EngineError
     from aries_lit.registry import RegistryError
 
     try:
         _main(argv)
-    except (ValueError, RegistryError, FileNotFoundError) as err:
+    except (ValueError, RegistryError, FileNotFoundError, EngineError) as err:
         if os.environ.get("ARIES_LIT_DEBUG"):
             raise
         print(f"aries-lit: error: {err}", file=sys.stderr)

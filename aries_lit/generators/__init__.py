@@ -16,9 +16,11 @@ from aries_lit.generators.backends import (
     BACKENDS,
     Backend,
     Completion,
+    EngineError,
     SamplingSettings,
     TransformersBackend,
     VLLMBackend,
+    engine_log_dir,
 )
 from aries_lit.generators.base import GENERATORS, Generator
 from aries_lit.generators.parallel_sampling import ParallelSampling
@@ -37,6 +39,7 @@ __all__ = [
     "Backend",
     "CandidateStore",
     "Completion",
+    "EngineError",
     "Generator",
     "ParallelSampling",
     "SamplingSettings",
@@ -44,6 +47,7 @@ __all__ = [
     "TransformersBackend",
     "VLLMBackend",
     "check_prompts",
+    "engine_log_dir",
     "load_groups",
     "read_candidates",
     "read_manifest",

@@ -2,7 +2,8 @@
 
 A generator renders contexts, hands whole turns to a backend (which batches internally)
 and appends each call's finished candidates to ``out_dir/candidates.jsonl`` (flushed and
-fsynced), with ``out_dir/manifest.json`` describing the run. Rerunning with the same
+fsynced), with ``out_dir/manifest.json`` describing the run; a backend that keeps an engine
+log (``vllm``) writes it there too (``out_dir/vllm.log``). Rerunning with the same
 ``out_dir`` skips every candidate already there and continues; a changed configuration is
 refused. See :mod:`aries_lit.generators.store` for the formats.
 """
@@ -18,7 +19,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-from aries_lit.generators.backends.base import BACKENDS, Backend, Completion, SamplingSettings
+from aries_lit.generators.backends.base import (
+    BACKENDS,
+    Backend,
+    Completion,
+    SamplingSettings,
+    engine_log_dir,
+)
 from aries_lit.generators.store import CandidateStore, check_prompts, read_manifest, write_manifest
 from aries_lit.prompts.templates import RefinementTemplate
 from aries_lit.registry import Registry
@@ -201,7 +208,8 @@ class Generator:
                 len(store),
                 out,
             )
-            backend, owned = self._build_backend(model, progress)
+            with engine_log_dir(out):  # e.g. the vllm backend logs to out/vllm.log
+                backend, owned = self._build_backend(model, progress)
             bar = None
             if progress:
                 from tqdm.auto import tqdm
@@ -209,7 +217,8 @@ class Generator:
                 bar = tqdm(total=missing, desc=self.name, unit="cand", dynamic_ncols=True)
             t0 = time.perf_counter()
             try:
-                self._generate(todo, backend, store, h, manifest, records, stats, bar, t0)
+                with engine_log_dir(out):  # a backend built lazily (evaluation's shared one) too
+                    self._generate(todo, backend, store, h, manifest, records, stats, bar, t0)
             finally:
                 stats["seconds"] = time.perf_counter() - t0
                 if bar is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.distributed import backend_for_rank, barrier, rank_world
-from aries_lit.generators import GENERATORS, Generator
+from aries_lit.generators import GENERATORS, Generator, engine_log_dir
 from aries_lit.generators.store import (
     CANDIDATES_FILE,
     CandidateStore,
@@ -56,7 +56,8 @@ def generate(
             or ``{class_path: ..., init_args: ...}``, or a path to a prompt file.
         generator: ``sequential_refinement`` (SR, the paper's) or ``parallel_sampling`` (PS) with
             options, e.g. ``{name: sequential_refinement, num_candidates: 4, temperature: 0.7}``.
-        out_dir: where ``candidates.jsonl`` and ``manifest.json`` go.
+        out_dir: where ``candidates.jsonl`` and ``manifest.json`` go (and, with the ``vllm``
+            backend, ``vllm.log``: vLLM's output, and the traceback when it fails).
     """
     gen: Generator = GENERATORS.build(generator)
     items = load_prompts(prompts)
@@ -114,7 +115,8 @@ def select(
             ``{name: rule, chosen_index: -1, rejected_index: 0}``.
         out: the pairs file (default ``<candidates>/pairs.jsonl``); the selection's counts go to
             ``selection_stats.json`` beside it, with the pair-quality audit under ``"audit"``
-            (see :func:`aries_lit.selectors.quality.audit_pairs`).
+            (see :func:`aries_lit.selectors.quality.audit_pairs`); an ``llm_judge`` on the ``vllm``
+            backend keeps vLLM's output in ``vllm.log`` there.
 
     The refinement template recorded in the generation folder's manifest is added to the
     templates whose scaffolding counts as template echo.
@@ -124,8 +126,9 @@ def select(
     if isinstance(template, str) and template:
         sel.add_echo_templates([template])
     groups = load_groups(candidates, load_prompts(prompts))
-    result = sel.select(groups)
     target = Path(out or Path(candidates) / PAIRS_FILE)
+    with engine_log_dir(target.parent):  # an llm_judge on vllm logs to <pairs folder>/vllm.log
+        result = sel.select(groups)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:

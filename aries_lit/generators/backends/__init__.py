@@ -4,8 +4,24 @@
 ``{"name": "vllm", "init_args": {...}}``; vLLM itself is imported only when its backend is built.
 """
 
-from aries_lit.generators.backends.base import BACKENDS, Backend, Completion, SamplingSettings
+from aries_lit.generators.backends.base import (
+    BACKENDS,
+    Backend,
+    Completion,
+    EngineError,
+    SamplingSettings,
+    engine_log_dir,
+)
 from aries_lit.generators.backends.hf import TransformersBackend
 from aries_lit.generators.backends.vllm import VLLMBackend
 
-__all__ = ["BACKENDS", "Backend", "Completion", "SamplingSettings", "TransformersBackend", "VLLMBackend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Completion",
+    "EngineError",
+    "SamplingSettings",
+    "TransformersBackend",
+    "VLLMBackend",
+    "engine_log_dir",
+]

@@ -10,10 +10,50 @@ any :class:`Backend` subclass works by its dotted ``class_path``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
+from aries_lit.errors import EngineError
 from aries_lit.registry import Registry
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Completion",
+    "EngineError",
+    "SamplingSettings",
+    "current_engine_log_dir",
+    "engine_log_dir",
+]
+
+_ENGINE_LOG_DIR: ContextVar[Path | None] = ContextVar("aries_lit_engine_log_dir", default=None)
+
+
+@contextmanager
+def engine_log_dir(path: str | Path | None) -> Iterator[None]:
+    """Backends built inside this block keep their engine's log in ``path`` (the run folder).
+
+    ``Generator.run`` sets it to its ``out_dir`` and ``aries-lit select`` to the pairs file's
+    folder, so ``aries-lit generate --out_dir runs/x`` with the ``vllm`` backend logs to
+    ``runs/x/vllm.log``. ``None`` leaves the current setting as it is.
+    """
+    if path is None:
+        yield
+        return
+    token = _ENGINE_LOG_DIR.set(Path(path))
+    try:
+        yield
+    finally:
+        _ENGINE_LOG_DIR.reset(token)
+
+
+def current_engine_log_dir() -> Path | None:
+    """The folder set by the innermost :func:`engine_log_dir` block, or None outside one."""
+    return _ENGINE_LOG_DIR.get()
 
 
 @dataclass(frozen=True)

