@@ -102,6 +102,16 @@ def test_vllm_sequential_refinement(vllm_backend, smollm2_dir, data_dir, tmp_pat
     )
 
 
+def test_vllm_engine_processes_are_watched(vllm_backend):
+    """The engine's processes are handed to a reaper, so a killed command leaves no engine behind
+    (the mechanism itself: tests/test_reaper.py)."""
+    import psutil
+
+    names = [psutil.Process(pid).name() for pid in vllm_backend.reaper.pids]
+    assert names and any("VLLM" in name or "python" in name for name in names), names
+    assert vllm_backend.reaper._watcher is not None and vllm_backend.reaper._watcher.poll() is None
+
+
 def test_vllm_greedy_is_deterministic_and_seeds_differ(vllm_backend):
     from aries_lit.generators import SamplingSettings
     from aries_lit.prompts.templates import chat_context

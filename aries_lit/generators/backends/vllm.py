@@ -38,6 +38,7 @@ from aries_lit.generators.backends.base import (
     SamplingSettings,
     current_engine_log_dir,
 )
+from aries_lit.generators.backends.reaper import ProcessReaper, child_pids
 
 log = logging.getLogger(__name__)
 
@@ -290,11 +291,14 @@ class VLLMBackend(Backend):
         self.engine_log.open(f"vLLM engine for {model}")
         start = self.engine_log.size()
         t0 = time.perf_counter()
+        before = child_pids()
         try:
             with self.engine_log.engine_start():
                 self._llm = vllm.LLM(**kwargs)
         except Exception as err:
             raise self.engine_log.failure(f"to start the engine for {model}", err, start) from err
+        # the engine processes die with this process, even when it is killed
+        self.reaper = ProcessReaper(child_pids() - before)
         self.engine_log.capture_logger()
         self.load_seconds = time.perf_counter() - t0
         self.generated_tokens = 0
@@ -353,6 +357,7 @@ class VLLMBackend(Backend):
         if llm is None:
             return
         self._llm = None
+        self.reaper.stop()
         engine = getattr(llm, "llm_engine", None)
         core = getattr(engine, "engine_core", None)
         if core is not None and hasattr(core, "shutdown"):
