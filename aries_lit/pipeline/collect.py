@@ -29,10 +29,10 @@ from aries_lit.generators.store import (
     shard_dir,
 )
 from aries_lit.prompts.sources import load_prompts
+from aries_lit.provenance import SELECTION_STATS_FILE
 from aries_lit.selectors import SELECTORS, Selector
 
 PAIRS_FILE = "pairs.jsonl"
-SELECTION_STATS_FILE = "selection_stats.json"
 
 
 def _expand(path: str) -> str:
@@ -111,8 +111,9 @@ def select(
             the verifier come from it).
         selector: ``rule``, ``reward_model``, ``llm_judge`` or ``verifier`` with options, e.g.
             ``{name: rule, chosen_index: -1, rejected_index: 0}``.
-        out: the pairs file (default ``<candidates>/pairs.jsonl``); the selection's counts go to
-            ``selection_stats.json`` beside it.
+        out: the pairs file (default ``<candidates>/pairs.jsonl``); the selection's counts, the
+            pairs file and (for ``reward_model``) the resolved path of the reward model that selected
+            go to ``selection_stats.json`` beside it.
     """
     sel: Selector = SELECTORS.build(selector)
     groups = load_groups(candidates, load_prompts(prompts))
@@ -126,7 +127,13 @@ def select(
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(target)
-    stats = {"selector": repr(sel), "groups": len(groups), **{k: int(v) for k, v in result.stats.items()}}
+    stats = {
+        "selector": repr(sel),
+        **sel.provenance(),  # e.g. the resolved path of the reward model that selected
+        "pairs": str(target.resolve()),
+        "groups": len(groups),
+        **{k: int(v) for k, v in result.stats.items()},
+    }
     target.with_name(SELECTION_STATS_FILE).write_text(json.dumps(stats, indent=2))
     print(f"[aries-lit] {result.summary()}")
     print(f"[aries-lit] pairs in {target}")
