@@ -39,7 +39,7 @@ def data_selected_by(source: str) -> list[str]:
         stats = json.loads(stats_path.read_text())
     except (OSError, ValueError):
         return []
-    if stats.get("pairs") not in (None, str(path)):
+    if stats.get("pairs_file") not in (None, str(path)):
         return []
     model = stats.get("reward_model")
     return [str(model)] if model else []

@@ -590,7 +590,6 @@ def evaluate_checkpoints(
     num_turns = num_refinements + 1
     scorers = _check_scorers(reward_model, judge)  # a folder that is no reward model fails before generating
     selected_by = {name: _data_selected_by(ckpt) for name, ckpt in zip(ckpt_names, checkpoints)}
-    warnings = _judge_warnings(scorers.get("judge"), selected_by)
 
     kinds: dict[str, str] = {}
     for task in parsed:
@@ -601,6 +600,8 @@ def evaluate_checkpoints(
     gen_specs = {
         t.label: generator_spec(generator, t, kinds[t.label], num_turns, max_new_tokens) for t in parsed
     }
+    judging = any(kind == "pairwise" for kind in kinds.values())
+    warnings = _judge_warnings(scorers.get("judge") if judging else None, selected_by)
     config = {
         "checkpoints": dict(zip(ckpt_names, checkpoints)),
         "tasks": [

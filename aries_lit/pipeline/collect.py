@@ -130,7 +130,7 @@ def select(
     stats = {
         "selector": repr(sel),
         **sel.provenance(),  # e.g. the resolved path of the reward model that selected
-        "pairs": str(target.resolve()),
+        "pairs_file": str(target.resolve()),
         "groups": len(groups),
         **{k: int(v) for k, v in result.stats.items()},
     }
