@@ -402,8 +402,11 @@ def test_smollm2_reward_data_is_disjoint_from_the_demos():
         HH, format="hh", offset=rm_data["offset"], limit=rm_data["limit"], on_error="skip"
     )["id"]
     assert len(rm_ids) == rm_data["limit"] and demo_ids.isdisjoint(rm_ids)
+    assert rm_ids[0] == f"harmless_base_test-{rm_data['offset'] + 1}"  # offset skips records 1..offset
     first_64 = set(load_preference_records(HH, format="hh", limit=64, on_error="skip")["id"])
     assert first_64.isdisjoint(rm_ids)
+    with pytest.raises(ValueError, match="offset must be >= 0"):
+        load_preference_records(HH, format="hh", offset=-1)
 
 
 # --- which reward model selected, which judged ---------------------------------------------------
