@@ -11,6 +11,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
+from aries_lit.provenance import write_provenance
+
 
 def hf_model_complete(path: str | Path) -> bool:
     """Whether ``path`` holds a finished HF export (written last, atomically)."""
@@ -18,7 +20,10 @@ def hf_model_complete(path: str | Path) -> bool:
 
 
 class ExportHFModel(Callback):
-    """At the end of ``fit``, save the policy and tokenizer with ``save_pretrained`` (safetensors).
+    """At the end of ``fit``, save the trained model (the policy, or the reward model as a sequence
+    classifier) and tokenizer with ``save_pretrained`` (safetensors), and the model's provenance
+    (``aries_lit_provenance.json``: its starting model, data, and the reward models that selected
+    that data; see :mod:`aries_lit.provenance`).
 
     ``dirpath`` defaults to ``<trainer.default_root_dir>/hf_model``. The folder is written
     under a temporary name and renamed, so a complete folder means a finished export. Under
@@ -42,6 +47,7 @@ class ExportHFModel(Callback):
                 tmp = out.with_name(out.name + ".tmp")
                 shutil.rmtree(tmp, ignore_errors=True)
                 pl_module.save_hf(str(tmp))
+                write_provenance(tmp, pl_module, getattr(trainer, "datamodule", None))
                 shutil.rmtree(out, ignore_errors=True)
                 tmp.rename(out)
                 rank_zero_info(f"[aries-lit] Hugging Face model saved to {out}")

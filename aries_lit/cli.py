@@ -49,12 +49,12 @@ def _lightning_cli_class():
 
 def lightning_main(argv: list[str]) -> None:
     AriesCLI, L = _lightning_cli_class()
-    from aries_lit.modules import PolicyModule
+    from aries_lit.modules import TrainingModule
 
     if argv[0] == "fit" and not any(a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in argv):
         argv = [*argv, "--ckpt_path", "last"]  # a rerun of the same command resumes
     AriesCLI(
-        PolicyModule,
+        TrainingModule,  # the policy modules (SFT, preference) and the reward module
         L.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
@@ -67,7 +67,7 @@ def lightning_main(argv: list[str]) -> None:
 
 USAGE = """usage: aries-lit COMMAND --config CONFIG.yaml [--key value ...]
 
-  fit            train (LightningCLI): SFT, ARIES-SFT, DPO, ARIES, BT_ARIES, ...
+  fit            train (LightningCLI): SFT, ARIES-SFT, DPO, ARIES, BT_ARIES, ..., reward models
   validate       evaluate the loss and reward metrics on validation pairs
   generate       collect candidate answers (sequential refinement or parallel sampling)
   select         turn candidates into preference pairs (rule, reward model, LLM judge, verifier)

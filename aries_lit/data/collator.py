@@ -3,6 +3,12 @@
 All views of a batch go through the model in one forward: rows are ordered view-major
 (``[view_0 x B, view_1 x B, ...]``), so :func:`split_views` cuts the per-row results back
 into ``{view: [B]}``.
+
+Both collators also give ``score_index``: per view (view-major, ``[V*B]``) the flat ``row * T + t``
+position of the last token of its ``(context, response)`` sequence that is not the pad token,
+where a sequence classifier (a reward model) reads its score, as
+``AutoModelForSequenceClassification`` does on a right-padded row; and ``margin`` ``[B]`` when
+pairs carry a ``margin`` field (0 for a pair of the batch without one).
 """
 
 from __future__ import annotations
@@ -33,15 +39,18 @@ class ViewCollator:
         input_ids = torch.full((n, longest), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((n, longest), dtype=torch.long)
         loss_mask = torch.zeros((n, longest), dtype=torch.bool)
+        score_index = []
         for i, (ctx, resp) in enumerate(rows):
             seq = ctx + resp
             input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
             attention_mask[i, : len(seq)] = 1
             loss_mask[i, len(ctx) : len(seq)] = True
+            score_index.append(i * longest + max(0, _last_non_pad(seq, 0, len(seq), self.pad_token_id)))
         batch: dict[str, Any] = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "loss_mask": loss_mask,
+            "score_index": torch.tensor(score_index, dtype=torch.long),
             "views": list(self.views),
             "batch_size": len(features),
             "ids": [f.get("id") for f in features],
@@ -52,12 +61,22 @@ class ViewCollator:
 def _with_reference(
     batch: dict[str, Any], features: list[dict[str, Any]], views: tuple[str, ...]
 ) -> dict[str, Any]:
-    """Carry cached reference log-probs (``ref.<view>`` columns) into the batch."""
+    """Carry cached reference log-probs (``ref.<view>`` columns) and pair margins into the batch."""
     for view in views:
         key = f"ref.{view}"
         if all(key in f for f in features):
             batch[key] = torch.tensor([float(f[key]) for f in features], dtype=torch.float32)
+    if any(f.get("margin") is not None for f in features):  # a pair without one counts 0
+        batch["margin"] = torch.tensor([float(f.get("margin") or 0.0) for f in features], dtype=torch.float32)
     return batch
+
+
+def _last_non_pad(seq: list[int], start: int, end: int, pad_token_id: int) -> int:
+    """The last position in ``seq[start:end]`` whose token is not ``pad_token_id`` (``-1`` if none)."""
+    for t in range(end - 1, start - 1, -1):
+        if seq[t] != pad_token_id:
+            return t
+    return -1
 
 
 def split_views(values: Tensor, views: list[str], batch_size: int) -> dict[str, Tensor]:
@@ -98,6 +117,7 @@ class SharedContextCollator:
         batch_size = len(features)
         slot = {v: i for i, v in enumerate(self.views)}
         rows, row_layout = [], []
+        score_index = [0] * (len(self.views) * batch_size)
         for ctx in contexts:
             for b, f in enumerate(features):
                 ctx_ids = f[f"ctx.{ctx}"]
@@ -120,6 +140,10 @@ class SharedContextCollator:
             input_ids[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
             position_ids[r] = torch.arange(longest)
             for k, (out_slot, start, length) in enumerate(spans):
+                last = _last_non_pad(seq, start, start + length, self.pad_token_id)
+                if last < 0:  # an all-pad response: the sequence's last non-pad token is in the context
+                    last = max(0, _last_non_pad(seq, 0, ctx_len, self.pad_token_id))
+                score_index[out_slot] = r * longest + last
                 if k > 0:  # later responses: positions restart after the context, earlier responses hidden
                     position_ids[r, start : start + length] = torch.arange(ctx_len, ctx_len + length)
                     mask[r, start : start + length, ctx_len:start] = False
@@ -137,6 +161,7 @@ class SharedContextCollator:
             "pred_index": torch.tensor(pred, dtype=torch.long),
             "target_ids": torch.tensor(targets, dtype=torch.long),
             "out_index": torch.tensor(out, dtype=torch.long),
+            "score_index": torch.tensor(score_index, dtype=torch.long),
             "views": list(self.views),
             "batch_size": batch_size,
             "ids": [f.get("id") for f in features],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from datasets import Dataset
 from lightning.pytorch.utilities import rank_zero_info
 
 from aries_lit.data.collator import SharedContextCollator, ViewCollator
+from aries_lit.data.errors import DataValidationError
 from aries_lit.data.reference_cache import attach_reference_logps, model_hash
 from aries_lit.data.sampler import ResumableLoader, ResumableSampler
 from aries_lit.data.views import ViewTokenizer
@@ -32,7 +34,9 @@ class PreferenceDataModule(L.LightningDataModule):
         template: refinement template name (``paper``, ``analysis``, ``short``) or text.
         max_length, max_context_length, truncation: see :mod:`aries_lit.data.views`.
         batch_size: pairs per batch (each pair becomes one row per view).
-        limit: use only the first ``limit`` records.
+        offset, limit: skip the records numbered ``1..offset`` (file order; for JSON Lines the
+            line number), then use at most ``limit`` valid records; both apply to ``train`` and ``val``.
+            With ``val_fraction`` the validation pairs come from the same range, disjoint from training.
         on_error: ``raise`` (default) stops at the first invalid record with its file, record
             number and field; ``skip`` drops invalid records and counts them in ``data_stats.json``.
         shared_context: run each context once with all its responses on top (a 4-D attention
@@ -62,12 +66,14 @@ class PreferenceDataModule(L.LightningDataModule):
         num_workers: int = 0,
         reference_cache_dir: str | None = None,
         shared_context: bool = True,
+        offset: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.template = RefinementTemplate.from_spec(template)
         self.tokenizer: Any = None
         self.views: tuple[str, ...] = ()
+        self.response_end: str | None = None
         self.train_data: Dataset | None = None
         self.val_data: Dataset | None = None
         self.stats: Counter = Counter()
@@ -82,25 +88,58 @@ class PreferenceDataModule(L.LightningDataModule):
             split=self.hparams.split,
             limit=self.hparams.limit,
             on_error=self.hparams.on_error,
+            offset=self.hparams.get("offset", 0),
         )
         for reason, count in loaded.skipped.items():
             self.stats[f"skipped_invalid/{reason}"] += count
         return loaded.dataset
 
-    def configure(self, tokenizer: Any, views: tuple[str, ...]) -> None:
-        """Set the tokenizer and views explicitly (done from the LightningModule inside a Trainer)."""
-        self.tokenizer, self.views = tokenizer, tuple(views)
+    def configure(self, tokenizer: Any, views: tuple[str, ...], response_end: str | None = None) -> None:
+        """Set the tokenizer and views explicitly (done from the LightningModule inside a Trainer);
+        ``response_end`` replaces the end-of-turn text that closes each response (see
+        :class:`~aries_lit.data.views.ViewTokenizer`)."""
+        self.tokenizer, self.views, self.response_end = tokenizer, tuple(views), response_end
+
+    def _margin(self, record: dict[str, Any], split: str) -> float | None:
+        """The pair's ``margin`` field as a float (None when absent or null); a non-number raises or,
+        with ``on_error: skip``, gives NaN: the pair is dropped (``skipped_invalid/bad_margin``)."""
+        value = record.get("margin")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if self.hparams.on_error == "skip":
+                self.stats["skipped_invalid/bad_margin"] += 1
+                return math.nan
+            source = self.hparams.train if split == "train" else self.hparams.val or self.hparams.train
+            raise DataValidationError(
+                source,
+                None,
+                "margin",
+                f"pair '{record['id']}': margin must be a finite number, got {value!r}",
+                reason="wrong_type",
+            )
+        return float(value)
 
     def _tokenize(self, records: Dataset, split: str) -> Dataset:
         hp = self.hparams
         tok = ViewTokenizer(
-            self.tokenizer, self.views, self.template, hp.max_length, hp.max_context_length, hp.truncation
+            self.tokenizer,
+            self.views,
+            self.template,
+            hp.max_length,
+            hp.max_context_length,
+            hp.truncation,
+            response_end=self.response_end,
         )
+        has_margin = "margin" in records.column_names
         rows = []
         for record in records:
+            margin = self._margin(record, split) if has_margin else None
+            if margin is not None and math.isnan(margin):
+                continue
             features = tok(record)
             if features is not None:
-                rows.append({"id": record["id"], **features})
+                rows.append({"id": record["id"], **features, **({"margin": margin} if has_margin else {})})
         for key, value in tok.stats.items():
             self.stats[f"{split}/{key}"] += value
         if not rows:
@@ -112,7 +151,7 @@ class PreferenceDataModule(L.LightningDataModule):
             return
         module = getattr(self.trainer, "lightning_module", None) if self.trainer else None
         if self.tokenizer is None and module is not None:
-            self.configure(module.tokenizer, module.views)
+            self.configure(module.tokenizer, module.views, getattr(module, "response_end", None))
         if self.tokenizer is None:
             raise RuntimeError(
                 "PreferenceDataModule needs a tokenizer and views: use it in a Trainer or call configure()"

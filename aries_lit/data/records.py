@@ -557,10 +557,13 @@ def load_preference_records_with_stats(
     limit: int | None = None,
     id_field: str = "id",
     on_error: str = "raise",
+    offset: int = 0,
 ) -> LoadedRecords:
     """Load and validate preference pairs (see the module docstring for formats and columns).
 
-    ``limit`` keeps at most that many valid records (reading stops there). With
+    ``offset`` skips the records numbered ``1..offset`` unread (record numbers as in error messages:
+    for JSON Lines the line number), so ``offset``/``limit`` pick a range of the file in its order;
+    ``limit`` keeps at most that many valid records after it (reading stops there). With
     ``on_error="skip"`` invalid records are left out and counted in ``skipped`` by reason
     (``missing_field``, ``wrong_type``, ``empty_response``, ``identical_responses``,
     ``prefix_mismatch``, ``bad_json``, ``not_utf8``, ``duplicate_id``, ...); problems with the
@@ -570,6 +573,8 @@ def load_preference_records_with_stats(
     _check_choice("on_error", on_error, ON_ERROR)
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0; got {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0; got {offset}")
     stream = open_records(source, split=split)
     src = stream.source
     result = LoadedRecords(dataset=None)  # type: ignore[arg-type]
@@ -584,6 +589,8 @@ def load_preference_records_with_stats(
     extra_keys: dict[str, None] = {}
     first_seen: dict[str, int] = {}
     for number, item in stream.items:
+        if number <= offset:
+            continue
         if limit is not None and len(rows) >= limit:
             break
         if isinstance(item, DataValidationError):
@@ -625,12 +632,13 @@ def load_preference_records(
     limit: int | None = None,
     id_field: str = "id",
     on_error: str = "raise",
+    offset: int = 0,
 ) -> datasets.Dataset:
     """Load and validate preference pairs into a ``datasets.Dataset``; raises
     :class:`DataValidationError` on the first bad record (``on_error="skip"`` drops bad records
     with a logged warning; use :func:`load_preference_records_with_stats` for their counts)."""
     return load_preference_records_with_stats(
-        source, format=format, split=split, limit=limit, id_field=id_field, on_error=on_error
+        source, format=format, split=split, limit=limit, id_field=id_field, on_error=on_error, offset=offset
     ).dataset
 
 

@@ -9,7 +9,9 @@ A pair ``(x, y_w, y_l)`` has three contexts and two responses (names in
 
 and a view ``"<context>/<response>"`` is one of their six combinations. Contexts and
 responses are tokenized separately, so the response tokens (and their log-probs) are the
-same in every view, and the context tokens are masked out of the labels.
+same in every view, and the context tokens are masked out of the labels. A response ends with
+the chat template's end-of-turn marker (``<|im_end|>``), or with ``response_end`` when given (the
+reward module gives the template's whole closing text, so a view is the rendered conversation).
 
 Truncation is explicit: a context longer than ``max_context_length`` is cut from the left
 (``truncation="left"``) or the record dropped (``"drop"``); responses are cut to fit
@@ -58,6 +60,7 @@ class ViewTokenizer:
     max_length: int = 1024
     max_context_length: int = 768
     truncation: str = "left"
+    response_end: str | None = None
     stats: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -68,7 +71,7 @@ class ViewTokenizer:
                 f"max_context_length ({self.max_context_length}) must be below max_length ({self.max_length})"
             )
         self.contexts, self.responses = needed_parts(self.views)
-        self._eot = end_of_turn(self.tokenizer)
+        self._eot = self.response_end if self.response_end is not None else end_of_turn(self.tokenizer)
 
     def context_texts(self, record: dict[str, Any]) -> dict[str, str]:
         prompt = record_prompt(record)

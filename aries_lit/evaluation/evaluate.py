@@ -315,6 +315,43 @@ def _rm_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _check_scorers(
+    reward_model: str | Mapping[str, Any] | None, judge: str | Mapping[str, Any] | None
+) -> dict[str, str]:
+    """Resolved paths of the reward model and the judge; a local folder whose config shows it is no
+    reward model is refused at once, in one line (a hub name is checked when it loads)."""
+    from aries_lit.models import check_reward_model_config, resolve_model_path
+
+    paths = {}
+    for role, spec in (("reward_model", reward_model), ("judge", judge)):
+        if spec is not None:
+            model = str(_rm_config(spec)["model"])
+            if Path(model).expanduser().exists():
+                check_reward_model_config(model)
+            paths[role] = resolve_model_path(model)
+    return paths
+
+
+def _data_selected_by(checkpoint: str) -> list[str]:
+    """Reward models that selected a checkpoint's training data, as its export recorded them."""
+    from aries_lit.provenance import read_provenance
+
+    return list(read_provenance(_model_path(checkpoint)).get("data_selected_by", []))
+
+
+def _judge_warnings(judge_path: str | None, selected_by: Mapping[str, list[str]]) -> list[str]:
+    """A logged warning (and report line) per checkpoint whose training data the judge selected."""
+    warnings = []
+    for name, models in selected_by.items():
+        if judge_path is not None and judge_path in models:
+            warnings.append(
+                f"the judge {judge_path} also selected the training data of checkpoint '{name}' "
+                "(reward-model selection): its win rates favour that checkpoint; judge with another model"
+            )
+            log.warning("evaluate: %s", warnings[-1])
+    return warnings
+
+
 def score_pairs(
     rm_spec: str | Mapping[str, Any],
     pairs: list[tuple[Any, str]],
@@ -551,6 +588,8 @@ def evaluate_checkpoints(
     parsed = parse_tasks(tasks)
     judge = judge if judge is not None else reward_model
     num_turns = num_refinements + 1
+    scorers = _check_scorers(reward_model, judge)  # a folder that is no reward model fails before generating
+    selected_by = {name: _data_selected_by(ckpt) for name, ckpt in zip(ckpt_names, checkpoints)}
 
     kinds: dict[str, str] = {}
     for task in parsed:
@@ -561,6 +600,8 @@ def evaluate_checkpoints(
     gen_specs = {
         t.label: generator_spec(generator, t, kinds[t.label], num_turns, max_new_tokens) for t in parsed
     }
+    judging = any(kind == "pairwise" for kind in kinds.values())
+    warnings = _judge_warnings(scorers.get("judge") if judging else None, selected_by)
     config = {
         "checkpoints": dict(zip(ckpt_names, checkpoints)),
         "tasks": [
@@ -571,6 +612,10 @@ def evaluate_checkpoints(
         "generators": gen_specs,
         "reward_model": reward_model,
         "judge": judge,
+        "reward_model_path": scorers.get("reward_model"),
+        "judge_path": scorers.get("judge"),
+        "data_selected_by": selected_by,
+        "warnings": warnings,
         "confidence": confidence,
         "ci": ci,
         "lc_options": lc_options,
@@ -679,7 +724,12 @@ def evaluate_checkpoints(
                 metrics["judge"] = str(_rm_config(judge)["model"])
             metrics["generation_dir"] = str(out / name / task.label)
             task_results[task.label] = {"metrics": metrics, "records": all_recs}
-        results[name] = {"path": ckpt, "generation_seconds": gen_seconds[name], "tasks": task_results}
+        results[name] = {
+            "path": ckpt,
+            "data_selected_by": selected_by[name],
+            "generation_seconds": gen_seconds[name],
+            "tasks": task_results,
+        }
 
     # 5. reports (rank 0)
     config["seconds"] = time.perf_counter() - t_start

@@ -211,7 +211,10 @@ def markdown_summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> s
     if times:
         lines.append(f"- generation wall time of this run: {times}.")
     if config.get("judge") and any(t["kind"] == "pairwise" for t in config.get("tasks", [])):
-        lines += ["", f"> **Judge:** `{config['judge']}`. {JUDGE_DISCLAIMER}"]
+        judge = config.get("judge_path") or config["judge"]
+        lines += ["", f"> **Judge:** `{judge}`. {JUDGE_DISCLAIMER}"]
+    for warning in config.get("warnings") or []:
+        lines += ["", f"> **Warning:** {warning}."]
     curve_rows = []
     for name, res in results.items():
         for label, task in res["tasks"].items():

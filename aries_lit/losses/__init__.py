@@ -1,4 +1,5 @@
-"""Loss objects: SFT, ARIES-SFT, DPO, IPO, hinge, SimPO, refine-MSE, BT_refine, ARIES, BT_ARIES.
+"""Loss objects: SFT, ARIES-SFT, DPO, IPO, hinge, SimPO, refine-MSE, BT_refine, ARIES, BT_ARIES,
+and the Bradley-Terry reward-model loss.
 
 Every loss is registered in :data:`LOSSES` under a short name (``LOSSES.build("dpo")``) and
 follows the call contract of :mod:`aries_lit.losses.base`.
@@ -29,6 +30,7 @@ from aries_lit.losses.base import (
 from aries_lit.losses.composite import ARIESLoss, BTARIESLoss
 from aries_lit.losses.preference import DPOLoss, HingeLoss, IPOLoss, SimPOLoss
 from aries_lit.losses.refine import BTRefineLoss, RefineMSELoss
+from aries_lit.losses.reward import BradleyTerryLoss, PairRewards, RewardLoss
 from aries_lit.losses.sft import ARIESSFT, SFT
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "ARIESSFT",
     "BTARIESLoss",
     "BTRefineLoss",
+    "BradleyTerryLoss",
     "CONTEXTS",
     "DIRECT",
     "DIRECT_CHOSEN",
@@ -47,6 +50,7 @@ __all__ = [
     "LOSSES",
     "Loss",
     "LossOutput",
+    "PairRewards",
     "PreferenceLoss",
     "REFINE_L",
     "REFINE_L_CHOSEN",
@@ -57,6 +61,7 @@ __all__ = [
     "RESPONSES",
     "RefineLoss",
     "RefineMSELoss",
+    "RewardLoss",
     "SFT",
     "SFTLoss",
     "SimPOLoss",

@@ -4,6 +4,9 @@ A loss declares the *views* it needs (``(context, response)`` pairs, see
 :mod:`aries_lit.data.views`), receives per-view summed log-probabilities of the policy
 (and of the frozen reference when ``needs_reference``) and returns the scalar loss plus
 per-example metrics. Losses hold no parameters and never see the model.
+
+Reward-model losses (:mod:`aries_lit.losses.reward`) read the same direct views but receive the
+reward model's scalar scores of them (``PairRewards``) instead of log-probabilities.
 """
 
 from __future__ import annotations

@@ -1,8 +1,18 @@
-"""LightningModules: the policy, its loss object and (for preference losses) the frozen reference."""
+"""LightningModules: the policy with its loss object and (for preference losses) the frozen
+reference, and the reward model; all share :class:`TrainingModule`, the base ``aries-lit fit`` takes."""
 
+from aries_lit.modules.base import TrainingModule
 from aries_lit.modules.logprobs import sequence_logprobs
 from aries_lit.modules.policy import PolicyModule
 from aries_lit.modules.preference import PreferenceModule
+from aries_lit.modules.reward import RewardModule
 from aries_lit.modules.sft import SFTModule
 
-__all__ = ["PolicyModule", "PreferenceModule", "SFTModule", "sequence_logprobs"]
+__all__ = [
+    "PolicyModule",
+    "PreferenceModule",
+    "RewardModule",
+    "SFTModule",
+    "TrainingModule",
+    "sequence_logprobs",
+]

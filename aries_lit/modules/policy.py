@@ -3,34 +3,18 @@ an optional frozen reference, the paper's optimizer and schedule, and metrics.""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import lightning as L
 import torch
-from torchmetrics import MeanMetric
 
 from aries_lit.data.collator import reference_from_batch, split_views
-from aries_lit.losses import LOSSES, Loss, ViewLogProbs
+from aries_lit.losses import LOSSES, Loss, RewardLoss, ViewLogProbs
 from aries_lit.models import load_causal_lm, load_tokenizer
+from aries_lit.modules.base import TrainingModule, check_schedule
 from aries_lit.modules.logprobs import packed_logprobs, sequence_logprobs
 
 
-def _lr_lambda(schedule: str, warmup: int, total: int):
-    def fn(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        if schedule == "linear":
-            return 1.0 - progress
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return fn
-
-
-class PolicyModule(L.LightningModule):
+class PolicyModule(TrainingModule):
     """Trains ``model`` (hub name or HF folder) with a loss object.
 
     Args:
@@ -73,11 +57,13 @@ class PolicyModule(L.LightningModule):
         fused_adamw: bool | None = None,
     ) -> None:
         super().__init__()
-        if schedule not in ("cosine", "linear", "constant"):
-            raise ValueError(f"schedule must be cosine, linear or constant, not '{schedule}'")
-        if not 0 <= warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), not {warmup_ratio}")
+        check_schedule(schedule, warmup_ratio)
         self.loss: Loss = LOSSES.build(loss if loss is not None else self.default_loss)
+        if isinstance(self.loss, RewardLoss):
+            raise ValueError(
+                f"{type(self.loss).__name__} trains a reward model: use model.class_path "
+                "aries_lit.modules.RewardModule"
+            )
         self._check_loss(self.loss)
         self.save_hyperparameters(ignore=["loss"])
         self.hparams["loss"] = repr(self.loss)
@@ -85,15 +71,13 @@ class PolicyModule(L.LightningModule):
         self.tokenizer = load_tokenizer(model)
         self.policy: Any = None
         self._reference: list[Any] = []  # kept out of state_dict: never checkpointed
-        self.metrics = torch.nn.ModuleDict()
 
     def _check_loss(self, loss: Loss) -> None:
         """Subclasses restrict which losses they accept."""
 
     # ----------------------------------------------------------------- model set-up
-    @property
-    def views(self) -> tuple[str, ...]:
-        return self.loss.required_views()
+    def trainable_model(self) -> Any:
+        return self.policy
 
     def configure_model(self) -> None:
         if self.policy is not None:
@@ -108,10 +92,6 @@ class PolicyModule(L.LightningModule):
 
             policy = get_peft_model(policy, LoraConfig(**hp.lora))
         self.policy = policy.train()
-
-    @property
-    def uses_lora(self) -> bool:
-        return bool(self.hparams.lora)
 
     def reference_model(self) -> Any:
         """The frozen reference, loaded on first use (not for LoRA: adapters off is the reference)."""
@@ -182,23 +162,7 @@ class PolicyModule(L.LightningModule):
                 reference = self.reference_logps(batch)
         out = self.loss(ViewLogProbs(policy=policy, reference=reference, num_tokens=counts))
         bs = batch["batch_size"]
-        self.log(f"{stage}/loss", out.loss.detach(), prog_bar=True, batch_size=bs, sync_dist=True)
-        for name, values in out.metrics.items():
-            key = f"{stage}/{name}"
-            slot = key.replace("/", "__")
-            if slot not in self.metrics:
-                self.metrics[slot] = MeanMetric(dist_sync_on_step=True).to(self.device)
-            metric = self.metrics[slot]
-            metric(values.reshape(-1).to(self.device))
-            self.log(
-                key,
-                metric,
-                on_step=stage == "train",
-                on_epoch=True,
-                batch_size=bs,
-                prog_bar=name == "rewards/accuracy",
-                metric_attribute=f"metrics.{slot}",
-            )
+        self.log_loss_output(out, stage, bs)
         self.log(
             f"{stage}/tokens",
             counts_total(counts),
@@ -214,48 +178,6 @@ class PolicyModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "val")
-
-    def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        groups = [
-            {"params": decay, "weight_decay": hp.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
-        optimizer = self._adamw(groups)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(math.ceil(hp.warmup_ratio * total))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(hp.schedule, warmup, total))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def _adamw(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-        hp = self.hparams
-        betas = tuple(hp.adam_betas)
-        from lightning.pytorch.strategies import DeepSpeedStrategy
-
-        strategy = self._trainer.strategy if self._trainer is not None else None
-        ds_config = strategy.config if isinstance(strategy, DeepSpeedStrategy) else None
-        if ds_config is not None and (ds_config.get("zero_optimization") or {}).get("offload_optimizer"):
-            from deepspeed.ops.adam import DeepSpeedCPUAdam
-
-            return DeepSpeedCPUAdam(groups, lr=hp.lr, betas=betas, adamw_mode=True)
-        fused = hp.get("fused_adamw")
-        if fused is None:
-            fused = ds_config is None
-        return torch.optim.AdamW(groups, lr=hp.lr, betas=betas, fused=bool(fused))
-
-    # ----------------------------------------------------------------- export
-    def save_hf(self, path: str) -> None:
-        """Write the policy (LoRA merged) and tokenizer in Hugging Face format (safetensors)."""
-        model = self.policy
-        if self.uses_lora:
-            import copy
-
-            model = copy.deepcopy(model).merge_and_unload()
-        model.save_pretrained(path, safe_serialization=True)
-        self.tokenizer.save_pretrained(path)
 
 
 def counts_total(counts: dict[str, torch.Tensor]) -> torch.Tensor:

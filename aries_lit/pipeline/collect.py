@@ -30,10 +30,10 @@ from aries_lit.generators.store import (
     shard_dir,
 )
 from aries_lit.prompts.sources import load_prompts
+from aries_lit.provenance import SELECTION_STATS_FILE
 from aries_lit.selectors import SELECTORS, Selector
 
 PAIRS_FILE = "pairs.jsonl"
-SELECTION_STATS_FILE = "selection_stats.json"
 
 
 def _expand(path: str) -> str:
@@ -113,10 +113,11 @@ def select(
             the verifier come from it).
         selector: ``rule``, ``reward_model``, ``llm_judge`` or ``verifier`` with options, e.g.
             ``{name: rule, chosen_index: -1, rejected_index: 0}``.
-        out: the pairs file (default ``<candidates>/pairs.jsonl``); the selection's counts go to
-            ``selection_stats.json`` beside it, with the pair-quality audit under ``"audit"``
-            (see :func:`aries_lit.selectors.quality.audit_pairs`); an ``llm_judge`` on the ``vllm``
-            backend keeps vLLM's output in ``vllm.log`` there.
+        out: the pairs file (default ``<candidates>/pairs.jsonl``); the selection's counts, the
+            pairs file, (for ``reward_model``) the resolved path of the reward model that selected,
+            and the pair-quality audit under ``"audit"`` (see
+            :func:`aries_lit.selectors.quality.audit_pairs`) go to ``selection_stats.json`` beside
+            it; an ``llm_judge`` on the ``vllm`` backend keeps vLLM's output in ``vllm.log`` there.
 
     The refinement template recorded in the generation folder's manifest is added to the
     templates whose scaffolding counts as template echo.
@@ -139,6 +140,8 @@ def select(
     tmp.replace(target)
     stats: dict[str, Any] = {
         "selector": repr(sel),
+        **sel.provenance(),  # e.g. the resolved path of the reward model that selected
+        "pairs_file": str(target.resolve()),
         "groups": len(groups),
         **{k: int(v) for k, v in result.stats.items()},
         "audit": result.audit,

@@ -129,3 +129,33 @@ def end_of_turn(tokenizer: Any) -> str:
     if "<end_of_turn>" in template:
         return "<end_of_turn>"
     return tokenizer.eos_token or ""
+
+
+_PROBE_ANSWER = "aries-lit probe answer"
+
+
+def assistant_turn_end(tokenizer: Any) -> str:
+    """Everything the chat template writes after an assistant answer (``"<|im_end|>\\n"`` for ChatML).
+
+    ``chat(x) + y + assistant_turn_end`` is then the whole rendered conversation, which is what a
+    reward model reads (:class:`~aries_lit.selectors.reward_model.RewardModelSelector` renders
+    ``x`` and ``y`` with the chat template and scores its last token). Found by rendering a probe
+    conversation; a template whose rendering of the answer does not follow its generation prompt
+    gets :func:`end_of_turn`.
+    """
+    template = getattr(tokenizer, "chat_template", None) or FALLBACK_CHAT_TEMPLATE
+    messages = [{"role": "user", "content": "question"}]
+    try:
+        head = tokenizer.apply_chat_template(
+            messages, chat_template=template, tokenize=False, add_generation_prompt=True
+        )
+        full = tokenizer.apply_chat_template(
+            [*messages, {"role": "assistant", "content": _PROBE_ANSWER}],
+            chat_template=template,
+            tokenize=False,
+        )
+    except Exception:  # noqa: BLE001 - any template error: fall back to the end-of-turn marker
+        return end_of_turn(tokenizer)
+    if not (isinstance(head, str) and isinstance(full, str) and full.startswith(head + _PROBE_ANSWER)):
+        return end_of_turn(tokenizer)
+    return full[len(head) + len(_PROBE_ANSWER) :] or end_of_turn(tokenizer)

@@ -128,6 +128,12 @@ class Selector:
         """The registered short name (or the class name of an unregistered selector)."""
         return self.__class__.__dict__.get("registry_name") or type(self).__name__
 
+    def provenance(self) -> dict[str, Any]:
+        """What to record about the models that made the selection (``selection_stats.json``), e.g.
+        ``{"reward_model": <resolved path>}``; ``evaluate`` warns when its judge selected a checkpoint's
+        training data. Nothing by default."""
+        return {}
+
     # -- the two hooks ------------------------------------------------------------------
 
     def score(self, groups: list[dict[str, Any]], usable: list[list[int]], stats: Counter) -> list[list[Any]]:

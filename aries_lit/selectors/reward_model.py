@@ -26,8 +26,11 @@ class RewardModelSelector(ScoredSelector):
     skipped (see :class:`~aries_lit.selectors.base.ScoredSelector`). The model loads on the
     first :meth:`select` and is freed after it (``keep_loaded=True`` keeps it).
 
-    ``model``: hub name or HF folder of the reward model; ``device``: ``"cuda"`` when
-    available, else ``"cpu"``, unless given; ``dtype``: ``float32``, ``bfloat16``, ...
+    ``model``: hub name or HF folder of the reward model (one label and a trained score head, e.g.
+    one trained by :class:`~aries_lit.modules.RewardModule`; a causal-LM folder, a classifier with
+    more labels or weights without the score head are refused when it loads, see
+    :func:`~aries_lit.models.load_reward_model`); ``device``: ``"cuda"`` when available, else
+    ``"cpu"``, unless given; ``dtype``: ``float32``, ``bfloat16``, ...
     """
 
     def __init__(
@@ -61,21 +64,21 @@ class RewardModelSelector(ScoredSelector):
             return
         import torch
 
-        from aries_lit.models import load_sequence_classifier, load_tokenizer
+        from aries_lit.models import load_reward_model, load_tokenizer
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = load_reward_model(self.model, dtype=self.dtype)  # refuses a folder that is no reward model
         tokenizer = load_tokenizer(self.model, padding_side="right")
         tokenizer.truncation_side = "left"
-        model = load_sequence_classifier(self.model, dtype=self.dtype)
-        if model.config.num_labels != 1:
-            raise ValueError(
-                f"reward model '{self.model}' has {model.config.num_labels} outputs; a reward model "
-                "for selection needs exactly one (num_labels=1)"
-            )
         if model.config.pad_token_id is None:  # needed to find each row's last token in a batch
             model.config.pad_token_id = tokenizer.pad_token_id
         self._model = model.to(device).eval()
         self._tokenizer = tokenizer
+
+    def provenance(self) -> dict[str, Any]:
+        from aries_lit.models import resolve_model_path
+
+        return {"reward_model": resolve_model_path(self.model)}
 
     def unload(self) -> None:
         """Free the reward model."""
