@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.checkpoints import hf_model_complete
+from aries_lit.evaluation.report import write_json
 from aries_lit.pipeline.iterate import (
     TIMINGS,
     check_stages,
@@ -48,11 +49,9 @@ from aries_lit.pipeline.iterate import (
 BASE = "base"
 
 
-def _atomic_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n")
-    tmp.replace(path)
+def _digest(obj: Any) -> str:
+    """A short, stable hash of JSON-able settings (stage folders, shared candidate folders)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:12]
 
 
 def seeded_stage(stage: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -75,9 +74,7 @@ def seeded_stage(stage: dict[str, Any], seed: int) -> dict[str, Any]:
 
 def stage_key(stage: dict[str, Any], input_key: str) -> str:
     """A short hash of a stage's settings (its name aside) and of what it starts from."""
-    body = {k: v for k, v in stage.items() if k != "name"}
-    text = json.dumps({"input": input_key, "stage": body}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return _digest({"input": input_key, "stage": {k: v for k, v in stage.items() if k != "name"}})
 
 
 def _check_arms(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -179,7 +176,7 @@ class Study:
         )
         seconds = round(time.perf_counter() - t0, 1)
         tasks = _task_results(json.loads((out / "report.json").read_text()))
-        _atomic_json(summary, {"tasks": tasks, "seconds": seconds})
+        write_json(summary, {"tasks": tasks, "seconds": seconds})
         return tasks, seconds
 
     def run_stage_once(self, stage: dict[str, Any], key: str, model: str) -> str:
@@ -198,8 +195,7 @@ class Study:
         candidates = None
         collect = stage.get("collect")
         if isinstance(collect, dict) and collect.get("model"):  # not the policy: shared by every arm
-            ckey = hashlib.sha256(json.dumps(collect, sort_keys=True, default=str).encode()).hexdigest()[:12]
-            candidates = self.run_dir / "candidates" / ckey
+            candidates = self.run_dir / "candidates" / _digest(collect)
         out = run_stage(stage, stage_dir, model, progress=self.progress, candidates_dir=candidates)
         write_stage_manifest(
             stage_dir,
@@ -248,7 +244,7 @@ class Study:
         self, arm: str, seed: int, index: int, stage: str, key: str, tasks: dict, record: dict
     ) -> None:
         path = self.results_dir / arm / f"seed{seed}" / f"{index:02d}-{stage}.json"
-        _atomic_json(
+        write_json(
             path,
             {"arm": arm, "seed": seed, "index": index, "stage": stage, "key": key, **record, "tasks": tasks},
         )

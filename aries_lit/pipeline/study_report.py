@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from aries_lit.evaluation.stats import wilson_interval, z_value
+from aries_lit.evaluation.stats import normal_interval, wilson_interval
 
 REPORT = "report.md"
 CURVES_PNG = "refinement_curves.png"
@@ -58,8 +58,7 @@ def _normal_ci(values: list[float], confidence: float = 0.95) -> tuple[float, fl
     if n < 2:
         return mean, float("nan"), float("nan")
     var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    half = z_value(confidence) * math.sqrt(var / n)
-    return mean, mean - half, mean + half
+    return mean, *normal_interval(mean, math.sqrt(var / n), confidence)
 
 
 def pooled_items(records: list[dict[str, Any]], task: str, turn: int) -> dict[str, float]:
