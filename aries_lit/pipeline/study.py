@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.checkpoints import hf_model_complete
+from aries_lit.configs import load_run_config
 from aries_lit.evaluation.report import write_json
 from aries_lit.pipeline.iterate import (
     TIMINGS,
     check_stages,
-    load_run_config,
     read_stage_manifest,
     run_stage,
     with_base_model,

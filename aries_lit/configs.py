@@ -1,0 +1,199 @@
+"""Configs as data: reading YAML with errors that name the file, run-config overlays, and short
+registry names in ``class_path``.
+
+One spec dialect runs through every command: a pluggable part is ``{class_path: ..., init_args:
+{...}}`` where ``class_path`` is a dotted import path or a short registry name (``aries``,
+``dpo``, ``verifier``, ``sequential_refinement``, ``arithmetic``, ...). :func:`resolve_class_paths`
+turns the short names of a fit config into the dotted paths LightningCLI needs; the
+registries' ``build`` accepts both forms directly.
+
+A run config (``iterate``, ``study``) may be an *overlay*: ``base: other.yaml`` (relative to the
+overlay) plus ``overrides`` that set dotted paths (``stages.*.fit.model.init_args.lr``).
+Imports nothing heavy at module level: the CLI uses it before torch is loaded.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def load_yaml(path: str | Path) -> Any:
+    """The content of a YAML file; a missing file or a syntax error is a one-line error that
+    names the file, line and column."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"config file '{path}' does not exist")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: invalid YAML: {yaml_problem(err)}") from None
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """``line L, column C: problem`` for a YAML syntax error (PyYAML's text spans 4-5 lines)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged in: mappings merge key by key, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in nested mappings, creating missing levels."""
+    node = config
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+
+
+def apply_override(node: Any, keys: list[str], value: Any, where: str) -> int:
+    """Set ``value`` at ``keys`` under ``node``; ``*`` matches every list item (or mapping value)
+    that already holds the rest of the path's parent; a list item can also be named by its ``name``.
+    Returns how many places were set; a missing key raises ``KeyError`` with its name."""
+    key, rest = keys[0], keys[1:]
+    if isinstance(node, list):
+        if key == "*":
+            items = node
+        else:
+            items = [x for x in node if isinstance(x, dict) and x.get("name") == key]
+            if not items:
+                raise ValueError(f"{where}: no list item named '{key}'")
+        if not rest:
+            raise ValueError(f"{where}: cannot replace a whole list item")
+        hits = 0
+        for item in items:
+            try:
+                hits += apply_override(item, rest, value, where)
+            except KeyError:
+                if key != "*":
+                    raise
+        return hits
+    if not isinstance(node, dict):
+        raise KeyError(key)
+    if not rest:
+        node[key] = copy.deepcopy(value)
+        return 1
+    if key not in node:
+        raise KeyError(key)
+    return apply_override(node[key], rest, value, where)
+
+
+def inline_fit_configs(config: dict[str, Any]) -> dict[str, Any]:
+    """Merge each stage's ``fit_config`` file (relative to the working directory) under its ``fit``."""
+    for stage in config.get("stages") or []:
+        if isinstance(stage, dict) and stage.get("fit_config"):
+            file = Path(stage.pop("fit_config"))
+            if not file.exists():
+                raise FileNotFoundError(
+                    f"stage '{stage.get('name')}': fit_config '{file}' does not exist "
+                    "(relative paths are from the working directory)"
+                )
+            stage["fit"] = merge(load_yaml(file) or {}, stage.get("fit") or {})
+    return config
+
+
+def load_run_config(path: str | Path) -> dict[str, Any]:
+    """A run config; an overlay names its ``base`` (relative to itself) and dotted ``overrides``.
+
+    ``overrides`` maps paths such as ``stages.*.fit.model.init_args.loss.init_args.alpha`` or
+    ``stages.iter1.collect.selector`` to values; ``*`` applies to every stage that has the
+    path's parent, a stage name to that stage only. Stages' ``fit_config`` files are inlined.
+    """
+    path = Path(path).expanduser()
+    config = load_yaml(path)
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: a run config is a mapping of keys, got {type(config).__name__}")
+    if "base" not in config:
+        return inline_fit_configs(config)
+    base = load_run_config(path.parent / config.pop("base"))
+    overrides = config.pop("overrides", {}) or {}
+    merged = merge(base, config)
+    for dotted, value in overrides.items():
+        try:
+            hits = apply_override(merged, dotted.split("."), value, f"{path}: override '{dotted}'")
+        except KeyError as err:
+            raise ValueError(f"{path}: override '{dotted}': the base config has no '{err.args[0]}'") from None
+        if hits == 0:
+            raise ValueError(f"{path}: override '{dotted}' matched nothing in the base config")
+    return merged
+
+
+#: fit-config keys whose ``class_path`` names a loss
+_LOSS_KEYS = {"loss", "preference", "refine"}
+
+
+def _registries() -> list[Any]:
+    from aries_lit.generators import GENERATORS
+    from aries_lit.generators.backends.base import BACKENDS
+    from aries_lit.losses import LOSSES
+    from aries_lit.prompts.sources import PROMPT_SOURCES
+    from aries_lit.selectors import SELECTORS
+
+    return [LOSSES, GENERATORS, BACKENDS, SELECTORS, PROMPT_SOURCES]
+
+
+def resolve_class_paths(config: Any, where: str = "config") -> Any:
+    """A copy of ``config`` with every short registry name in a ``class_path`` replaced by the
+    class's dotted path (``class_path: aries`` -> ``aries_lit.losses.composite.ARIESLoss``).
+
+    Under ``loss``/``preference``/``refine`` the name must be a loss; an unknown short name there
+    raises ``ValueError`` naming ``where``, the key and the known names. Elsewhere a name that no
+    registry knows is left for the parser (which also accepts class names).
+    """
+    from aries_lit.losses import LOSSES
+    from aries_lit.registry import RegistryError
+
+    registries = _registries()
+
+    def walk(node: Any, keys: list[str]) -> Any:
+        if isinstance(node, Mapping):
+            out = {k: walk(v, [*keys, str(k)]) for k, v in node.items()}
+            target = out.get("class_path")
+            if isinstance(target, str) and "." not in target and ":" not in target:
+                key = ".".join(keys) or "(top level)"
+                if keys and keys[-1] in _LOSS_KEYS:
+                    try:
+                        cls = LOSSES.get(target)
+                    except RegistryError as err:
+                        raise ValueError(f"{where}: {key}.class_path: {err}") from None
+                else:
+                    cls = next((r.get(target) for r in registries if target in r), None)
+                if cls is not None:
+                    out["class_path"] = f"{cls.__module__}.{cls.__qualname__}"
+            return out
+        if isinstance(node, list):
+            return [walk(v, [*keys, str(i)]) for i, v in enumerate(node)]
+        return node
+
+    return walk(config, [])
+
+
+__all__ = [
+    "apply_override",
+    "inline_fit_configs",
+    "load_run_config",
+    "load_yaml",
+    "merge",
+    "resolve_class_paths",
+    "set_dotted",
+    "yaml_problem",
+]
