@@ -541,11 +541,19 @@ def _normalize_record(
 
 @dataclass
 class LoadedRecords:
-    """A loaded preference dataset with the records skipped (by reason) and their errors."""
+    """A loaded preference dataset with the records skipped (by reason) and their errors.
+
+    ``records_seen`` counts the records read from the source, valid or not (those before ``offset``
+    included; reading stops once ``limit`` valid records are kept), ``records_in_range`` those of
+    them after ``offset``: an empty dataset from a source with ``records_seen == 0`` means the
+    source holds no records at all.
+    """
 
     dataset: datasets.Dataset
     skipped: Counter = field(default_factory=Counter)
     errors: list[DataValidationError] = field(default_factory=list)
+    records_seen: int = 0
+    records_in_range: int = 0
 
     @property
     def num_skipped(self) -> int:
@@ -597,10 +605,12 @@ def load_preference_records_with_stats(
     extra_keys: dict[str, None] = {}
     first_seen: dict[str, int] = {}
     for number, item in stream.items:
-        if number <= offset:
-            continue
         if limit is not None and len(rows) >= limit:
             break
+        result.records_seen += 1
+        if number <= offset:
+            continue
+        result.records_in_range += 1
         if isinstance(item, DataValidationError):
             fail(item)
             continue
