@@ -104,6 +104,23 @@ def test_generate_rerun_with_other_settings_is_one_line(tiny_model_dir, tmp_path
     assert (tmp_path / "out" / "candidates.jsonl").read_bytes() == before  # nothing lost or added
 
 
+def _main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
+    """``aries_lit.cli.main`` in this process (no interpreter start): ``(exit code, last stderr line)``.
+    Not for ``fit``: Lightning's log handlers would outlive the captured stream."""
+    from aries_lit.cli import main
+
+    monkeypatch.delenv("ARIES_LIT_DEBUG", raising=False)
+    capsys.readouterr()
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, (err.strip().splitlines() or [""])[-1]
+
+
 def _fit(data: Path, tiny_model_dir: Path, tmp_path: Path) -> tuple[int, str]:
     """``aries-lit fit`` (tiny DPO config) on ``data``: ``(exit code, last stderr line)``."""
     out = _run(
@@ -158,6 +175,48 @@ def _died_generation(tmp_path: Path, complete: int, total: int = 3) -> tuple[Pat
     (folder / "candidates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_manifest(folder, {"num_candidates": 2, "num_prompts": total, "status": "running"})
     return folder, json.dumps({"name": "file", "path": str(prompts)})
+
+
+def _select(folder: Path, prompts: str, *extra: str) -> list[str]:
+    selector = "{name: rule, skip_truncated: false}"
+    return ["select", "--candidates", str(folder), "--prompts", prompts, "--selector", selector, *extra]
+
+
+def test_select_refuses_an_incomplete_generation_folder(tmp_path, capsys, monkeypatch):
+    folder, prompts = _died_generation(tmp_path, complete=2)
+    code, last = _main(_select(folder, prompts), capsys, monkeypatch)
+    assert code == 1
+    assert last == (
+        f"aries-lit: error: {folder}: 1 of 3 prompts lack some of their 2 candidates (generation did not "
+        "finish); rerun the same `aries-lit generate` command to finish it (it resumes where it stopped), "
+        "or pass --allow_partial true to select from the 2 complete prompts only"
+    )
+    assert not (folder / "pairs.jsonl").exists()
+
+    code, _ = _main([*_select(folder, prompts), "--allow_partial", "true"], capsys, monkeypatch)
+    assert code == 0
+    pairs = [json.loads(line) for line in (folder / "pairs.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in pairs] == ["q0", "q1"]
+    stats = json.loads((folder / "selection_stats.json").read_text())
+    assert (stats["groups"], stats["prompts"], stats["incomplete_prompts"]) == (2, 3, 1)
+
+
+def test_select_with_no_complete_prompt_or_no_candidates_file(tmp_path, capsys, monkeypatch):
+    from aries_lit.generators.store import write_manifest
+
+    folder, prompts = _died_generation(tmp_path, complete=0)
+    code, last = _main([*_select(folder, prompts), "--allow_partial", "true"], capsys, monkeypatch)
+    assert code == 1 and "3 of 3 prompts lack some of their 2 candidates" in last
+    assert last.endswith("no prompt has all its candidates, so there is nothing to select from")
+
+    (folder / "candidates.jsonl").unlink()
+    write_manifest(folder, {"num_candidates": 2, "num_prompts": 3, "status": "done"})
+    code, last = _main(_select(folder, prompts), capsys, monkeypatch)
+    assert code == 1
+    assert last == (
+        f"aries-lit: error: {folder}: the manifest says generation finished but candidates.jsonl is "
+        "missing; rerun the same `aries-lit generate` command to generate the candidates again"
+    )
 
 
 def test_fit_on_an_empty_pairs_file_written_by_select_says_so(tiny_model_dir, tmp_path):
