@@ -28,20 +28,26 @@ def _data_path(source: str) -> Path | None:
     return path.resolve() if path.is_file() else None
 
 
-def data_selected_by(source: str) -> list[str]:
-    """The reward model recorded in the ``selection_stats.json`` beside a pairs file (``[]`` if none,
-    or when those statistics belong to another pairs file of the folder)."""
+def selection_stats(source: str) -> dict[str, Any] | None:
+    """The ``selection_stats.json`` that ``aries-lit select`` wrote beside a pairs file (None when
+    there is none, or when it belongs to another pairs file of the folder)."""
     path = _data_path(source)
     if path is None:
-        return []
+        return None
     stats_path = path.with_name(SELECTION_STATS_FILE)
     try:
         stats = json.loads(stats_path.read_text())
     except (OSError, ValueError):
-        return []
-    if stats.get("pairs_file") not in (None, str(path)):
-        return []
-    model = stats.get("reward_model")
+        return None
+    if not isinstance(stats, dict) or stats.get("pairs_file") not in (None, str(path)):
+        return None
+    return stats
+
+
+def data_selected_by(source: str) -> list[str]:
+    """The reward model recorded in the ``selection_stats.json`` beside a pairs file (``[]`` if none,
+    or when those statistics belong to another pairs file of the folder)."""
+    model = (selection_stats(source) or {}).get("reward_model")
     return [str(model)] if model else []
 
 

@@ -187,6 +187,15 @@ def test_file_source_with_custom_fields(tmp_path):
         ([{"prompt": "a"}, {"prompt": "  "}], {}, r"record 2, field 'prompt': empty prompt"),
         ([{"prompt": 3}], {}, r"record 1, field 'prompt': expected a non-empty string"),
         ([{"prompt": [{"role": "user"}]}], {}, r"record 1, field 'prompt': message 1 needs"),
+        (
+            [
+                {"prompt": "a"},
+                {"prompt": [{"role": "system", "content": "s"}, {"role": "bot", "content": "x"}]},
+            ],
+            {},
+            r"record 2, field 'prompt': message 2 has unknown role 'bot'; allowed roles: system, user, "
+            r"assistant",
+        ),
         ([{"prompt": "a", "gold": 1}, {"prompt": "b"}], {"answer_field": "gold"}, r"record 2, field 'gold'"),
         (
             [{"prompt": "a", "id": "x"}, {"prompt": "b", "id": "x"}],

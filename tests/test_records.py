@@ -206,6 +206,7 @@ def test_real_hh_rlhf_file(data_dir):
 
 
 GOOD = {"prompt": "p", "chosen": "yes", "rejected": "no"}
+ASSISTANT_A = {"role": "assistant", "content": "a"}
 
 
 def _lines(*records) -> bytes:
@@ -235,6 +236,18 @@ ERROR_CASES = {
         1,
         "prompt",
         "wrong_type",
+    ),
+    "unknown role": (
+        _lines(GOOD, GOOD | {"prompt": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]}),
+        2,
+        "prompt",
+        "unknown_role",
+    ),
+    "tool role": (
+        _lines({"prompt": "p", "chosen": [{"role": "tool", "content": "{}"}, ASSISTANT_A], "rejected": "b"}),
+        1,
+        "chosen",
+        "unknown_role",
     ),
     "last message not assistant": (
         _lines({"prompt": "p", "chosen": [{"role": "user", "content": "a"}], "rejected": "b"}),
@@ -290,6 +303,18 @@ def test_validation_errors_name_file_record_and_field(tmp_path, case):
     assert loaded.skipped == {reason: 1}
     assert [e.record for e in loaded.errors] == [record]
     assert len(loaded.dataset) == sum(1 for line in content.split(b"\n") if line.strip()) - 1
+
+
+def test_unknown_chat_role_message_lists_the_allowed_roles(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    user = {"role": "user", "content": "Hi"}
+    path.write_bytes(_lines(GOOD, GOOD | {"prompt": [user, {"role": "User", "content": "again"}]}))
+    with pytest.raises(DataValidationError) as info:
+        load_preference_records(path)
+    assert str(info.value) == (
+        f"{path}, record 2, field 'prompt': message 2 has unknown role 'User'; "
+        "allowed roles: system, user, assistant"
+    )
 
 
 def test_skip_mode_counts_several_reasons(tmp_path):

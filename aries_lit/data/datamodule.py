@@ -92,7 +92,51 @@ class PreferenceDataModule(L.LightningDataModule):
         )
         for reason, count in loaded.skipped.items():
             self.stats[f"skipped_invalid/{reason}"] += count
+        if len(loaded.dataset) == 0:
+            raise ValueError(self._no_records_message(str(source), loaded))
         return loaded.dataset
+
+    def _no_records_message(self, source: str, loaded: Any) -> str:
+        """Why ``source`` gave no pair: it holds no records, ``offset``/``limit`` leave none, or
+        (``on_error: skip``) every record was invalid."""
+        from aries_lit.data.records import JSONL_SUFFIXES
+        from aries_lit.provenance import SELECTION_STATS_FILE, selection_stats
+
+        hp = self.hparams
+        offset = hp.get("offset", 0)
+        if hp.limit == 0:
+            return f"{source}: limit is 0, so no record is used; raise limit or leave it unset"
+        if loaded.records_seen == 0:
+            message = f"{source} holds no records"
+            if source.lower().endswith(JSONL_SUFFIXES):
+                message += " (the file is empty or has only blank lines)"
+            stats = selection_stats(source)
+            if stats is not None:
+                selector = str(stats.get("selector", "?")).split("(", 1)[0]
+                skipped = ", ".join(
+                    f"{k.split('/', 1)[1]} {v}" for k, v in stats.items() if k.startswith("skipped/") and v
+                )
+                message += (
+                    f"; `aries-lit select` wrote it: its selector ({selector}) made no pair from "
+                    f"{stats.get('groups', '?')} prompts"
+                    + (f" ({skipped})" if skipped else "")
+                    + f"; see {Path(stats.get('pairs_file') or source).with_name(SELECTION_STATS_FILE)}"
+                )
+            return message
+        if loaded.records_in_range == 0:
+            return (
+                f"{source}: no record after offset {offset} (it holds {loaded.records_seen} records); "
+                "lower offset"
+            )
+        reasons = ", ".join(f"{reason} {count}" for reason, count in loaded.skipped.most_common())
+        first = ""
+        if loaded.errors:  # the first error, without the file name said already
+            err = loaded.errors[0]
+            first = f"; the first: {str(err).removeprefix(f'{err.path}, ')}"
+        return (
+            f"{source}: none of its {loaded.records_in_range} records is valid, all were skipped "
+            f"(on_error: skip; {reasons}){first}"
+        )
 
     def configure(self, tokenizer: Any, views: tuple[str, ...], response_end: str | None = None) -> None:
         """Set the tokenizer and views explicitly (done from the LightningModule inside a Trainer);
@@ -133,9 +177,11 @@ class PreferenceDataModule(L.LightningDataModule):
         )
         has_margin = "margin" in records.column_names
         rows = []
+        bad_margins = 0
         for record in records:
             margin = self._margin(record, split) if has_margin else None
             if margin is not None and math.isnan(margin):
+                bad_margins += 1
                 continue
             features = tok(record)
             if features is not None:
@@ -143,7 +189,20 @@ class PreferenceDataModule(L.LightningDataModule):
         for key, value in tok.stats.items():
             self.stats[f"{split}/{key}"] += value
         if not rows:
-            raise ValueError(f"no {split} record survived truncation ({dict(tok.stats)}); raise max_length")
+            source = hp.train if split == "train" else hp.val or f"{hp.train} (val_fraction)"
+            dropped = tok.stats["dropped/context_too_long"]
+            if not dropped:
+                raise ValueError(
+                    f"{source}: no {split} record left: all {len(records)} records have a margin that "
+                    "is not a finite number (skipped with on_error: skip)"
+                )
+            margins = f", {bad_margins} for a bad margin" if bad_margins else ""
+            raise ValueError(
+                f"{source}: no {split} record survived truncation: {dropped} of {len(records)} records "
+                f"dropped because a context is longer than max_context_length {hp.max_context_length} "
+                f"(truncation: drop){margins}; raise max_context_length (below max_length "
+                f"{hp.max_length}) or use truncation: left"
+            )
         return Dataset.from_list(rows)
 
     def setup(self, stage: str | None = None) -> None:

@@ -2,7 +2,9 @@
 
 Input records carry ``prompt``, ``chosen`` and ``rejected`` (TRL's preference format):
 
-* ``prompt``: a string, or a list of chat messages ``{"role", "content"}``;
+* ``prompt``: a string, or a list of chat messages ``{"role", "content"}``; a role is one of
+  ``system``, ``user``, ``assistant`` (:data:`aries_lit.prompts.templates.CHAT_ROLES`; other roles,
+  ``tool`` included, are refused with reason ``unknown_role``);
 * ``chosen`` / ``rejected``: a string, or a list of chat messages whose last one is the
   assistant's answer. Messages before the final one are the dialogue context: they must be
   the same in ``chosen`` and ``rejected``, and when ``prompt`` is absent they *are* the
@@ -59,7 +61,7 @@ import pyarrow as pa
 
 from aries_lit.assets import resolve_data_path
 from aries_lit.data.errors import DataValidationError
-from aries_lit.prompts.templates import prompt_text
+from aries_lit.prompts.templates import CHAT_ROLES, prompt_text
 
 log = logging.getLogger(__name__)
 
@@ -392,6 +394,12 @@ def _messages(value: list, field: str) -> list[dict[str, Any]]:
                 raise _Invalid(
                     field, f"message {i}: '{key}' must be a string, got {_kind(message[key])}", "wrong_type"
                 )
+        if message["role"] not in CHAT_ROLES:
+            raise _Invalid(
+                field,
+                f"message {i} has unknown role '{message['role']}'; allowed roles: {', '.join(CHAT_ROLES)}",
+                "unknown_role",
+            )
         out.append(dict(message))
     return out
 
@@ -533,11 +541,19 @@ def _normalize_record(
 
 @dataclass
 class LoadedRecords:
-    """A loaded preference dataset with the records skipped (by reason) and their errors."""
+    """A loaded preference dataset with the records skipped (by reason) and their errors.
+
+    ``records_seen`` counts the records read from the source, valid or not (those before ``offset``
+    included; reading stops once ``limit`` valid records are kept), ``records_in_range`` those of
+    them after ``offset``: an empty dataset from a source with ``records_seen == 0`` means the
+    source holds no records at all.
+    """
 
     dataset: datasets.Dataset
     skipped: Counter = field(default_factory=Counter)
     errors: list[DataValidationError] = field(default_factory=list)
+    records_seen: int = 0
+    records_in_range: int = 0
 
     @property
     def num_skipped(self) -> int:
@@ -565,7 +581,7 @@ def load_preference_records_with_stats(
     for JSON Lines the line number), so ``offset``/``limit`` pick a range of the file in its order;
     ``limit`` keeps at most that many valid records after it (reading stops there). With
     ``on_error="skip"`` invalid records are left out and counted in ``skipped`` by reason
-    (``missing_field``, ``wrong_type``, ``empty_response``, ``identical_responses``,
+    (``missing_field``, ``wrong_type``, ``unknown_role``, ``empty_response``, ``identical_responses``,
     ``prefix_mismatch``, ``bad_json``, ``not_utf8``, ``duplicate_id``, ...); problems with the
     whole source (an unreadable file, a column whose type changes between records) still raise.
     """
@@ -589,10 +605,12 @@ def load_preference_records_with_stats(
     extra_keys: dict[str, None] = {}
     first_seen: dict[str, int] = {}
     for number, item in stream.items:
-        if number <= offset:
-            continue
         if limit is not None and len(rows) >= limit:
             break
+        result.records_seen += 1
+        if number <= offset:
+            continue
+        result.records_in_range += 1
         if isinstance(item, DataValidationError):
             fail(item)
             continue

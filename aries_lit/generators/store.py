@@ -250,7 +250,8 @@ def load_groups(
     Each group is the prompt record (``id``, ``prompt``, ``answer`` if any, its other
     fields) plus ``"candidates"``: the candidate records sorted by ``index``. Groups follow
     the order of ``prompts``; prompts with missing candidates are left out (a log line says
-    how many). ``num_candidates`` defaults to the folder's manifest.
+    how many; :func:`aries_lit.pipeline.collect.select` refuses such a folder unless
+    ``allow_partial``). ``num_candidates`` defaults to the folder's manifest.
     """
     out_dir = Path(out_dir)
     if num_candidates is None:

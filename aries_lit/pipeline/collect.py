@@ -3,7 +3,9 @@
 ``aries-lit generate`` and ``aries-lit select`` are these two functions; the collecting
 DataModule and ``aries-lit iterate`` call them too. Generation resumes from its own
 ``candidates.jsonl``; selection is rerun from the finished candidates and its pairs file is
-written atomically, so a killed run never leaves a half-written pairs file.
+written atomically, so a killed run never leaves a half-written pairs file. Selection refuses a
+generation folder where some prompts lack candidates (a ``generate`` that died) unless
+``allow_partial``.
 
 Under ``torchrun`` (``aries-lit generate`` initializes the process group), every rank
 generates the prompts ``rank::world`` into its own shard folder and rank 0 merges the shards
@@ -104,6 +106,7 @@ def select(
     prompts: dict[str, Any] | str,
     selector: dict[str, Any] | str = "rule",
     out: str | None = None,
+    allow_partial: bool = False,
 ) -> str:
     """Turn finished candidates into TRL-format preference pairs (``pairs.jsonl``).
 
@@ -118,15 +121,27 @@ def select(
             and the pair-quality audit under ``"audit"`` (see
             :func:`aries_lit.selectors.quality.audit_pairs`) go to ``selection_stats.json`` beside
             it; an ``llm_judge`` on the ``vllm`` backend keeps vLLM's output in ``vllm.log`` there.
+        allow_partial: select from the prompts that have all their candidates even when others
+            lack some (a ``generate`` that died). By default such a folder is refused, naming how
+            many prompts are incomplete: rerun the same ``aries-lit generate`` command to finish
+            it (it resumes). ``selection_stats.json`` records ``prompts`` and ``incomplete_prompts``.
 
     The refinement template recorded in the generation folder's manifest is added to the
     templates whose scaffolding counts as template echo.
     """
     sel: Selector = SELECTORS.build(selector)
-    template = ((read_manifest(candidates) or {}).get("settings") or {}).get("template")
+    manifest = read_manifest(candidates) or {}
+    template = (manifest.get("settings") or {}).get("template")
     if isinstance(template, str) and template:
         sel.add_echo_templates([template])
-    groups = load_groups(candidates, load_prompts(prompts))
+    items = load_prompts(prompts)
+    groups = load_groups(candidates, items)
+    check_complete(candidates, manifest, len(groups), len(items), allow_partial)
+    if len(groups) < len(items):
+        print(
+            f"[aries-lit] allow_partial: selecting from the {len(groups)} of {len(items)} prompts "
+            "that have all their candidates"
+        )
     target = Path(out or Path(candidates) / PAIRS_FILE)
     with engine_log_dir(target.parent):  # an llm_judge on vllm logs to <pairs folder>/vllm.log
         result = sel.select(groups)
@@ -143,6 +158,8 @@ def select(
         **sel.provenance(),  # e.g. the resolved path of the reward model that selected
         "pairs_file": str(target.resolve()),
         "groups": len(groups),
+        "prompts": len(items),
+        "incomplete_prompts": len(items) - len(groups),
         **{k: int(v) for k, v in result.stats.items()},
         "audit": result.audit,
     }
@@ -151,3 +168,37 @@ def select(
     print(f"[aries-lit] {result.audit_summary()}")
     print(f"[aries-lit] pairs in {target}")
     return str(target)
+
+
+def check_complete(
+    candidates: str | Path, manifest: dict[str, Any], complete: int, total: int, allow_partial: bool = False
+) -> None:
+    """Refuse a generation folder where some of the ``total`` prompts lack candidates (only
+    ``complete`` have all of them): the error names the folder and the counts and says how to
+    finish. With ``allow_partial`` it passes when at least one prompt is complete."""
+    folder = str(candidates)
+    resume = "rerun the same `aries-lit generate` command to finish it (it resumes where it stopped)"
+    if not (Path(folder) / CANDIDATES_FILE).exists() and total:
+        if manifest.get("status") == "done":
+            raise ValueError(
+                f"{folder}: the manifest says generation finished but {CANDIDATES_FILE} is missing; "
+                "rerun the same `aries-lit generate` command to generate the candidates again"
+            )
+        raise ValueError(
+            f"{folder} holds no candidates yet ({CANDIDATES_FILE} is missing; generation did not finish "
+            f"a candidate); {resume}"
+        )
+    if complete == total or (allow_partial and complete > 0):
+        return
+    n = manifest.get("num_candidates", "?")
+    message = f"{folder}: {total - complete} of {total} prompts lack some of their {n} candidates"
+    if manifest.get("status") == "done":  # a finished generation: other prompts, or lost candidates
+        message += ", though its manifest says generation finished (are --prompts the ones `generate` had?)"
+    else:
+        message += " (generation did not finish)"
+    message += f"; {resume}"
+    if complete:
+        message += f", or pass --allow_partial true to select from the {complete} complete prompts only"
+    else:
+        message += "; no prompt has all its candidates, so there is nothing to select from"
+    raise ValueError(message)

@@ -27,6 +27,7 @@ from typing import Any
 from aries_lit.assets import PREFIX, resolve_data_path
 from aries_lit.data.errors import DataValidationError
 from aries_lit.data.records import load_preference_records, open_records
+from aries_lit.prompts.templates import CHAT_ROLES
 from aries_lit.registry import Registry
 
 
@@ -75,6 +76,15 @@ def _prompt_value(src: str, number: int, field: str, value: Any) -> str | list[d
             ):
                 raise DataValidationError(
                     src, number, field, f"message {i} needs string 'role' and 'content'", reason="wrong_type"
+                )
+            if message["role"] not in CHAT_ROLES:
+                raise DataValidationError(
+                    src,
+                    number,
+                    field,
+                    f"message {i} has unknown role '{message['role']}'; "
+                    f"allowed roles: {', '.join(CHAT_ROLES)}",
+                    reason="unknown_role",
                 )
         return [dict(m) for m in value]
     raise DataValidationError(

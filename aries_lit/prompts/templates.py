@@ -84,6 +84,13 @@ class RefinementTemplate:
         return generated.strip()
 
 
+#: The chat roles a message may have in input data. Every chat template in use (ChatML, which is
+#: SmolLM2's and the fallback below, Llama 3, Gemma) renders these; ``prompt_text`` drops
+#: ``system`` and joins the others. ``tool`` (and ``ipython``, ``function``) messages are refused:
+#: they belong to tool-call dialogues (an assistant turn with ``tool_calls`` and no content) that
+#: the refinement template cannot fill and that not every chat template renders.
+CHAT_ROLES = ("system", "user", "assistant")
+
 FALLBACK_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
