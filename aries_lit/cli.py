@@ -7,6 +7,7 @@ in one line (:func:`main`)."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -135,8 +136,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _names_a_data_file(err: BaseException) -> bool:
-    """Bad data (``DataValidationError``) already names its file, record and field."""
-    return type(err).__name__ == "DataValidationError" or isinstance(err, FileNotFoundError)
+    """Bad data already names its file (record and field): a ``DataValidationError``, a missing
+    file, or a message that starts with the path of an existing file or folder."""
+    if type(err).__name__ == "DataValidationError" or isinstance(err, FileNotFoundError):
+        return True
+    head = re.split(r"[\s:,]", str(err).strip(), maxsplit=1)[0]
+    return bool(head) and ("/" in head or "." in head) and Path(head).expanduser().exists()
 
 
 def _from_settings(err: TypeError) -> bool:
