@@ -307,7 +307,7 @@ def build_report(
             [r["arm"], str(r["seed"]), r["stage"], *[str(timings.get(k, "-")) for k in
              ("collect_seconds", "fit_seconds", "eval_seconds")], "shared (counted once)" if shared else ""]
         )  # fmt: skip
-    lines.append(_table(["arm", "seed", "stage", "collect", "fit", "evaluate", ""], rows))
+    lines.append(_table(["arm", "seed", "stage", "collect", "fit", "evaluate", "note"], rows))
     lines += ["", f"Total compute of the distinct stages and evaluations: {total / 3600:.2f} h."]
     return "\n".join(lines) + "\n"
 
