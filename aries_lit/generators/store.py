@@ -35,16 +35,6 @@ log = logging.getLogger(__name__)
 CANDIDATES_FILE = "candidates.jsonl"
 MANIFEST_FILE = "manifest.json"
 SHARDS_DIR = "shards"
-CANDIDATE_FIELDS = (
-    "id",
-    "index",
-    "text",
-    "prompt_tokens",
-    "completion_tokens",
-    "finish_reason",
-    "generator",
-    "settings_hash",
-)
 
 
 def check_prompts(prompts: Iterable[Mapping[str, Any]], source: str = "prompts") -> list[dict[str, Any]]:
