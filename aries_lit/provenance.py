@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aries_lit.io import write_json_atomic
+
 PROVENANCE_FILE = "aries_lit_provenance.json"
 SELECTION_STATS_FILE = "selection_stats.json"
 
@@ -83,4 +85,4 @@ def write_provenance(folder: str | Path, module: Any, datamodule: Any) -> None:
     if not model:
         return
     record = {"module": type(module).__name__, **training_provenance(str(model), data)}
-    (Path(folder) / PROVENANCE_FILE).write_text(json.dumps(record, indent=2))
+    write_json_atomic(Path(folder) / PROVENANCE_FILE, record, indent=2)

@@ -415,3 +415,31 @@ def test_smollm2_answers_and_refines_gsm8k(smollm2_dir, data_dir, tmp_path):
         f"{stats['completion_tokens']} tokens in {stats['seconds']:.1f} s = "
         f"{stats['tokens_per_s']:.1f} tokens/s"
     )
+
+
+def test_generator_name_is_its_registry_name():
+    """The name recorded in candidates and manifests is the registered one, never a parent's."""
+    from aries_lit.generators import Generator
+
+    @GENERATORS.register("test_named_child")
+    class Child(ParallelSampling):
+        pass
+
+    try:
+        assert Child().name == "test_named_child"
+        assert Child().config("m")["generator"] == "test_named_child"
+        assert GENERATORS.build("test_named_child").name == "test_named_child"
+        # shipped generators keep the names their existing generation folders were written with
+        assert ParallelSampling().name == GENERATORS.build("PS").name == "parallel_sampling"
+        assert SequentialRefinement().name == GENERATORS.build("SR").name == "sequential_refinement"
+
+        class Unregistered(SequentialRefinement):  # used directly: recorded under its class name
+            pass
+
+        assert Unregistered().name == "Unregistered"
+        with pytest.raises(TypeError, match="GENERATORS.register"):
+
+            class Named(Generator):  # a second source of the name is refused
+                name = "named"
+    finally:
+        GENERATORS._classes.pop("test_named_child", None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -17,6 +16,7 @@ from aries_lit.data.errors import DataValidationError
 from aries_lit.data.reference_cache import attach_reference_logps, model_hash
 from aries_lit.data.sampler import ResumableLoader, ResumableSampler
 from aries_lit.data.views import ViewTokenizer
+from aries_lit.io import write_json_atomic
 from aries_lit.prompts.templates import RefinementTemplate
 
 
@@ -228,7 +228,7 @@ class PreferenceDataModule(L.LightningDataModule):
         if self.trainer is not None and self.trainer.is_global_zero:
             out = Path(self.trainer.default_root_dir)
             out.mkdir(parents=True, exist_ok=True)
-            (out / "data_stats.json").write_text(json.dumps(dict(self.stats), indent=2))
+            write_json_atomic(out / "data_stats.json", dict(self.stats), indent=2)
 
     # ------------------------------------------------------------------ reference cache
     def collator(self) -> ViewCollator | SharedContextCollator:

@@ -152,26 +152,6 @@ def open_records(source: str | os.PathLike, *, split: str = "train") -> RecordSt
     return RecordStream(src, stem, _iter_arrow(src, dataset))
 
 
-def iter_records(
-    source: str | os.PathLike,
-    *,
-    split: str = "train",
-    on_error: str = "raise",
-    skipped: Counter | None = None,
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(record number, record)`` for each readable record; unreadable ones raise or, with
-    ``on_error="skip"``, are counted in ``skipped`` by reason."""
-    _check_choice("on_error", on_error, ON_ERROR)
-    for number, item in open_records(source, split=split).items:
-        if isinstance(item, DataValidationError):
-            if on_error == "raise":
-                raise item
-            if skipped is not None:
-                skipped[item.reason] += 1
-            continue
-        yield number, item
-
-
 def _open_saved(src: str, path: Path, split: str) -> tuple[str, Iterator]:
     try:
         loaded = datasets.load_from_disk(str(path))
@@ -686,7 +666,6 @@ __all__ = [
     "LoadedRecords",
     "RecordStream",
     "hh_to_messages",
-    "iter_records",
     "load_preference_records",
     "load_preference_records_with_stats",
     "open_records",

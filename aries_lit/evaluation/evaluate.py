@@ -49,7 +49,6 @@ DEFAULT_TASKS: list[dict[str, Any]] = [{"name": "gsm8k", "limit": 200}]
 TASK_KEYS = ("label", "kind", "temperature", "max_new_tokens", "generator", "reward_model")
 KINDS = ("verifiable", "pairwise", "open")
 DEFAULT_TEMPERATURE = {"verifiable": 0.0, "pairwise": 0.9, "open": 0.9}
-REFERENCE_DIR = "references"
 RM_CACHE_DIR = "rm_scores"
 
 

@@ -10,12 +10,13 @@ the layout of the ARIES tables (rows = checkpoints, Direct and SR side by side),
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from aries_lit.io import write_json_atomic
 
 __all__ = [
     "JUDGE_DISCLAIMER",
@@ -53,15 +54,10 @@ def sanitize(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
-    """Write ``obj`` as strict JSON, atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(sanitize(obj), f, indent=indent, ensure_ascii=False, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    """Write ``sanitize(obj)`` as strict JSON, atomically (see :func:`aries_lit.io.write_json_atomic`)."""
+    return write_json_atomic(
+        path, sanitize(obj), indent=indent, trailing_newline=True, ensure_ascii=False, allow_nan=False
+    )
 
 
 # --- AlpacaEval -----------------------------------------------------------------------------

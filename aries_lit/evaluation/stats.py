@@ -18,11 +18,8 @@ from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Any
 
-from aries_lit.distributed import rank_world as dist_rank_world
-
 __all__ = [
     "accuracy",
-    "dist_rank_world",
     "normal_interval",
     "summarize",
     "wilson_interval",

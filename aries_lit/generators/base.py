@@ -68,10 +68,29 @@ class Generator:
             crash loses at most one call. Larger chunks batch better on vLLM.
     """
 
-    #: Name written to each candidate record and to the manifest.
-    name: ClassVar[str] = "generator"
+    #: Set by ``GENERATORS.register(name)``; the source of :attr:`name`.
+    registry_name: ClassVar[str]
     #: Whether the refinement template is part of this generator's configuration.
     uses_template: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__module__}.{cls.__qualname__} sets `name`: a generator is named by its "
+                'registration; drop `name` and decorate the class with @GENERATORS.register("<name>")'
+            )
+
+    @property
+    def name(self) -> str:
+        """Name written to each candidate record, the manifest and ``settings_hash``.
+
+        The name this very class was registered under (``GENERATORS.register("x")``; with
+        stacked decorators the outermost, e.g. ``"parallel_sampling"`` rather than ``"PS"``),
+        or, for a subclass used without registering it, its class name. A registered parent's
+        name is never inherited, so a subclass cannot be recorded as its parent.
+        """
+        return type(self).__dict__.get("registry_name") or type(self).__name__
 
     def __init__(
         self,

@@ -21,7 +21,6 @@ class ParallelSampling(Generator):
     With ``temperature=0`` all samples are the same greedy answer; use a temperature > 0.
     """
 
-    name = "parallel_sampling"
     uses_template = False
 
     def context(self, tokenizer: Any, record: dict[str, Any], index: int, store: CandidateStore) -> str:

@@ -26,7 +26,6 @@ class SequentialRefinement(Generator):
     final ``RESPONSE:`` and ``raw_text`` keeps the whole generation.
     """
 
-    name = "sequential_refinement"
     uses_template = True
 
     def refinement_prompt(self, record: dict[str, Any], previous_text: str) -> str:

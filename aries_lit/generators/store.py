@@ -28,21 +28,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from aries_lit.io import write_json_atomic
+
 log = logging.getLogger(__name__)
 
 CANDIDATES_FILE = "candidates.jsonl"
 MANIFEST_FILE = "manifest.json"
 SHARDS_DIR = "shards"
-CANDIDATE_FIELDS = (
-    "id",
-    "index",
-    "text",
-    "prompt_tokens",
-    "completion_tokens",
-    "finish_reason",
-    "generator",
-    "settings_hash",
-)
 
 
 def check_prompts(prompts: Iterable[Mapping[str, Any]], source: str = "prompts") -> list[dict[str, Any]]:
@@ -231,15 +223,10 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
 
 
 def write_manifest(out_dir: str | Path, manifest: Mapping[str, Any]) -> None:
-    """Write ``manifest.json`` atomically (temporary file + rename)."""
-    path = Path(out_dir) / MANIFEST_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``manifest.json`` atomically (:func:`aries_lit.io.write_json_atomic`)."""
+    write_json_atomic(
+        Path(out_dir) / MANIFEST_FILE, manifest, indent=2, trailing_newline=True, ensure_ascii=False
+    )
 
 
 def load_groups(

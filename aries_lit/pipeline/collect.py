@@ -16,7 +16,6 @@ run resumes with any number of ranks, a single process included.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from aries_lit.generators.store import (
     read_manifest,
     shard_dir,
 )
+from aries_lit.io import write_json_atomic, write_text_atomic
 from aries_lit.prompts.sources import load_prompts
 from aries_lit.provenance import SELECTION_STATS_FILE
 from aries_lit.selectors import SELECTORS, Selector
@@ -145,14 +145,7 @@ def select(
     target = Path(out or Path(candidates) / PAIRS_FILE)
     with engine_log_dir(target.parent):  # an llm_judge on vllm logs to <pairs folder>/vllm.log
         result = sel.select(groups)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for pair in result.pairs:
-            f.write(json.dumps(pair, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(target)
+    write_text_atomic(target, "".join(json.dumps(pair, ensure_ascii=False) + "\n" for pair in result.pairs))
     stats: dict[str, Any] = {
         "selector": repr(sel),
         **sel.provenance(),  # e.g. the resolved path of the reward model that selected
@@ -163,7 +156,7 @@ def select(
         **{k: int(v) for k, v in result.stats.items()},
         "audit": result.audit,
     }
-    target.with_name(SELECTION_STATS_FILE).write_text(json.dumps(stats, indent=2))
+    write_json_atomic(target.with_name(SELECTION_STATS_FILE), stats, indent=2)
     print(f"[aries-lit] {result.summary()}")
     print(f"[aries-lit] {result.audit_summary()}")
     print(f"[aries-lit] pairs in {target}")

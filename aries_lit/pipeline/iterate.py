@@ -24,6 +24,7 @@ import yaml
 
 from aries_lit.checkpoints import hf_model_complete
 from aries_lit.configs import load_yaml, merge, set_dotted
+from aries_lit.io import write_json_atomic
 
 MANIFEST = "manifest.json"
 #: per stage: seconds of this run's last attempt at collection and at training
@@ -40,9 +41,7 @@ def read_stage_manifest(stage_dir: Path) -> dict[str, Any]:
 
 
 def write_stage_manifest(stage_dir: Path, manifest: dict[str, Any]) -> None:
-    tmp = stage_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    tmp.replace(stage_dir / MANIFEST)
+    write_json_atomic(stage_dir / MANIFEST, manifest, indent=2)
 
 
 def _fmt(seconds: float) -> str:
@@ -162,7 +161,7 @@ def run_stage(
     if not hf_model_complete(out):
         raise RuntimeError(f"stage '{stage['name']}': training finished but {out} holds no HF model")
     timings["fit_seconds"] = round(time.perf_counter() - t0, 1)
-    (stage_dir / TIMINGS).write_text(json.dumps(timings, indent=2))
+    write_json_atomic(stage_dir / TIMINGS, timings, indent=2)
     return str(out)
 
 
@@ -267,7 +266,7 @@ def iterate(
         )
         model = out
         models[name] = out
-    (root / "models.json").write_text(json.dumps(models, indent=2))
+    write_json_atomic(root / "models.json", models, indent=2)
     if evaluation:
         from aries_lit.evaluation import evaluate_checkpoints
 

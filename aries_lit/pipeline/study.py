@@ -36,6 +36,7 @@ from typing import Any
 from aries_lit.checkpoints import hf_model_complete
 from aries_lit.configs import load_run_config
 from aries_lit.evaluation.report import write_json
+from aries_lit.io import write_json_atomic
 from aries_lit.pipeline.iterate import (
     TIMINGS,
     check_stages,
@@ -190,7 +191,7 @@ class Study:
         started = manifest.get("started_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
         base = {"name": stage["name"], "key": key, "input_model": model, "attempts": attempts}
         write_stage_manifest(stage_dir, {**base, "status": "running", "started_at": started})
-        (stage_dir / "stage.json").write_text(json.dumps(stage, indent=2, default=str))
+        write_json_atomic(stage_dir / "stage.json", stage, indent=2, default=str)
         t0 = time.perf_counter()
         candidates = None
         collect = stage.get("collect")

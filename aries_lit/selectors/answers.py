@@ -33,7 +33,7 @@ Example::
     '12'
     >>> extract_answer("So the answer is $\\\\boxed{\\\\frac{3}{4}}$.")
     '0.75'
-    >>> answers_match(extract_answer("The total is 1,234 apples."), gold_from_gsm8k("... #### 1234"))
+    >>> answers_match(extract_answer("The total is 1,234 apples."), gold_answer("... #### 1234"))
     True
 """
 
@@ -54,7 +54,6 @@ __all__ = [
     "extract_last_number",
     "find_answer",
     "gold_answer",
-    "gold_from_gsm8k",
     "normalize_number",
     "parse_number",
     "stated_answer",
@@ -280,20 +279,6 @@ def gold_answer(answer: object) -> str | None:
         return None
     gold = str(answer)
     return extract_answer(gold) if "####" in gold else gold.strip()
-
-
-def gold_from_gsm8k(answer_field: str) -> str:
-    """The gold answer of a GSM8K ``answer`` field: the number after ``#### ``, commas removed.
-
-    >>> gold_from_gsm8k("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\\n#### 72")
-    '72'
-    """
-    match = _GSM8K_RE.search(answer_field or "")
-    if match is None:
-        raise ValueError(f"GSM8K answer field has no '#### <answer>' line: {answer_field[-80:]!r}")
-    raw = match.group(1).strip().replace(",", "")
-    normalized = normalize_number(raw)
-    return normalized if normalized is not None else raw
 
 
 def answers_match(

@@ -29,8 +29,6 @@ class ShortestAnswerSelector(ScoredSelector):
 class GreedyThenSampled(ParallelSampling):
     """Parallel sampling whose first candidate is greedy (temperature 0)."""
 
-    name = "greedy_then_sampled"
-
     def sampling_for(self, index: int):
         settings = super().sampling_for(index)
         return dataclasses.replace(settings, temperature=0.0) if index == 0 else settings
