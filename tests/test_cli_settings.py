@@ -151,7 +151,7 @@ def test_lightning_does_not_warn_about_args_and_argv(tmp_path, capsys, monkeypat
     "message, expected",
     [
         (
-            'Parser key "a":\n  Expected a <class \'int\'>. Got value: x',
+            "Parser key \"a\":\n  Expected a <class 'int'>. Got value: x",
             "a: Expected a <class 'int'>. Got value: x",
         ),
         ("one line", "one line"),
