@@ -36,10 +36,17 @@ KNOWN_NOISY_WARNINGS: tuple[tuple[str, type[Warning], str | None], ...] = (
     # Lightning-internal call, nothing in aries_lit or the user's config can change it).
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", Warning, None),
     (r"LeafSpec is deprecated", Warning, None),
-    # jsonargparse deprecations triggered inside LightningCLI (``skip_none``,
-    # ``instantiate_classes``): Lightning's code, not ours or the user's.
-    (r"\s*skip_none parameter was deprecated", DeprecationWarning, None),
-    (r"\s*``instantiate_classes`` was deprecated", DeprecationWarning, None),
+    # jsonargparse 4.x deprecations ("skip_none parameter / ``instantiate_classes`` /
+    # ``ArgumentParser.add_instantiator`` was deprecated in v4.49.0 and will be removed in
+    # v5.0.0") raised where LightningCLI calls them, and the banner jsonargparse prints before
+    # the first one: Lightning's code, not ours or the user's. The same notice raised from
+    # aries_lit's own code is still shown (the module must be Lightning's).
+    (
+        r"(?s)\s*\S.*? was deprecated in v4\.[\d.]+ and will be removed in v5\.",
+        DeprecationWarning,
+        _LIGHTNING,
+    ),
+    (r"\s*By default only one JsonargparseDeprecationWarning per type", DeprecationWarning, _LIGHTNING),
 )
 
 # Log records (Lightning's ``rank_zero_info``) hidden by message regex, matched at the start.
