@@ -115,10 +115,12 @@ def main(argv: list[str] | None = None) -> None:
     """
     from argparse import ArgumentError
 
+    from aries_lit.console import quiet_known_noise
     from aries_lit.errors import EngineError
     from aries_lit.parse_errors import condense
     from aries_lit.registry import RegistryError
 
+    quiet_known_noise()  # known third-party tips and deprecation notices; ARIES_LIT_VERBOSE=1 shows them
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _main(argv)
