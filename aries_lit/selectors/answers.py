@@ -352,7 +352,7 @@ def is_correct(
 def _math_verify_match(text: str, gold: str) -> bool:
     try:
         from math_verify import parse, verify
-    except ImportError as err:  # pragma: no cover - depends on the environment
+    except ImportError as err:
         raise ImportError(
             "checker 'math_verify' needs the math-verify package: pip install math-verify"
         ) from err
