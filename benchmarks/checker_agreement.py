@@ -8,6 +8,11 @@ disagreement kind. Needs ``pip install math-verify`` (the ``eval`` or ``dev`` ex
 
     python benchmarks/checker_agreement.py /root/aries_study_cpu/eval/base [more folders...]
 
+``--selection STAGE_DIR CANDIDATES_DIR`` (repeatable) also reruns a study stage's verifier or
+reference selection (its ``stage.json``: prompts and selector) on a candidates folder with each
+checker and prints the pairs both make, the pairs only one makes, and the finished candidates
+stating an answer that the two checkers grade differently.
+
 The builtin verdicts are also compared with the ``correct`` flags stored in the report (they
 should be equal: a difference means the report was made by another version of the checker).
 See docs/answer_checking.md for the figures on SmolLM2-135M-Instruct outputs.
@@ -76,9 +81,57 @@ def compare(items: list[dict[str, Any]]) -> tuple[Counter, dict[str, list[dict[s
     return counts, by_kind
 
 
+def selection_agreement(stage_dir: Path, candidates_dir: Path, examples: int, chars: int) -> None:
+    """Rerun a stage's selection on ``candidates_dir`` with both checkers and print the differences."""
+    from aries_lit.generators import load_groups
+    from aries_lit.prompts.sources import load_prompts
+    from aries_lit.selectors import SELECTORS
+    from aries_lit.selectors.answers import stated_answer
+
+    collect = json.loads((stage_dir / "stage.json").read_text())["collect"]
+    items = load_prompts(collect["prompts"])
+    groups = load_groups(candidates_dir, items)
+    manifest = json.loads((candidates_dir / "manifest.json").read_text())
+    spec = collect["selector"] if isinstance(collect["selector"], dict) else {"name": collect["selector"]}
+    pairs_by_checker = {}
+    for checker in ("builtin", "math_verify"):
+        selector = SELECTORS.build({**spec, "checker": checker})
+        template = (manifest.get("settings") or {}).get("template")
+        if isinstance(template, str) and template:
+            selector.add_echo_templates([template])
+        result = selector.select(groups)
+        pairs_by_checker[checker] = {(p["id"], p["chosen_index"], p["rejected_index"]) for p in result.pairs}
+    a, b = pairs_by_checker["builtin"], pairs_by_checker["math_verify"]
+    print(f"{stage_dir.name} on {candidates_dir} ({spec['name']}, {len(groups)} groups):")
+    print(f"  pairs: builtin {len(a)}, math_verify {len(b)}, both {len(a & b)}")
+    print(f"  builtin-only {sorted(a - b)}, math_verify-only {sorted(b - a)}")
+    differing = []
+    for group in groups:
+        gold = gold_answer(group.get("answer"))
+        for cand in group["candidates"]:
+            if cand.get("finish_reason") == "length" or stated_answer(cand["text"]) is None:
+                continue
+            builtin = is_correct(cand["text"], gold, "builtin")
+            if builtin != is_correct(cand["text"], gold, "math_verify"):
+                differing.append((group["id"], cand["index"], gold, builtin, cand["text"]))
+    print(f"  finished candidates stating an answer, graded differently: {len(differing)}")
+    for gid, index, gold, builtin, text in differing[:examples]:
+        who = "builtin" if builtin else "math_verify"
+        print(f"  - {gid} #{index} gold {gold!r}, correct by {who} only: {text[:chars]!r}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="evaluation folders holding report.json")
+    parser.add_argument("folders", nargs="*", type=Path, help="evaluation folders holding report.json")
+    parser.add_argument(
+        "--selection",
+        nargs=2,
+        action="append",
+        type=Path,
+        default=[],
+        metavar=("STAGE_DIR", "CANDIDATES_DIR"),
+        help="rerun a study stage's selection on a candidates folder with both checkers",
+    )
     parser.add_argument("--examples", type=int, default=5, help="examples shown per disagreement kind")
     parser.add_argument("--chars", type=int, default=300, help="characters of each example text shown")
     parser.add_argument("--json", type=Path, default=None, help="also write the counts and all disagreements")
@@ -100,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     if len(args.folders) > 1:
         print("all: " + ", ".join(f"{k} {total[k]}" for k in ("total", *KINDS, "stored_mismatch")))
     for kind, items in disagreements.items():
+        if not args.folders:
+            break
         print(f"\n== {kind}: {len(items)} (showing {min(len(items), args.examples)})")
         for item in items[: args.examples]:
             text = item["text"][: args.chars].replace("\n", "\\n")
@@ -107,6 +162,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"- {item['checkpoint']}/{item['id']} turn {item['turn']} gold {item['gold']!r} "
                 f"builtin {item['builtin_extracted']!r} math_verify {item['math_verify_parsed']}\n  {text!r}"
             )
+    for stage_dir, candidates_dir in args.selection:
+        print()
+        selection_agreement(stage_dir, candidates_dir, args.examples, args.chars)
     if args.json is not None:
         summary = {"per_folder": per_folder, "total": dict(total), "disagreements": disagreements}
         args.json.write_text(json.dumps(summary, indent=1))

@@ -351,3 +351,16 @@ def test_evaluation_records_use_the_checker():
     mv = _build_records(groups, "verifiable", "math_verify")
     assert [t["correct"] for t in mv[0]["turns"]] == [False, False]
     assert [t["extracted"] for t in mv[0]["turns"]] == ["12", "11"]
+
+
+def test_reference_selector_passes_the_checker_on():
+    from aries_lit.selectors.reference import ReferenceSelector
+
+    group = _group("q", ["The answer to 3 + 9 is 27.", "The answer is 13."], "12")
+    group["solution"] = "3 + 9 = 12"
+    builtin = ReferenceSelector().select([group])
+    assert [(p["chosen_index"], p["rejected_index"]) for p in builtin.pairs] == [(2, 0)]
+    # Real offline-stage answer: math-verify evaluates "3 + 9" after "answer" and calls "27" correct.
+    selector = ReferenceSelector(checker="math_verify")
+    assert "checker='math_verify'" in repr(selector)
+    assert [(p["chosen_index"], p["rejected_index"]) for p in selector.select([group]).pairs] == [(2, 1)]
