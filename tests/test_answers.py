@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
 
 import pytest
 from helpers import read_json_gz
 
 from aries_lit.selectors.answers import (
+    CHECKERS,
     STATED_FORMS,
     answers_match,
     extract_answer,
@@ -15,10 +17,12 @@ from aries_lit.selectors.answers import (
     extract_last_number,
     find_answer,
     gold_answer,
+    is_correct,
     normalize_number,
     parse_number,
     stated_answer,
 )
+from aries_lit.selectors.verifier import VerifierSelector
 
 EXTRACTION_CASES = [
     # GSM8K marker
@@ -241,3 +245,122 @@ def test_real_gsm8k_gold_answers(data_dir):
         assert gold is not None and normalize_number(gold) == gold, row["answer"]
         assert extract_answer(row["answer"]) == gold, row["answer"]
         assert gold_answer(row["answer"]) == gold, row["answer"]
+
+
+# --- checkers: builtin and math_verify (is_correct) ------------------------------------------
+
+# A real SmolLM2-135M-Instruct answer (arith-2x19, base model, turns 1-3): math-verify reads the
+# first number after "answer" (the question's 6), the builtin cascade the concluding "is 11".
+QUOTED_QUESTION = 'The answer to the question "What is 6 + 5?" is 11.'
+
+
+@pytest.mark.parametrize(
+    "text, gold, expected",
+    [
+        ("She pays 3 * $4 = $12.\n#### 12", "12", True),
+        ("#### 12", "12", True),
+        ("#### 13", "12", False),
+        ("\\boxed{1/2}", "0.5", True),
+        ("So the answer is $\\boxed{\\frac{1}{2}}$.", "0.5", True),
+        ("So the answer is $\\boxed{\\frac{1}{3}}$.", "0.5", False),
+        ("The answer is 7.", "7", True),
+        ("12", "12", True),
+        ("The total is 1,234 apples.\n#### 1,234", gold_answer("... #### 1234"), True),
+        (None, "12", False),
+        ("#### 12", None, False),
+    ],
+)
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_checkers_agree_on_clear_cases(text, gold, expected, checker):
+    assert is_correct(text, gold, checker=checker) is expected
+
+
+def test_checkers_differ_where_the_real_outputs_did():
+    assert is_correct(QUOTED_QUESTION, "11", "builtin")
+    assert not is_correct(QUOTED_QUESTION, "11", "math_verify")
+    # math-verify evaluates the expression after "final answer ... is": 19 is wrong, 19 + 19 is the gold.
+    assert is_correct("19 is the final answer to the equation 19 + 19.", "38", "math_verify")
+    assert not is_correct("19 is the final answer to the equation 19 + 19.", "38", "builtin")
+
+
+def test_builtin_checker_is_the_old_grading_and_takes_an_extractor():
+    for text in ("So 3 + 4 = 7.", "#### 18\n\nQuestion: Tom has 5 apples.", "no number", QUOTED_QUESTION):
+        for gold in ("7", "18", "11"):
+            assert is_correct(text, gold) is answers_match(extract_answer(text), gold)
+    assert is_correct("#### 18 and then 3", "3", extract=extract_last_number)
+    assert not is_correct("#### 18 and then 3", "3")
+
+
+def test_unknown_checker_is_refused():
+    with pytest.raises(ValueError, match="unknown answer checker 'sympy'; allowed: builtin, math_verify"):
+        is_correct("#### 12", "12", checker="sympy")
+    with pytest.raises(ValueError, match="allowed: builtin, math_verify"):
+        VerifierSelector(checker="mathverify")
+    from aries_lit.evaluation.evaluate import evaluate_checkpoints
+
+    with pytest.raises(ValueError, match="allowed: builtin, math_verify"):
+        evaluate_checkpoints(["no/such/model"], tasks=["arithmetic"], checker="exact", out_dir="unused")
+
+
+def test_math_verify_missing_names_the_option_and_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "math_verify", None)  # import math_verify -> ImportError
+    with pytest.raises(ImportError, match="checker 'math_verify'.*pip install math-verify"):
+        is_correct("#### 12", "12", "math_verify")
+    assert is_correct("#### 12", "12", "builtin")  # the default never imports it
+
+
+def _group(gid, texts, answer):
+    return {
+        "id": gid,
+        "prompt": f"Question {gid}?",
+        "answer": answer,
+        "candidates": [
+            {"index": i, "text": t, "finish_reason": "stop", "completion_tokens": len(t.split())}
+            for i, t in enumerate(texts)
+        ],
+    }
+
+
+def test_verifier_selector_with_math_verify_builds_pairs():
+    groups = [
+        _group("half", ["The answer is 3.", "So the answer is $\\boxed{\\frac{1}{2}}$."], "0.5"),
+        _group("gsm8k", ["I think 70\n#### 70", "48 + 24 = 72\n#### 72"], "48/2 = <<48/2=24>>24\n#### 72"),
+        _group("quoted", ["The answer is 12.", QUOTED_QUESTION], "11"),
+        _group("none", ["The answer is 1.", "The answer is 2."], "5"),
+    ]
+    selector = VerifierSelector(checker="math_verify")
+    assert selector.checker == "math_verify" and "checker='math_verify'" in repr(selector)
+    result = selector.select(groups)
+    assert [(p["id"], p["chosen_index"], p["rejected_index"]) for p in result.pairs] == [
+        ("half", 1, 0),
+        ("gsm8k", 1, 0),
+    ]
+    assert result.stats["skipped/none_correct"] == 2  # "quoted": math-verify reads the question's 6
+    # The builtin default grades the quoted answer correct, so it makes a pair there too.
+    builtin = VerifierSelector().select(groups)
+    assert [p["id"] for p in builtin.pairs] == ["half", "gsm8k", "quoted"]
+    assert VerifierSelector().checker == "builtin"
+
+
+def test_evaluation_records_use_the_checker():
+    from aries_lit.evaluation.evaluate import _build_records
+
+    groups = [_group("q", ["The answer is 12.", QUOTED_QUESTION], "11")]
+    builtin = _build_records(groups, "verifiable")
+    assert [t["correct"] for t in builtin[0]["turns"]] == [False, True]
+    mv = _build_records(groups, "verifiable", "math_verify")
+    assert [t["correct"] for t in mv[0]["turns"]] == [False, False]
+    assert [t["extracted"] for t in mv[0]["turns"]] == ["12", "11"]
+
+
+def test_reference_selector_passes_the_checker_on():
+    from aries_lit.selectors.reference import ReferenceSelector
+
+    group = _group("q", ["The answer to 3 + 9 is 27.", "The answer is 13."], "12")
+    group["solution"] = "3 + 9 = 12"
+    builtin = ReferenceSelector().select([group])
+    assert [(p["chosen_index"], p["rejected_index"]) for p in builtin.pairs] == [(2, 0)]
+    # Real offline-stage answer: math-verify evaluates "3 + 9" after "answer" and calls "27" correct.
+    selector = ReferenceSelector(checker="math_verify")
+    assert "checker='math_verify'" in repr(selector)
+    assert [(p["chosen_index"], p["rejected_index"]) for p in selector.select([group]).pairs] == [(2, 1)]

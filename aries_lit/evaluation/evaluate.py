@@ -11,7 +11,9 @@ Task kinds, inferred from the prompt records (or set with ``kind``):
 
 - ``verifiable``: records have an ``answer`` (GSM8K, arithmetic, a file with ``answer_field``).
   Each turn's final answer is extracted (:func:`aries_lit.selectors.answers.extract_answer`) and
-  compared with the gold one; accuracy with a Wilson interval. Default temperature 0 (greedy).
+  compared with the gold one by :func:`aries_lit.selectors.answers.is_correct` (``checker``:
+  ``builtin`` by default, or ``math_verify``); accuracy with a Wilson interval. Default
+  temperature 0 (greedy).
 - ``pairwise``: records have a ``reference_output`` (AlpacaEval 2: the GPT-4 Turbo answers).
   AlpacaEval ``model_outputs.json`` files are written for Direct and SR; with a ``judge``
   (a reward model) both answers are scored, giving the win rate and the length-controlled
@@ -385,9 +387,9 @@ def score_pairs(
 # --- per-record results -------------------------------------------------------------------
 
 
-def _build_records(groups: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+def _build_records(groups: list[dict[str, Any]], kind: str, checker: str = "builtin") -> list[dict[str, Any]]:
     from aries_lit.prompts.templates import prompt_text
-    from aries_lit.selectors.answers import answers_match, extract_answer
+    from aries_lit.selectors.answers import extract_answer, is_correct
 
     records = []
     for group in groups:
@@ -411,7 +413,7 @@ def _build_records(groups: list[dict[str, Any]], kind: str) -> list[dict[str, An
             if kind == "verifiable":
                 extracted = extract_answer(text)
                 turn["extracted"] = extracted
-                turn["correct"] = bool(answers_match(extracted, record["gold"]))
+                turn["correct"] = is_correct(text, record["gold"], checker)
                 turn["no_answer"] = extracted is None
             turns.append(turn)
         record["turns"] = turns
@@ -526,6 +528,7 @@ def evaluate_checkpoints(
     plots: bool = True,
     progress: bool = True,
     print_table: bool = False,
+    checker: str = "builtin",
 ) -> dict[str, Any]:
     """Evaluate checkpoints Direct vs SR on tasks; write reports; return the metrics.
 
@@ -554,6 +557,9 @@ def evaluate_checkpoints(
         plots: write PNG plots.
         progress: progress bars.
         print_table: print the Markdown summary at the end.
+        checker: how verifiable answers are graded: ``builtin`` (the extraction cascade of
+            :mod:`aries_lit.selectors.answers`) or ``math_verify`` (``pip install math-verify``);
+            see :func:`~aries_lit.selectors.answers.is_correct`.
 
     Returns ``{"out_dir", "config", "checkpoints": {name: {"path", "tasks": {label: metrics}}},
     "reports": {...paths}, "markdown": str}``. Metrics per task: ``n``, ``kind``, ``length``, and
@@ -574,6 +580,9 @@ def evaluate_checkpoints(
         raise ValueError(f"num_refinements must be >= 0, got {num_refinements}")
     if ci not in ("wilson", "normal"):
         raise ValueError(f"ci must be 'wilson' or 'normal', got '{ci}'")
+    from aries_lit.selectors.answers import validate_checker
+
+    validate_checker(checker)
     lc_options = dict(lc_options or {})
     from aries_lit.evaluation.winrate import length_controlled_win_rate
 
@@ -619,6 +628,7 @@ def evaluate_checkpoints(
         "ci": ci,
         "lc_options": lc_options,
         "tie_tolerance": tie_tolerance,
+        "checker": checker,
         "world_size": world,
     }
 
@@ -665,7 +675,7 @@ def evaluate_checkpoints(
                     f"{gen_dirs[(name, task.label)]}: {len(shards[task.label]) - len(groups)} prompts lack "
                     f"some of their {num_turns} candidates after generation"
                 )
-            records[(name, task.label)] = _build_records(groups, kinds[task.label])
+            records[(name, task.label)] = _build_records(groups, kinds[task.label], checker)
 
     # 3. reward-model scores (cached), then the judge's
     def wants_rm(task: Task) -> bool:
@@ -769,6 +779,7 @@ def evaluate(
     tie_tolerance: float = 0.0,
     plots: bool = True,
     progress: bool = True,
+    checker: Literal["builtin", "math_verify"] = "builtin",
 ) -> None:
     """Direct vs sequential self-refinement evaluation (ARIES Tables 1-3, Fig. 3a).
 
@@ -802,6 +813,8 @@ def evaluate(
         tie_tolerance: judge score difference counted as a tie.
         plots: write PNG plots.
         progress: show progress bars.
+        checker: answer checker for tasks with gold answers: ``builtin`` (default) or
+            ``math_verify`` (Hugging Face math-verify; ``pip install math-verify``).
     """
     evaluate_checkpoints(
         checkpoints,
@@ -820,4 +833,5 @@ def evaluate(
         plots=plots,
         progress=progress,
         print_table=True,
+        checker=checker,
     )

@@ -60,4 +60,4 @@ class ReferenceSelector(VerifierSelector):
         return reference, wrong[0] if self.prefer_earliest_incorrect else wrong[-1]
 
     def __repr__(self) -> str:
-        return f"ReferenceSelector(field={self.field!r}, extract={self.extract!r})"
+        return f"ReferenceSelector(field={self.field!r}, extract={self.extract!r}, checker={self.checker!r})"

@@ -13,7 +13,9 @@ from aries_lit.selectors.answers import (
     extract_boxed,
     extract_last_number,
     gold_answer,
+    is_correct,
     stated_answer,
+    validate_checker,
 )
 from aries_lit.selectors.base import SELECTORS, Choice, Selector
 
@@ -54,7 +56,11 @@ class VerifierSelector(Selector):
     4. its answer matches the gold (``wrong_answer``): the answer of the ``extract`` extractor
        (``auto``, ``gsm8k``, ``boxed`` or ``last_number``, see :data:`EXTRACTORS`) and, with
        ``require_stated_answer``, the stated answer too, compared with the group's gold
-       ``answer`` by :func:`~aries_lit.selectors.answers.answers_match`.
+       ``answer`` by :func:`~aries_lit.selectors.answers.answers_match`. With
+       ``checker="math_verify"`` (``pip install math-verify``) the whole text is compared with
+       the gold by ``math_verify.verify(parse(gold), parse(text))`` instead (see
+       :func:`~aries_lit.selectors.answers.is_correct`; the stated-answer check 3 still applies,
+       as a check of form only). ``checker="builtin"`` (the default) is the cascade above.
 
     A gold answer that is a whole GSM8K solution (``... #### 72``) is reduced to its final
     number. ``scores`` are 1.0 (correct) / 0.0 (incorrect) / ``None`` (not used: truncated
@@ -81,11 +87,13 @@ class VerifierSelector(Selector):
         require_stated_answer: bool = True,
         reject_template_echo: bool = True,
         echo_templates: list[str] | None = None,
+        checker: str = "builtin",
     ) -> None:
         super().__init__(skip_truncated=skip_truncated)
         if extract not in EXTRACTORS:
             raise ValueError(f"unknown answer extractor '{extract}'; known: {', '.join(EXTRACTORS)}")
         self.extract = extract
+        self.checker = validate_checker(checker)
         self.prefer_latest_correct = prefer_latest_correct
         self.prefer_earliest_incorrect = prefer_earliest_incorrect
         self.require_stated_answer = require_stated_answer
@@ -109,9 +117,9 @@ class VerifierSelector(Selector):
             stated = stated_answer(text)
             if stated is None:
                 return "no_stated_answer"
-            if not answers_match(stated, gold):
+            if self.checker == "builtin" and not answers_match(stated, gold):
                 return "wrong_answer"
-        if not answers_match(EXTRACTORS[self.extract](text), gold):
+        if not is_correct(text, gold, self.checker, extract=EXTRACTORS[self.extract]):
             return "wrong_answer"
         return None
 
@@ -153,5 +161,5 @@ class VerifierSelector(Selector):
         return (
             f"VerifierSelector(extract={self.extract!r}, skip_truncated={self.skip_truncated}, "
             f"require_stated_answer={self.require_stated_answer}, "
-            f"reject_template_echo={self.reject_template_echo})"
+            f"reject_template_echo={self.reject_template_echo}, checker={self.checker!r})"
         )
