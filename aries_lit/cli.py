@@ -116,15 +116,17 @@ def main(argv: list[str] | None = None) -> None:
     from argparse import ArgumentError
 
     from aries_lit.console import quiet_known_noise
-    from aries_lit.errors import EngineError
+    from aries_lit.errors import EngineError, StageError
     from aries_lit.parse_errors import condense
     from aries_lit.registry import RegistryError
 
     quiet_known_noise()  # known third-party tips and deprecation notices; ARIES_LIT_VERBOSE=1 shows them
     argv = list(sys.argv[1:] if argv is None else argv)
+    user_errors = (ValueError, RegistryError, FileNotFoundError, EngineError, StageError, ArgumentError)
+    user_errors += (TypeError,)  # only when raised while building a class from the config
     try:
         _main(argv)
-    except (ValueError, RegistryError, FileNotFoundError, EngineError, ArgumentError, TypeError) as err:
+    except user_errors as err:
         if os.environ.get("ARIES_LIT_DEBUG"):
             raise
         if isinstance(err, TypeError) and not _from_settings(err):

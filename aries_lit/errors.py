@@ -13,3 +13,10 @@ class EngineError(RuntimeError):
     code that catches ``ValueError`` to handle bad settings does not swallow it. The engine's
     original exception is chained as ``__cause__``.
     """
+
+
+class StageError(RuntimeError):
+    """A stage of ``iterate`` or ``study`` could not finish (training exited with an error,
+    selection gave no pairs, an earlier stage is missing). The message is one line naming the
+    stage and what to do; the stage's own output above it says why. Finished stages are kept:
+    rerunning the same command resumes."""

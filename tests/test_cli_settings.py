@@ -206,3 +206,12 @@ def test_every_documented_command_line_parses(command, capsys, monkeypatch):
     argv = shlex.split(command)[1:]
     assert argv[0] in DESCRIPTIONS, command
     _printed(argv, capsys)
+
+
+def test_a_stage_that_cannot_run_is_one_line(tmp_path, capsys, monkeypatch):
+    """``iterate --only_stages [offline]`` before ``sft`` has run: one line naming the stage."""
+    monkeypatch.chdir(REPO)
+    config = "configs/iterate/tiny.yaml"
+    run = ["iterate", "--config", config, "--run_dir", str(tmp_path), "--only_stages", "[offline]"]
+    (line,) = _error(run, capsys)
+    assert line == f"aries-lit: error: {config}: stage 'sft' is not finished and not selected; run it first"

@@ -24,6 +24,7 @@ import yaml
 
 from aries_lit.checkpoints import hf_model_complete
 from aries_lit.configs import load_yaml, merge, set_dotted
+from aries_lit.errors import StageError
 from aries_lit.io import write_json_atomic
 
 MANIFEST = "manifest.json"
@@ -140,7 +141,7 @@ def run_stage(
             selector = {**selector, "model": collect_model}  # Self-Rewarding: the current policy judges
         pairs = Path(select(candidates, collect["prompts"], selector, str(stage_dir / "pairs.jsonl")))
         if not pairs.read_text().strip():
-            raise RuntimeError(
+            raise StageError(
                 f"stage '{stage['name']}': selection gave no pairs (see {stage_dir}/selection_stats.json)"
             )
         timings["collect_seconds"] = round(time.perf_counter() - t0, 1)
@@ -154,12 +155,12 @@ def run_stage(
         cmd += ["--trainer.enable_progress_bar", "false"]
     result = subprocess.run(cmd, env=dict(os.environ))
     if result.returncode != 0:
-        raise RuntimeError(
+        raise StageError(
             f"stage '{stage['name']}': training failed (exit {result.returncode}); rerun to resume"
         )
     out = stage_dir / "model"
     if not hf_model_complete(out):
-        raise RuntimeError(f"stage '{stage['name']}': training finished but {out} holds no HF model")
+        raise StageError(f"stage '{stage['name']}': training finished but {out} holds no HF model")
     timings["fit_seconds"] = round(time.perf_counter() - t0, 1)
     write_json_atomic(stage_dir / TIMINGS, timings, indent=2)
     return str(out)
@@ -223,7 +224,7 @@ def iterate(
             models[name] = model
             continue
         if not wanted:
-            raise RuntimeError(f"stage '{name}' is not finished and not selected; run it first")
+            raise StageError(f"stage '{name}' is not finished and not selected; run it first")
         started = time.time()
         elapsed_total = started - start_all
         print(
