@@ -129,6 +129,13 @@ def test_report_from_result_files(tmp_path):
     assert (tmp_path / "refinement_curves.png").read_bytes().startswith(b"\x89PNG")
     assert build_report(load_results(tmp_path)) == build_report(load_results(tmp_path))  # deterministic
 
+    # a baseline still running (only its base finished) is not compared with a finished arm
+    (tmp_path / "idpo" / "seed0" / "01-iter1.json").unlink()
+    report = write_report(tmp_path, compare={"treatment": "aries", "baseline": "idpo"}).read_text()
+    assert "Not compared yet (aries has finished up to 01-iter1, idpo up to 00-base)." in report
+    assert "| aries SR > idpo SR, interval excludes 0 | not yet: aries has finished up to 01-iter1" in report
+    assert "| pending |" in report and "| aries SR - idpo SR |" not in report
+
     broken = tmp_path / "idpo" / "seed0" / "01-iter1.json"
     broken.write_text(json.dumps({"arm": "idpo"}))
     with pytest.raises(ValueError, match=r"01-iter1.json: field 'seed' is missing"):

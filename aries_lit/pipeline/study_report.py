@@ -181,14 +181,36 @@ def _targets(finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[s
     )
     baseline = compare.get("baseline")
     if baseline in finals:
-        d = paired_difference(_final_pooled(t_rec, task), _final_pooled(finals[baseline], task))
-        met = d["mean"] > 0 and d["ci_low"] > 0
-        rows.append([f"{treatment} SR > {baseline} SR, interval excludes 0", fmt(d), "yes" if met else "no"])
+        target = f"{treatment} SR > {baseline} SR, interval excludes 0"
+        if _same_stage(finals, treatment, baseline):
+            d = paired_difference(_final_pooled(t_rec, task), _final_pooled(finals[baseline], task))
+            met = d["mean"] > 0 and d["ci_low"] > 0
+            rows.append([target, fmt(d), "yes" if met else "no"])
+        else:
+            rows.append([target, f"not yet: {_pending(finals, treatment, baseline)}", "pending"])
     for ablation in compare.get("ablations") or []:
         if ablation in finals:
-            d = paired_difference(_final_pooled(t_rec, task), _final_pooled(finals[ablation], task))
-            rows.append([f"{ablation} SR below {treatment} SR", fmt(d), "yes" if d["mean"] > 0 else "no"])
+            target = f"{ablation} SR below {treatment} SR"
+            if _same_stage(finals, treatment, ablation):
+                d = paired_difference(_final_pooled(t_rec, task), _final_pooled(finals[ablation], task))
+                rows.append([target, fmt(d), "yes" if d["mean"] > 0 else "no"])
+            else:
+                rows.append([target, f"not yet: {_pending(finals, treatment, ablation)}", "pending"])
     return rows
+
+
+def _stage_label(records: list[dict[str, Any]]) -> str:
+    return f"{records[0]['index']:02d}-{records[0]['stage']}"
+
+
+def _same_stage(finals: dict[str, list[dict[str, Any]]], a: str, b: str) -> bool:
+    """Arms are compared only at the same final stage (an arm still running is not compared
+    against a finished one)."""
+    return _stage_label(finals[a]) == _stage_label(finals[b])
+
+
+def _pending(finals: dict[str, list[dict[str, Any]]], a: str, b: str) -> str:
+    return f"{a} has finished up to {_stage_label(finals[a])}, {b} up to {_stage_label(finals[b])}"
 
 
 def build_report(
@@ -240,7 +262,15 @@ def build_report(
             _plot_curves(plot_path, curves, task)
             lines += ["", f"![refinement curves]({plot_path.name})"]
 
-        if compare and compare.get("treatment") in finals and compare.get("baseline") in finals:
+        if (
+            compare
+            and compare.get("treatment") in finals
+            and compare.get("baseline") in finals
+            and not _same_stage(finals, compare["treatment"], compare["baseline"])
+        ):
+            lines += ["", f"### {task}: paired comparison of the final models", ""]
+            lines.append(f"Not compared yet ({_pending(finals, compare['treatment'], compare['baseline'])}).")
+        elif compare and compare.get("treatment") in finals and compare.get("baseline") in finals:
             t_arm, b_arm = compare["treatment"], compare["baseline"]
             t_rec, b_rec = finals[t_arm], finals[b_arm]
             t_last, b_last = _num_turns(t_rec, task) - 1, _num_turns(b_rec, task) - 1
