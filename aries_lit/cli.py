@@ -156,15 +156,21 @@ def _from_settings(err: TypeError) -> bool:
     return any(cause in text for cause in causes)
 
 
-def _config_files(args: list[str]) -> list[str]:
-    """The ``--config``/``-c`` files on a command line."""
-    files = []
+def _config_positions(args: list[str]) -> list[tuple[int, str]]:
+    """``(index, path)`` of each ``--config``/``-c`` file on a command line: ``index`` is where the
+    path sits in ``args`` (the ``--config=PATH`` argument itself, or the one after the flag)."""
+    found = []
     for i, arg in enumerate(args):
         if arg in ("--config", "-c") and i + 1 < len(args):
-            files.append(args[i + 1])
+            found.append((i + 1, args[i + 1]))
         elif arg.startswith("--config="):
-            files.append(arg.split("=", 1)[1])
-    return files
+            found.append((i, arg.split("=", 1)[1]))
+    return found
+
+
+def _config_files(args: list[str]) -> list[str]:
+    """The ``--config``/``-c`` files on a command line."""
+    return [path for _, path in _config_positions(args)]
 
 
 def prepare_config_args(args: list[str], class_paths: bool = True) -> list[str]:
@@ -178,18 +184,12 @@ def prepare_config_args(args: list[str], class_paths: bool = True) -> list[str]:
     from aries_lit.configs import load_run_config, resolve_class_paths
 
     out = list(args)
-    for i, arg in enumerate(args):
-        if arg in ("--config", "-c") and i + 1 < len(args):
-            index, path = i + 1, args[i + 1]
-        elif arg.startswith("--config="):
-            index, path = i, arg.split("=", 1)[1]
-        else:
-            continue
+    for index, path in _config_positions(args):
         config = load_run_config(path)
         if class_paths:
             config = resolve_class_paths(config, where=path)
         text = yaml.safe_dump(config, sort_keys=False)
-        out[index] = text if index != i else f"--config={text}"
+        out[index] = f"--config={text}" if args[index].startswith("--config=") else text
     return out
 
 

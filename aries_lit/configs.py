@@ -95,17 +95,27 @@ def apply_override(node: Any, keys: list[str], value: Any, where: str) -> int:
     return apply_override(node[key], rest, value, where)
 
 
+def stage_fit(stage: dict[str, Any]) -> dict[str, Any]:
+    """A stage's fit config: its ``fit_config`` file (relative to the working directory), if any,
+    with its ``fit`` mapping merged over it."""
+    base: dict[str, Any] = {}
+    if stage.get("fit_config"):
+        file = Path(stage["fit_config"])
+        if not file.exists():
+            raise FileNotFoundError(
+                f"stage '{stage.get('name')}': fit_config '{file}' does not exist "
+                "(relative paths are from the working directory)"
+            )
+        base = load_yaml(file) or {}
+    return merge(base, stage.get("fit") or {})
+
+
 def inline_fit_configs(config: dict[str, Any]) -> dict[str, Any]:
-    """Merge each stage's ``fit_config`` file (relative to the working directory) under its ``fit``."""
+    """Merge each stage's ``fit_config`` file under its ``fit`` (:func:`stage_fit`)."""
     for stage in config.get("stages") or []:
         if isinstance(stage, dict) and stage.get("fit_config"):
-            file = Path(stage.pop("fit_config"))
-            if not file.exists():
-                raise FileNotFoundError(
-                    f"stage '{stage.get('name')}': fit_config '{file}' does not exist "
-                    "(relative paths are from the working directory)"
-                )
-            stage["fit"] = merge(load_yaml(file) or {}, stage.get("fit") or {})
+            stage["fit"] = stage_fit(stage)
+            del stage["fit_config"]
     return config
 
 
@@ -195,5 +205,6 @@ __all__ = [
     "merge",
     "resolve_class_paths",
     "set_dotted",
+    "stage_fit",
     "yaml_problem",
 ]

@@ -169,11 +169,20 @@ def test_study_arms_change_exactly_the_intended_keys(overlay, monkeypatch):
     assert all(any(k == a or k.startswith(a + ".") for k in moved) for a in allowed), (allowed, moved)
 
 
+def _assert_fits_parse(fits: dict, tmp_path, capsys) -> None:
+    """Each fit config passes ``fit --print_config`` and names one of aries_lit's losses."""
+    from test_fit_cli import printed_config
+
+    for i, fit in enumerate(fits.values()):
+        file = tmp_path / f"fit{i}.yaml"
+        file.write_text(yaml.safe_dump(fit))
+        printed = printed_config(["--config", str(file)], capsys)
+        assert printed["model"]["init_args"]["loss"]["class_path"].startswith("aries_lit.losses.")
+
+
 def test_every_study_stage_fit_config_parses(tmp_path, monkeypatch, capsys):
     """Every distinct fit config of every study arm (CPU and tiny) passes ``fit --print_config``."""
     import json
-
-    from test_fit_cli import printed_config
 
     from aries_lit.pipeline.study import Study
 
@@ -188,11 +197,7 @@ def test_every_study_stage_fit_config_parses(tmp_path, monkeypatch, capsys):
             for stage in arm["stages"]:
                 fits[json.dumps(stage["fit"], sort_keys=True)] = stage["fit"]
     assert len(fits) >= 8
-    for i, fit in enumerate(fits.values()):
-        file = tmp_path / f"fit{i}.yaml"
-        file.write_text(yaml.safe_dump(fit))
-        printed = printed_config(["--config", str(file)], capsys)
-        assert printed["model"]["init_args"]["loss"]["class_path"].startswith("aries_lit.losses.")
+    _assert_fits_parse(fits, tmp_path, capsys)
 
 
 EVAL_CONFIGS = sorted((REPO / "configs" / "eval").glob("*.yaml"))
@@ -224,16 +229,10 @@ def test_every_iterate_stage_fit_block_parses(tmp_path, monkeypatch, capsys):
     ``fit_config`` files inlined) passes ``fit --print_config``."""
     import json
 
-    from test_fit_cli import printed_config
-
     monkeypatch.chdir(REPO)
     fits = {}
     for path in RUN_CONFIGS:
         for stage in load_run_config(path)["stages"]:
             fits[json.dumps(stage["fit"], sort_keys=True)] = stage["fit"]
     assert len(fits) >= 6
-    for i, fit in enumerate(fits.values()):
-        file = tmp_path / f"fit{i}.yaml"
-        file.write_text(yaml.safe_dump(fit))
-        printed = printed_config(["--config", str(file)], capsys)
-        assert printed["model"]["init_args"]["loss"]["class_path"].startswith("aries_lit.losses.")
+    _assert_fits_parse(fits, tmp_path, capsys)

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from aries_lit.checkpoints import hf_model_complete
-from aries_lit.configs import load_yaml, merge, set_dotted
+from aries_lit.configs import set_dotted, stage_fit
 from aries_lit.errors import StageError
 from aries_lit.io import write_json_atomic
 
@@ -83,13 +83,7 @@ def check_stages(stages: list[dict[str, Any]]) -> None:
 def _stage_fit_config(
     stage: dict[str, Any], stage_dir: Path, model: str, pairs: Path | None
 ) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    if stage.get("fit_config"):
-        path = Path(stage["fit_config"])
-        if not path.exists():
-            raise FileNotFoundError(f"stage '{stage['name']}': fit_config '{path}' does not exist")
-        config = load_yaml(path) or {}
-    config = merge(config, stage.get("fit") or {})
+    config = stage_fit(stage)
     set_dotted(config, "model.init_args.model", model)
     if pairs is not None:
         set_dotted(config, "data.init_args.train", str(pairs))
