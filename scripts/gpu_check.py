@@ -25,6 +25,7 @@ import importlib.util
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -74,7 +75,8 @@ PEAK_BF16_FLOPS: list[tuple[str, str, float]] = [
     (r"\bRTX 6000 Ada\b", "RTX 6000 Ada", 364e12),
 ]
 
-#: modules the check imports beyond the Python standard library -> the package that provides them.
+#: modules the check imports beyond the Python standard library -> the package that provides them
+#: (``datasets`` and its dependencies: ``aries_lit.data`` imports it when ``aries_lit.modules`` loads).
 REQUIRED = {
     "torch": "torch",
     "lightning": "lightning",
@@ -82,13 +84,20 @@ REQUIRED = {
     "torchmetrics": "torchmetrics",
     "tokenizers": "tokenizers",
     "safetensors": "safetensors",
+    "yaml": "pyyaml",
     "datasets": "datasets",
     "pyarrow": "pyarrow",
+    "pandas": "pandas",
+    "dateutil": "python-dateutil",
+    "dill": "dill",
+    "multiprocess": "multiprocess",
+    "xxhash": "xxhash",
     "jsonargparse": "jsonargparse",
-    "yaml": "pyyaml",
+    "docstring_parser": "docstring-parser",
+    "typeshed_client": "typeshed-client",
 }
 #: needed only to run the CUDA tests.
-REQUIRED_FOR_TESTS = {"pytest": "pytest"}
+REQUIRED_FOR_TESTS = {"pytest": "pytest", "iniconfig": "iniconfig", "pluggy": "pluggy"}
 
 
 @dataclass
@@ -128,16 +137,13 @@ def peak_flops(device_name: str, override_tflops: float | None = None) -> tuple[
     return None
 
 
-def model_flops_per_step(
-    body_params: int, head_params: int, tokens: int, response_tokens: int, passes: float
-) -> float:
-    """FLOPs of one step: ``passes * (N_body * all tokens + N_head * response tokens)``.
-
-    ``passes`` counts 6 for the policy's forward+backward and 2 per reference forward; the LM
-    head runs on response positions only (``aries_lit.modules.logprobs``). Attention-score
-    FLOPs are not counted.
-    """
-    return passes * (body_params * tokens + head_params * response_tokens)
+def model_flops_per_step(params: int, tokens: int, passes: int) -> float:
+    """FLOPs of one step by the issue's count (as ``benchmarks/bench_utils.model_flops``):
+    ``passes * params * tokens``, ``passes`` = 6 for the policy's forward+backward, + 2 for a
+    reference forward on the same tokens. ``tokens`` are all processed (prompt + response) tokens;
+    attention-score FLOPs are not counted, and neither is the LM head's saving on prompt tokens
+    (``aries_lit.modules.logprobs`` runs it on response positions only)."""
+    return float(passes) * params * tokens
 
 
 def render_table(checks: list[Check]) -> str:
@@ -243,6 +249,10 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> list[Check]:
     precomputed = args.reference == "precomputed"
     uses_reference = loss.requires_reference()
     shape = DRY_SHAPE if args.dry else SMOLLM2_SHAPE
+    label = "tiny (dry)" if args.dry else "SmolLM2-135M"
+    print(
+        f"gpu_check: {args.loss}, random-init {label}-shape Llama, {args.batch_size} pairs/step", flush=True
+    )
     model_dir = build_model_dir(work / "model", shape)
     steps = args.warmup_steps + args.steps
     batches = random_batches(
@@ -295,15 +305,12 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> list[Check]:
         return checks + [Check("throughput", FAIL, "no timed step"), Check("MFU", FAIL, "no timed step")]
     rows = len(views) * args.batch_size
     tokens = rows * (args.prompt_len + args.response_len)
-    response_tokens = rows * args.response_len
     seconds = sum(timer.times) / len(timer.times)
     tps = tokens / seconds
-    head = policy.get_output_embeddings().weight.numel()
-    total = sum(p.numel() for p in policy.parameters())
-    body = total - policy.get_input_embeddings().weight.numel()  # tied: the head is the embedding
+    params = sum(p.numel() for p in {id(p): p for p in policy.parameters()}.values())  # tied once
     ref_passes = 2 if uses_reference and not precomputed else 0
     passes = 6 + ref_passes
-    flops = model_flops_per_step(body, head, tokens, response_tokens, passes)
+    flops = model_flops_per_step(params, tokens, passes)
     reference = "no reference" if not uses_reference else f"reference {args.reference}"
     mem = ""
     if not args.dry:
@@ -319,7 +326,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> list[Check]:
     peak = None if args.dry and args.peak_tflops is None else peak_flops(_device_name(args), args.peak_tflops)
     detail = (
         f"{passes}N FLOPs/token ({len(views)} views: policy fwd+bwd 6N, {reference}"
-        f"{' fwd 2N' if ref_passes else ''}; N={total / 1e6:.1f}M, head on response tokens only)"
+        f"{' fwd 2N' if ref_passes else ''}; N={params / 1e6:.1f}M params)"
     )
     achieved = flops / seconds
     if peak is None:
@@ -415,6 +422,27 @@ def deepspeed_import_error(timeout_s: float = 120.0) -> str | None:
     return lines[-1] if lines else f"import deepspeed exited {proc.returncode}"
 
 
+def run_bounded(cmd: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> tuple[int | None, str]:
+    """Run ``cmd`` in its own process group; its exit code (``None`` on timeout, when the whole
+    group is killed: pytest's ``aries-lit fit`` children too) and its stdout+stderr."""
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return None, out
+
+
 def pytest_summary(output: str) -> str:
     """pytest's final counts line (``4 passed in 85.21s``), or ``""``."""
     for line in reversed(output.strip().splitlines()):
@@ -454,19 +482,17 @@ def run_cuda_tests(args: argparse.Namespace, deadline: float) -> list[Check]:
             os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         )
         start = time.monotonic()
-        try:
-            proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=left)
-        except subprocess.TimeoutExpired as err:
-            out = (err.stdout or b"").decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
-            print(out[-4000:])
+        print(f"gpu_check: {' '.join(cmd[1:])} (timeout {left:.0f} s)", flush=True)
+        returncode, output = run_bounded(cmd, REPO, env, left)
+        print(f"--- {name} ({time.monotonic() - start:.0f} s) ---")
+        print(output[-6000:])
+        if returncode is None:
             checks.append(Check(name, FAIL, f"timed out after {left:.0f} s (--budget_s)"))
             continue
-        print(f"--- {name} ({time.monotonic() - start:.0f} s) ---")
-        print((proc.stdout + proc.stderr)[-6000:])
-        summary = pytest_summary(proc.stdout) or f"pytest exited {proc.returncode}"
-        if proc.returncode == 0:
+        summary = pytest_summary(output) or f"pytest exited {returncode}"
+        if returncode == 0:
             status = SKIP if re.search(r"\bskipped\b", summary) and "passed" not in summary else PASS
-        elif proc.returncode == 5:
+        elif returncode == 5:
             status = SKIP
         else:
             status = FAIL

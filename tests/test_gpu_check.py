@@ -7,6 +7,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -124,9 +125,9 @@ def test_peak_flops_unknown_gpu_and_override(gpu_check):
     assert gpu_check.peak_flops("NVIDIA A10G", 70.0) == (70e12, "--peak_tflops")
 
 
-def test_model_flops_count_the_head_on_response_tokens_only(gpu_check):
-    # 6N policy fwd+bwd + 2N reference fwd; body on all 512 tokens, head on the 256 response tokens
-    assert gpu_check.model_flops_per_step(100, 10, 512, 256, 8) == 8 * (100 * 512 + 10 * 256)
+def test_model_flops_count_policy_and_reference_passes(gpu_check):
+    # the issue's count: 6N per trained token (policy fwd+bwd) + 2N per reference-forward token
+    assert gpu_check.model_flops_per_step(135_000_000, 8192, 8) == 8 * 135e6 * 8192
 
 
 def test_random_batches_follow_the_view_collator_layout(gpu_check):
@@ -142,3 +143,39 @@ def test_cuda_only_test_files_and_pytest_summary(gpu_check):
     assert REPO / "tests" / "test_deepspeed.py" in gpu_check.cuda_test_files()
     out = "....\n==== 3 passed, 1 skipped in 85.21s ====\n"
     assert gpu_check.pytest_summary(out) == "3 passed, 1 skipped in 85.21s"
+
+
+def _alive(pid: int) -> bool:
+    """Running (a killed process left unreaped, a zombie, is not)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.parent.parent.is_dir():
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_run_bounded_kills_the_whole_process_group_on_timeout(gpu_check, tmp_path):
+    child = (
+        "import subprocess, sys, time; "
+        "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "print(g.pid, flush=True); time.sleep(60)"
+    )
+    returncode, output = gpu_check.run_bounded([sys.executable, "-c", child], tmp_path, dict(os.environ), 3)
+    assert returncode is None
+    grandchild = int(output.split()[0])
+    for _ in range(50):
+        if not _alive(grandchild):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the grandchild outlived the timeout")
+    assert gpu_check.run_bounded([sys.executable, "-c", "print('ok')"], tmp_path, dict(os.environ), 30) == (
+        0,
+        "ok\n",
+    )
