@@ -298,7 +298,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> list[Check]:
     if done < steps:
         why += f"; stopped by --budget_s after {done}/{steps} steps"
     precision = "fp32" if args.dry else "bf16-mixed"
-    losses = ", ".join(f"{x:.4f}" for x in timer.losses[:2])
+    losses = f"{timer.losses[0]:.4f} -> {timer.losses[-1]:.4f}" if timer.losses else "none"
     checks = [Check(name, PASS if train_ok else FAIL, f"{done} steps {precision}, loss {losses}{why}")]
 
     if not timer.times:
