@@ -269,7 +269,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> list[Check]:
     trainer = L.Trainer(
         accelerator="cpu" if args.dry else "gpu",
         devices=1,
-        precision="32-true" if args.dry else "bf16-mixed",
+        precision=args.precision,
         max_steps=steps,
         logger=False,
         enable_checkpointing=False,
@@ -297,7 +297,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> list[Check]:
     )
     if done < steps:
         why += f"; stopped by --budget_s after {done}/{steps} steps"
-    precision = "fp32" if args.dry else "bf16-mixed"
+    precision = {"32-true": "fp32"}.get(args.precision, args.precision)
     losses = f"{timer.losses[0]:.4f} -> {timer.losses[-1]:.4f}" if timer.losses else "none"
     checks = [Check(name, PASS if train_ok else FAIL, f"{done} steps {precision}, loss {losses}{why}")]
 
@@ -342,9 +342,6 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> list[Check]:
                 f" ({source}); {detail}",
             )
         )
-    del trainer, module
-    if not args.dry:
-        torch.cuda.empty_cache()
     return checks
 
 
@@ -393,6 +390,17 @@ def make_step_timer(warmup: int, deadline: float) -> Any:
                 trainer.should_stop = True
 
     return StepTimer()
+
+
+def release_gpu_memory(dry: bool) -> None:
+    """Free the benchmark's cached CUDA memory before the tests' subprocesses take the GPU."""
+    import gc
+
+    gc.collect()
+    if not dry:
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 # --------------------------------------------------------------------------- CUDA-only tests
@@ -516,6 +524,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="reference log-probs: a frozen copy run every step (+2N FLOPs/token, the default) or\n"
         "precomputed and carried by the batch (PreferenceModule's precompute_reference)",
     )
+    p.add_argument(
+        "--precision",
+        default=None,
+        help="Lightning precision (GPU bf16-mixed, dry 32-true; bf16-mixed works on CPU)",
+    )
     p.add_argument("--batch_size", type=int, default=None, help="pairs per step (GPU 8, dry 2)")
     p.add_argument("--prompt_len", type=int, default=None, help="prompt tokens per row (GPU 256, dry 16)")
     p.add_argument("--response_len", type=int, default=None, help="response tokens per row (GPU 256, dry 16)")
@@ -532,8 +545,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--workdir", default=None, help="where to write the built model (default: a temp dir)")
     args = p.parse_args(argv)
-    gpu = {"batch_size": 8, "prompt_len": 256, "response_len": 256, "steps": 20, "warmup_steps": 3}
-    dry = {"batch_size": 2, "prompt_len": 16, "response_len": 16, "steps": 1, "warmup_steps": 1}
+    gpu = {
+        "precision": "bf16-mixed",
+        "batch_size": 8,
+        "prompt_len": 256,
+        "response_len": 256,
+        "steps": 20,
+        "warmup_steps": 3,
+    }
+    dry = {
+        "precision": "32-true",
+        "batch_size": 2,
+        "prompt_len": 16,
+        "response_len": 16,
+        "steps": 1,
+        "warmup_steps": 1,
+    }
     for key, value in (dry if args.dry else gpu).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -574,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
             checks.append(
                 Check(f"train {args.loss}", FAIL, f"{type(err).__name__}: {str(err).splitlines()[0]}")
             )
+        finally:
+            release_gpu_memory(args.dry)
     if args.skip_tests:
         checks.append(Check("cuda tests", SKIP, "--skip_tests"))
     elif checks[0].status == PASS:

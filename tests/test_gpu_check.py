@@ -85,6 +85,19 @@ def test_a_failing_check_is_a_table_row_and_a_nonzero_exit():
     assert proc.stdout.rstrip().endswith("gpu_check: FAILED")
 
 
+def test_the_gpu_mode_without_cuda_fails_at_the_environment_row():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the GPU mode would run for minutes")
+    proc = _run("--budget_s", "60")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = _table(proc.stdout)
+    assert list(rows) == ["environment", "wall time"]
+    status, figure = rows["environment"]
+    assert status == "FAIL" and figure.startswith("no CUDA device")
+
+
 def test_a_missing_package_is_one_line_naming_it(gpu_check, monkeypatch, capsys):
     monkeypatch.setitem(gpu_check.REQUIRED, "no_such_module_for_gpu_check", "no-such-wheel")
     assert gpu_check.main(["--dry"]) == 2
