@@ -405,13 +405,9 @@ def release_gpu_memory(dry: bool) -> None:
 
 # --------------------------------------------------------------------------- CUDA-only tests
 def cuda_test_files() -> list[Path]:
-    """Test files that skip themselves without CUDA (``torch.cuda.is_available()`` in a skip)."""
-    found = []
-    for path in sorted((REPO / "tests").glob("test_*.py")):
-        text = path.read_text()
-        if "torch.cuda.is_available()" in text and "skip" in text:
-            found.append(path)
-    return found
+    """Test files skipped without CUDA (``pytest.mark.skipif(not torch.cuda.is_available() ...)``)."""
+    marker = re.compile(r"skipif\(\s*not torch\.cuda\.is_available\(\)")
+    return [p for p in sorted((REPO / "tests").glob("test_*.py")) if marker.search(p.read_text())]
 
 
 def deepspeed_import_error(timeout_s: float = 120.0) -> str | None:
