@@ -185,24 +185,7 @@ def evaluate_checkpoints(
     }
 
 
-def evaluate(
-    checkpoints: list[str],
-    tasks: list[dict[str, Any]] | None = None,
-    out_dir: str = "runs/eval",
-    num_refinements: int = 3,
-    generator: str | dict[str, Any] | None = None,
-    reward_model: str | dict[str, Any] | None = None,
-    judge: str | dict[str, Any] | None = None,
-    max_new_tokens: int = 256,
-    names: list[str] | None = None,
-    confidence: float = 0.95,
-    ci: Literal["wilson", "normal"] = "wilson",
-    lc_options: dict[str, Any] | None = None,
-    tie_tolerance: float = 0.0,
-    plots: bool = True,
-    progress: bool = True,
-    checker: Literal["builtin", "math_verify"] = "builtin",
-) -> None:
+def evaluate(checkpoints: list[str], **options: Any) -> None:
     """Direct vs sequential self-refinement evaluation (ARIES Tables 1-3, Fig. 3a).
 
     Each checkpoint answers each task's prompts (turn 0, "Direct") and refines its answer
@@ -213,50 +196,11 @@ def evaluate(
 
     Args:
         checkpoints: HF model folders or hub names, in report order (e.g. iteration order).
-        tasks: prompt sets, e.g. ``[{name: gsm8k, limit: 200}, {name: arithmetic, count: 300, seed: 1},
-            {name: alpaca_eval, limit: 805}]``; keys ``label``, ``kind``, ``temperature``,
-            ``max_new_tokens``, ``generator``, ``reward_model`` configure the evaluation, the rest
-            the prompt source. Default: the first 200 GSM8K test problems.
-        out_dir: output root: ``<out_dir>/<checkpoint>/<task>/`` holds each generation.
-        num_refinements: refinement turns N (turns 0..N are generated).
-        generator: generator name or settings (default ``sequential_refinement``, greedy for
-            tasks with answers, temperature 0.9 otherwise), e.g. ``{name: sequential_refinement,
-            backend: vllm, chunk_size: 256}``.
-        reward_model: reward model (HF folder or hub name, or ``{model: ..., batch_size: ...}``)
-            scoring every turn of tasks without gold answers.
-        judge: reward model judging AlpacaEval answers against the GPT-4 Turbo reference
-            (default: reward_model). A local judge, not AlpacaEval's GPT-4 judge.
-        max_new_tokens: generation budget per answer.
-        names: checkpoint names for folders and reports.
-        confidence: interval coverage.
-        ci: accuracy interval: ``wilson`` or ``normal``.
-        lc_options: length-controlled win rate options (``transform``: tanh|standardize,
-            ``l2``, ``se_method``: sandwich|fisher|bootstrap, ``n_bootstrap``, ``seed``).
-        tie_tolerance: judge score difference counted as a tie.
-        plots: write PNG plots.
-        progress: show progress bars.
-        checker: answer checker for tasks with gold answers: ``builtin`` (default) or
-            ``math_verify`` (Hugging Face math-verify; ``pip install math-verify``).
+        options: the options of :func:`evaluate_checkpoints` but ``print_table``.
     """
-    evaluate_checkpoints(
-        checkpoints,
-        tasks=tasks,
-        out_dir=out_dir,
-        num_refinements=num_refinements,
-        generator=generator,
-        reward_model=reward_model,
-        judge=judge,
-        max_new_tokens=max_new_tokens,
-        names=names,
-        confidence=confidence,
-        ci=ci,
-        lc_options=lc_options,
-        tie_tolerance=tie_tolerance,
-        plots=plots,
-        progress=progress,
-        print_table=True,
-        checker=checker,
-    )
+    # The ``aries-lit evaluate`` command: jsonargparse resolves ``**options`` to the parameters of
+    # evaluate_checkpoints (its types, defaults and help) from this call, less print_table.
+    evaluate_checkpoints(checkpoints, print_table=True, **options)
 
 
 # --- the steps of an evaluation -----------------------------------------------------------
