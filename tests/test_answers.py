@@ -343,12 +343,12 @@ def test_verifier_selector_with_math_verify_builds_pairs():
 
 
 def test_evaluation_records_use_the_checker():
-    from aries_lit.evaluation.evaluate import _build_records
+    from aries_lit.evaluation.metrics import build_records
 
     groups = [_group("q", ["The answer is 12.", QUOTED_QUESTION], "11")]
-    builtin = _build_records(groups, "verifiable")
+    builtin = build_records(groups, "verifiable")
     assert [t["correct"] for t in builtin[0]["turns"]] == [False, True]
-    mv = _build_records(groups, "verifiable", "math_verify")
+    mv = build_records(groups, "verifiable", "math_verify")
     assert [t["correct"] for t in mv[0]["turns"]] == [False, False]
     assert [t["extracted"] for t in mv[0]["turns"]] == ["12", "11"]
 

@@ -159,6 +159,19 @@ def test_generator_spec_defaults_and_overrides():
         generator_spec({"num_candidates": 3}, task, "verifiable", 4, 256)
 
 
+def test_the_cli_takes_every_option_of_evaluate_checkpoints(capsys):
+    """``aries-lit evaluate`` gets its options from evaluate_checkpoints (all but print_table)."""
+    import inspect
+
+    from aries_lit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    flags = set(re.findall(r"--(\w+)", capsys.readouterr().out))
+    options = set(inspect.signature(evaluate_checkpoints).parameters) - {"print_table"}
+    assert options <= flags and "print_table" not in flags
+
+
 def test_bad_checkpoint_and_missing_answers_fail_early(tmp_path, tiny_model_dir):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         evaluate_checkpoints([str(tmp_path / "missing")], tasks=["arithmetic"], out_dir=str(tmp_path / "o"))

@@ -11,7 +11,12 @@
     )
     result["checkpoints"]["iter1-hf"]["tasks"]["gsm8k"]["accuracy"]["sr"]["mean"]
 
-- :mod:`~aries_lit.evaluation.evaluate`: the protocol and the ``aries-lit evaluate`` command.
+- :mod:`~aries_lit.evaluation.evaluate`: the protocol, its steps and the ``aries-lit evaluate`` command.
+- :mod:`~aries_lit.evaluation.tasks`: tasks, checkpoint names and each task's generator config.
+- :mod:`~aries_lit.evaluation.plan`: the checked inputs of an evaluation, settled before generating.
+- :mod:`~aries_lit.evaluation.backend`: the generation backend shared by a checkpoint's tasks.
+- :mod:`~aries_lit.evaluation.score_cache`: reward-model scores, cached on disk.
+- :mod:`~aries_lit.evaluation.metrics`: per-record results and their metrics.
 - :mod:`~aries_lit.evaluation.stats`: means and intervals (Wilson, normal), reduced across ranks.
 - :mod:`~aries_lit.evaluation.winrate`: win rate and length-controlled win rate (numpy only).
 - :mod:`~aries_lit.evaluation.report`: JSON, Markdown, PNG plots, AlpacaEval output files.
