@@ -192,7 +192,8 @@ def test_every_study_stage_fit_config_parses(tmp_path, monkeypatch, capsys):
         config = yaml.safe_load(path.read_text())
         if "arms" not in config:
             continue
-        study = Study(config["base_model"], config["arms"], config["evaluation"])  # validates every arm
+        stages = config.get("eval_stages", "all")
+        study = Study(config["base_model"], config["arms"], config["evaluation"], eval_stages=stages)
         for arm in study.arms:
             for stage in arm["stages"]:
                 fits[json.dumps(stage["fit"], sort_keys=True)] = stage["fit"]
