@@ -139,11 +139,22 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
     return apply_overrides(merge(base, config), overrides, str(path))
 
 
+def unshared(node: Any) -> Any:
+    """A copy of nested mappings and lists in which no two places share an object (``copy.deepcopy``
+    keeps the sharing that YAML anchors and aliases create)."""
+    if isinstance(node, dict):
+        return {k: unshared(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [unshared(v) for v in node]
+    return node
+
+
 def apply_overrides(config: dict[str, Any], overrides: dict[str, Any], where: str) -> dict[str, Any]:
     """``config`` with each dotted path of ``overrides`` set (see :func:`load_run_config`); a path
     that is missing or matches nothing is an error naming ``where`` and the path."""
     if not isinstance(overrides, dict):
         raise ValueError(f"{where}: 'overrides' is a mapping of dotted paths to values")
+    config = unshared(config)  # a YAML alias must not carry an override to the other places it is used
     for dotted, value in overrides.items():
         try:
             hits = apply_override(config, dotted.split("."), value, f"{where}: override '{dotted}'")
@@ -215,5 +226,6 @@ __all__ = [
     "resolve_class_paths",
     "set_dotted",
     "stage_fit",
+    "unshared",
     "yaml_problem",
 ]
