@@ -136,15 +136,34 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
         return inline_fit_configs(config)
     base = load_run_config(path.parent / config.pop("base"))
     overrides = config.pop("overrides", {}) or {}
-    merged = merge(base, config)
+    return apply_overrides(merge(base, config), overrides, str(path))
+
+
+def unshared(node: Any) -> Any:
+    """A copy of nested mappings and lists in which no two places share an object (``copy.deepcopy``
+    keeps the sharing that YAML anchors and aliases create)."""
+    if isinstance(node, dict):
+        return {k: unshared(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [unshared(v) for v in node]
+    return node
+
+
+def apply_overrides(config: dict[str, Any], overrides: dict[str, Any], where: str) -> dict[str, Any]:
+    """``config`` with each dotted path of ``overrides`` set (see :func:`load_run_config`); a path
+    that is missing or matches nothing is an error naming ``where`` and the path."""
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{where}: 'overrides' is a mapping of dotted paths to values")
+    config = unshared(config)  # a YAML alias must not carry an override to the other places it is used
     for dotted, value in overrides.items():
         try:
-            hits = apply_override(merged, dotted.split("."), value, f"{path}: override '{dotted}'")
+            hits = apply_override(config, dotted.split("."), value, f"{where}: override '{dotted}'")
         except KeyError as err:
-            raise ValueError(f"{path}: override '{dotted}': the base config has no '{err.args[0]}'") from None
+            missing = err.args[0]
+            raise ValueError(f"{where}: override '{dotted}': the base config has no '{missing}'") from None
         if hits == 0:
-            raise ValueError(f"{path}: override '{dotted}' matched nothing in the base config")
-    return merged
+            raise ValueError(f"{where}: override '{dotted}' matched nothing in the base config")
+    return config
 
 
 #: fit-config keys whose ``class_path`` names a loss
@@ -199,6 +218,7 @@ def resolve_class_paths(config: Any, where: str = "config") -> Any:
 
 __all__ = [
     "apply_override",
+    "apply_overrides",
     "inline_fit_configs",
     "load_run_config",
     "load_yaml",
@@ -206,5 +226,6 @@ __all__ = [
     "resolve_class_paths",
     "set_dotted",
     "stage_fit",
+    "unshared",
     "yaml_problem",
 ]

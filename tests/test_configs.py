@@ -149,6 +149,10 @@ STUDY_OVERLAYS = {
     | {f"stages.{s}.collect.generator.name" for s in ("iter1", "iter2")},
     "aries_no_dpo.yaml": {f"stages.{s}.{LOSS}.init_args.alpha" for s in STUDY_STAGES[1:]},
     "aries_ps.yaml": {f"stages.{s}.collect.generator.name" for s in ("iter1", "iter2")},
+    "aries_rm.yaml": {f"stages.{s}.collect.selector" for s in ("iter1", "iter2")}
+    | {f"stages.{s}.{LOSS}.init_args.refine.init_args.beta" for s in ("iter1", "iter2")},
+    "iterative_dpo_rm.yaml": {f"stages.{s}.{LOSS}" for s in STUDY_STAGES}
+    | {f"stages.{s}.collect.{k}" for s in ("iter1", "iter2") for k in ("generator.name", "selector")},
     "bt_aries.yaml": {
         f"stages.{s}.{LOSS}.{k}"
         for s in STUDY_STAGES[1:]
@@ -192,7 +196,8 @@ def test_every_study_stage_fit_config_parses(tmp_path, monkeypatch, capsys):
         config = yaml.safe_load(path.read_text())
         if "arms" not in config:
             continue
-        study = Study(config["base_model"], config["arms"], config["evaluation"])  # validates every arm
+        stages = config.get("eval_stages", "all")
+        study = Study(config["base_model"], config["arms"], config["evaluation"], eval_stages=stages)
         for arm in study.arms:
             for stage in arm["stages"]:
                 fits[json.dumps(stage["fit"], sort_keys=True)] = stage["fit"]
@@ -236,3 +241,13 @@ def test_every_iterate_stage_fit_block_parses(tmp_path, monkeypatch, capsys):
             fits[json.dumps(stage["fit"], sort_keys=True)] = stage["fit"]
     assert len(fits) >= 6
     _assert_fits_parse(fits, tmp_path, capsys)
+
+
+def test_an_override_does_not_leak_through_a_yaml_alias(tmp_path):
+    """Stages that share a mapping by a YAML alias are separate places for an override."""
+    (tmp_path / "base.yaml").write_text(
+        "stages:\n  - {name: a, fit: &f {model: {lr: 1}}}\n  - {name: b, fit: *f}\n  - {name: c, fit: *f}\n"
+    )
+    (tmp_path / "over.yaml").write_text("base: base.yaml\noverrides:\n  stages.b.fit.model.lr: 2\n")
+    stages = load_run_config(tmp_path / "over.yaml")["stages"]
+    assert [s["fit"]["model"]["lr"] for s in stages] == [1, 2, 1]

@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from aries_lit.cli import main
+from aries_lit.configs import load_run_config
 from aries_lit.data import PreferenceDataModule, load_preference_records
 from aries_lit.data.views import record_prompt
 from aries_lit.evaluation import evaluate_checkpoints
@@ -25,7 +26,8 @@ from aries_lit.selectors import RewardModelSelector
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "configs" / "tiny" / "reward_model.yaml"
-REWARD_CONFIGS = sorted((REPO / "configs" / "reward").glob("*.yaml"))
+OUTCOME_FIT = REPO / "configs" / "reward" / "outcome_arith" / "fit.yaml"
+REWARD_CONFIGS = [*sorted((REPO / "configs" / "reward").glob("*.yaml")), OUTCOME_FIT]
 HH = "aries_lit:hh_rlhf/harmless_base_test.jsonl.gz"
 
 
@@ -386,7 +388,31 @@ def test_reward_configs_round_trip_print_config(config, tmp_path, capsys):
     assert printed_config(["--config", str(again)], capsys) == first
     assert first["model"]["class_path"] == "aries_lit.modules.RewardModule"
     assert first["model"]["init_args"]["loss"]["class_path"] == "aries_lit.losses.BradleyTerryLoss"
-    assert first["data"]["init_args"]["format"] == "hh"
+    assert first["data"]["init_args"]["format"] == ("trl" if "outcome" in str(config) else "hh")
+
+
+def test_outcome_reward_model_steps_agree_and_never_see_the_test_split():
+    """The outcome RM's generate/select configs use the same prompts per split; train and
+    validation prompts are disjoint, and neither holds an item of the study's test split."""
+    from aries_lit.prompts.sources import load_prompts
+
+    folder = REPO / "configs" / "reward" / "outcome_arith"
+    texts = {}
+    for split in ("train", "validation"):
+        gen = load_run_config(folder / f"generate_{split}.yaml")
+        sel = load_run_config(folder / f"select_{split}.yaml")
+        assert gen["prompts"] == sel["prompts"] and gen["prompts"]["split"] == split
+        assert sel["candidates"] == gen["out_dir"]
+        texts[split] = {p["prompt"] for p in load_prompts(gen["prompts"])}
+    study = yaml.safe_load((REPO / "configs" / "study" / "cpu.yaml").read_text())
+    (task,) = study["evaluation"]["tasks"]
+    test = {p["prompt"] for p in load_prompts({k: v for k, v in task.items() if k != "label"})}
+    assert len(texts["train"]) == 300 and len(texts["validation"]) == 150
+    assert texts["train"].isdisjoint(texts["validation"])
+    assert test.isdisjoint(texts["train"] | texts["validation"])
+    fit = yaml.safe_load((folder / "fit.yaml").read_text())["data"]["init_args"]
+    assert (fit["train"], fit["val"]) == (f"{gen['out_dir'][:-len('validation')]}train/pairs.jsonl",
+                                          f"{gen['out_dir']}/pairs.jsonl")  # fmt: skip
 
 
 def test_smollm2_reward_data_is_disjoint_from_the_demos():

@@ -17,6 +17,7 @@ from aries_lit.pipeline.study import Study, seeded_stage, stage_key
 from aries_lit.pipeline.study_report import (
     accuracy_summary,
     build_report,
+    final_summary,
     load_results,
     paired_difference,
     pooled_items,
@@ -77,6 +78,20 @@ def test_bad_arms_are_refused_with_the_arm_and_field(tmp_path):
         Study("m", [{"name": "a", "config": ok}], {"checkpoints": ["x"]})
 
 
+def test_an_arm_can_stop_early_and_override_its_config(tmp_path):
+    three = _arm_file(tmp_path, "stages:\n  - {name: sft, fit: {lr: 1}}\n  - {name: offline, fit: {lr: 1}}\n"
+                                "  - {name: iter1, fit: {lr: 1}}\n")  # fmt: skip
+    arm = {"name": "a", "config": three, "until": "offline", "overrides": {"stages.*.fit.lr": 2}}
+    (study_arm,) = Study("m", [arm], {}).arms
+    assert [(s["name"], s["fit"]["lr"]) for s in study_arm["stages"]] == [("sft", 2), ("offline", 2)]
+    with pytest.raises(ValueError, match=r"\('a'\): field 'until': unknown stage 'iter9'; stages are sft"):
+        Study("m", [{**arm, "until": "iter9"}], {})
+    with pytest.raises(ValueError, match=r"arms\[0\] \('a'\): override 'stages.\*.fitt.lr' matched nothing"):
+        Study("m", [{**arm, "overrides": {"stages.*.fitt.lr": 2}}], {})
+    with pytest.raises(ValueError, match="eval_stages: must be 'all' or 'last', got 'some'"):
+        Study("m", [arm], {}, eval_stages="some")
+
+
 # --------------------------------------------------------------------------- report statistics
 
 
@@ -135,6 +150,31 @@ def test_report_from_result_files(tmp_path):
     assert "Not compared yet (aries has finished up to 01-iter1, idpo up to 00-base)." in report
     assert "| aries SR > idpo SR, interval excludes 0 | not yet: aries has finished up to 01-iter1" in report
     assert "| pending |" in report and "| aries SR - idpo SR |" not in report
+
+    # stages that were not evaluated (eval_stages: last) are skipped: the last evaluated one counts
+    for arm in ("aries", "idpo"):
+        unevaluated = _result(arm, 0, 1, "offline", {})
+        unevaluated["tasks"] = {}
+        path = tmp_path / arm / "seed0" / "01-offline.json"
+        path.write_text(json.dumps(unevaluated))
+    for arm, pattern in (("aries", ["11", "01"]), ("idpo", ["10", "00"])):
+        path = tmp_path / arm / "seed0" / "02-iter1.json"
+        path.write_text(json.dumps(_result(arm, 0, 2, "iter1", items(pattern))))
+    (tmp_path / "aries" / "seed0" / "01-iter1.json").unlink()
+    results = load_results(tmp_path)
+    report = build_report(results, compare={"treatment": "aries", "baseline": "idpo"})
+    assert "| aries SR - idpo SR | 20 | 100.0 |" in report and "01-offline" not in report.split("## Pair")[0]
+    summary = final_summary(results, compare={"treatment": "aries", "baseline": "idpo"})
+    lines = summary.splitlines()
+    assert lines[1].split() == ["arm", "stage", "seeds", "Direct", "%", "SR", "%", "SR", "-", "Direct"]
+    assert lines[2].split() == ["base", "model", "base", "1", "50.0", "0.0", "-50.0"]
+    assert lines[3].split() == ["aries", "iter1", "1", "50.0", "100.0", "+50.0"]
+    assert lines[4].split() == ["idpo", "iter1", "1", "50.0", "0.0", "-50.0"]
+    assert lines[5].startswith("aries SR - idpo SR: 100.0 points, 95% interval [")
+    (tmp_path / "idpo" / "seed0" / "02-iter1.json").unlink()
+    assert final_summary(load_results(tmp_path), {"treatment": "aries", "baseline": "idpo"}).endswith(
+        "aries vs idpo: not compared yet (aries has finished up to 02-iter1, idpo up to 00-base)"
+    )
 
     broken = tmp_path / "idpo" / "seed0" / "01-iter1.json"
     broken.write_text(json.dumps({"arm": "idpo"}))
@@ -232,3 +272,12 @@ def test_study_shares_stages_resumes_after_a_kill_and_reports(tiny_model_dir, tm
     assert only.returncode == 0, only.stderr[-2000:]
     assert (results / "report.md").read_text() == report
     assert not (tmp_path / "gone").exists()
+    assert "aries_no_dpo  iter1  1" in done.stdout  # the console summary of the last stages
+
+    # eval_stages last: only the base and the last stage are evaluated (here: all cached already)
+    last = subprocess.run([*cmd, "--eval_stages", "last", "--results_dir", str(tmp_path / "last")], env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert last.returncode == 0, last.stderr[-2000:]
+    a_last = {p.name: json.loads(p.read_text()) for p in (tmp_path / "last/aries/seed0").glob("*.json")}
+    assert a_last["01-sft.json"]["tasks"] == {} and "fit_seconds" in a_last["01-sft.json"]["timings"]
+    assert a_last["02-iter1.json"]["tasks"] == a["02-iter1.json"]["tasks"]

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.checkpoints import hf_model_complete
-from aries_lit.configs import load_run_config
+from aries_lit.configs import apply_overrides, load_run_config
 from aries_lit.evaluation.report import write_json
 from aries_lit.io import write_json_atomic
 from aries_lit.pipeline.iterate import (
@@ -85,7 +85,7 @@ def _check_arms(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
         where = f"arms[{i}]"
         if not isinstance(arm, dict):
             raise ValueError(f"{where}: an arm is a mapping with 'name', 'config' and 'seeds'")
-        unknown = set(arm) - {"name", "config", "seeds"}
+        unknown = set(arm) - {"name", "config", "seeds", "until", "overrides"}
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
         for key in ("name", "config"):
@@ -103,12 +103,25 @@ def _check_arms(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise ValueError(f"{where} ('{arm['name']}'): {arm['config']}: unknown field(s) {sorted(extra)}")
         if not config.get("stages"):
             raise ValueError(f"{where} ('{arm['name']}'): {arm['config']}: no stages")
+        if arm.get("overrides"):
+            config = apply_overrides(config, arm["overrides"], f"{where} ('{arm['name']}')")
         try:
             check_stages(config["stages"])
         except ValueError as err:
             raise ValueError(f"{where} ('{arm['name']}'): {arm['config']}: {err}") from None
-        out.append({"name": arm["name"], "config": arm["config"], "seeds": seeds, "stages": config["stages"]})
+        stages = _until(config["stages"], arm.get("until"), f"{where} ('{arm['name']}')")
+        out.append({"name": arm["name"], "config": arm["config"], "seeds": seeds, "stages": stages})
     return out
+
+
+def _until(stages: list[dict[str, Any]], until: str | None, where: str) -> list[dict[str, Any]]:
+    """The stages up to and including the one named ``until`` (all of them when ``None``)."""
+    if until is None:
+        return stages
+    names = [s["name"] for s in stages]
+    if until not in names:
+        raise ValueError(f"{where}: field 'until': unknown stage '{until}'; stages are {', '.join(names)}")
+    return stages[: names.index(until) + 1]
 
 
 def _task_results(report: dict[str, Any]) -> dict[str, Any]:
@@ -147,9 +160,13 @@ class Study:
         run_dir: str = "runs/study",
         results_dir: str = "docs/study/results",
         progress: bool = True,
+        eval_stages: str = "all",
     ) -> None:
         self.base_model = base_model
         self.arms = _check_arms(arms)
+        if eval_stages not in ("all", "last"):
+            raise ValueError(f"eval_stages: must be 'all' or 'last', got {eval_stages!r}")
+        self.eval_stages = eval_stages
         for key in ("checkpoints", "names", "out_dir"):
             if key in evaluation:
                 raise ValueError(f"evaluation: '{key}' is set by the study; remove it")
@@ -235,9 +252,11 @@ class Study:
             key = stage_key(stage, input_key)
             print(f"[aries-lit] study: arm '{arm['name']}' seed {seed} stage {i} '{stage['name']}' ({key})")
             model = self.run_stage_once(stage, key, model)
-            tasks, seconds = self.evaluate_model(model, key)
             record = self._stage_record(self.run_dir / "stages" / f"{key}-{stage['name']}")
-            record.setdefault("timings", {})["eval_seconds"] = seconds
+            tasks: dict[str, Any] = {}
+            if self.eval_stages == "all" or i == len(arm["stages"]):
+                tasks, seconds = self.evaluate_model(model, key)
+                record.setdefault("timings", {})["eval_seconds"] = seconds
             self._write_result(arm["name"], seed, i, stage["name"], key, tasks, record)
             input_key = key
 
@@ -276,13 +295,16 @@ def study(
     only_seeds: list[int] | None = None,
     report_only: bool = False,
     progress: bool = True,
+    eval_stages: str = "all",
 ) -> str:
     """Run a study (arms x seeds from one base, evaluated alike) and write its report.
 
     Args:
         base_model: the model every arm starts from (HF folder or hub name).
-        arms: ``[{name, config, seeds}]``; ``config`` is an ``iterate`` run config (its stages;
-            relative paths are from the working directory); stages shared by arms run once.
+        arms: ``[{name, config, seeds, until, overrides}]``; ``config`` is an ``iterate`` run
+            config (its stages; relative paths are from the working directory); ``until`` (a stage
+            name) keeps the stages up to it; ``overrides`` are dotted paths set on the arm's config
+            as in an overlay. Stages shared by arms run once.
         evaluation: options of ``aries-lit evaluate`` (tasks, num_refinements, generator, ...)
             applied to the base model and to every stage's model.
         run_dir: models, candidates and generations; keep it outside the repository.
@@ -292,12 +314,16 @@ def study(
         only_arms / only_seeds: run part of the study (the report uses every result file).
         report_only: rebuild the report from ``results_dir`` without running anything.
         progress: progress bars.
+        eval_stages: ``all`` evaluates every stage's model; ``last`` only the base and each arm's
+            last stage (a faster demo; the report then has one row per arm and seed).
     """
-    from aries_lit.pipeline.study_report import write_report
+    from aries_lit.pipeline.study_report import final_summary, load_results, write_report
 
     if not report_only:
-        Study(base_model, arms, evaluation, run_dir, results_dir, progress).run(only_arms, only_seeds)
+        runner = Study(base_model, arms, evaluation, run_dir, results_dir, progress, eval_stages)
+        runner.run(only_arms, only_seeds)
     path = write_report(results_dir, compare=compare)
+    print(final_summary(load_results(results_dir), compare=compare))
     print(f"[aries-lit] study report: {path}")
     return str(path)
 

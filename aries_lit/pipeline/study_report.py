@@ -199,6 +199,56 @@ def _targets(finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[s
     return rows
 
 
+def _final_index(stages: dict[int, list[dict[str, Any]]], task: str) -> int | None:
+    """The index of an arm's last stage evaluated on ``task`` (stages may go unevaluated)."""
+    evaluated = [i for i, records in stages.items() if "items" in records[0]["tasks"].get(task, {})]
+    return max(evaluated) if evaluated else None
+
+
+def final_summary(results: list[dict[str, Any]], compare: dict[str, Any] | None = None) -> str:
+    """A short plain-text table for the console: per task, the base model and each arm's last
+    evaluated stage (Direct, SR, SR - Direct; seeds pooled per item) and, with ``compare``, the
+    paired treatment SR - baseline SR on the same items."""
+    groups = _groups(results)
+    tasks = sorted({t for r in results for t, v in r["tasks"].items() if "items" in v})
+    lines: list[str] = []
+    for task in tasks:
+        rows, finals = [], {}
+        for arm, stages in groups.items():
+            final = _final_index(stages, task)
+            if final is None:
+                continue
+            finals[arm] = records = stages[final]
+            if not rows and 0 in stages and final != 0:
+                rows.append(_summary_row("base model", stages[0], task))
+            rows.append(_summary_row(arm, records, task))
+        header = ["arm", "stage", "seeds", "Direct %", "SR %", "SR - Direct"]
+        widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
+        lines += ["", f"{task}: accuracy of each arm's last stage on the test items (intervals: report)"]
+        lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+        t_arm, b_arm = (compare or {}).get("treatment"), (compare or {}).get("baseline")
+        if t_arm in finals and b_arm in finals:
+            if _same_stage(finals, t_arm, b_arm):
+                d = paired_difference(_final_pooled(finals[t_arm], task), _final_pooled(finals[b_arm], task))
+                lines.append(
+                    f"{t_arm} SR - {b_arm} SR: {_pct(d['mean'])} points, 95% interval "
+                    f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}], p = {d['p_value']:.3f} "
+                    f"(sign-flip), {d['n']} paired items"
+                )
+            else:
+                lines.append(f"{t_arm} vs {b_arm}: not compared yet ({_pending(finals, t_arm, b_arm)})")
+    return "\n".join(lines).lstrip("\n")
+
+
+def _summary_row(label: str, records: list[dict[str, Any]], task: str) -> list[str]:
+    last = _num_turns(records, task) - 1
+    direct = accuracy_summary(records, task, 0)
+    sr = accuracy_summary(records, task, last)
+    delta = paired_difference(pooled_items(records, task, last), pooled_items(records, task, 0))
+    return [label, records[0]["stage"], str(len(records)), _pct(direct["mean"]), _pct(sr["mean"]),
+            f"{'+' if delta['mean'] >= 0 else ''}{_pct(delta['mean'])}"]  # fmt: skip
+
+
 def _stage_label(records: list[dict[str, Any]]) -> str:
     return f"{records[0]['index']:02d}-{records[0]['stage']}"
 
@@ -242,7 +292,9 @@ def build_report(
                      f"{_pct(delta['mean'])} [{_pct(delta['ci_low'])}, {_pct(delta['ci_high'])}]",
                      _spread(sr)]
                 )  # fmt: skip
-            finals[arm] = stages[max(stages)]
+            final = _final_index(stages, task)
+            if final is not None:
+                finals[arm] = stages[final]
         lines.append(_table(["arm", "stage", "Direct", "SR", "SR - Direct", "SR spread over seeds"], rows))
 
         lines += ["", f"### {task}: refinement curve of each arm's final model", ""]
@@ -355,6 +407,7 @@ def write_report(results_dir: str | Path, compare: dict[str, Any] | None = None)
 __all__ = [
     "accuracy_summary",
     "build_report",
+    "final_summary",
     "load_results",
     "paired_difference",
     "pooled_items",
