@@ -43,6 +43,17 @@ def _lightning_cli_class():
             if config.get("checkpoint") is not None and not config["checkpoint"].get("dirpath"):
                 root = config["trainer"].get("default_root_dir") or os.getcwd()
                 config["checkpoint"]["dirpath"] = str(Path(root) / "checkpoints")
+            if config["trainer"].get("logger") in (None, True):
+                # Lightning's default logger is TensorBoard when tensorboard(X) is installed and CSV
+                # otherwise; aries_lit always writes the CSV log (its curves read it). More loggers:
+                # a list under trainer.logger (docs/logging.md).
+                from jsonargparse import Namespace
+
+                root = config["trainer"].get("default_root_dir") or os.getcwd()
+                config["trainer"]["logger"] = Namespace(
+                    class_path="lightning.pytorch.loggers.CSVLogger",
+                    init_args=Namespace(save_dir=str(root), name="lightning_logs"),
+                )
 
         def after_fit(self) -> None:
             import torch.distributed as dist

@@ -18,14 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 HH = "aries_lit:hh_rlhf/harmless_base_test.jsonl.gz"
 
 
-def _config(tmp_path: Path, model_dir: Path, count: int = 8) -> Path:
+def _config(tmp_path: Path, model_dir: Path, count: int = 8, logger: bool = False) -> Path:
     config = yaml.safe_load((REPO / "configs" / "iterate" / "tiny.yaml").read_text())
     config["run_dir"] = str(tmp_path / "run")
     config["base_model"] = str(model_dir)
     for stage in config["stages"]:
         stage["fit_config"] = str(REPO / stage["fit_config"])
         fit = stage.setdefault("fit", {})
-        fit.setdefault("trainer", {})["logger"] = False
+        fit.setdefault("trainer", {})["logger"] = logger
         fit["trainer"]["max_steps"] = 2
         fit.setdefault("checkpoint", {})["every_n_train_steps"] = 1
         if "collect" not in stage:
@@ -69,11 +69,13 @@ def _assert_complete(run: Path) -> None:
 
 
 def test_iterate_runs_two_iterations_and_skips_finished_stages(tiny_model_dir, tmp_path):
-    config = _config(tmp_path, tiny_model_dir)
+    config = _config(tmp_path, tiny_model_dir, logger=True)
     run = subprocess.run(_cmd(config), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     _assert_complete(tmp_path / "run")
     assert json.loads((tmp_path / "run" / "models.json").read_text())["iter2"].endswith("03-iter2/model")
+    for stage in ("00-sft", "01-offline", "02-iter1", "03-iter2"):  # training curves per stage
+        assert (tmp_path / "run" / stage / "curves.png").read_bytes().startswith(b"\x89PNG"), stage
     again = subprocess.run(_cmd(config), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0
     assert again.stdout.count(": done, model") == 4

@@ -3,7 +3,8 @@
 base -> ARIES-SFT -> ARIES offline -> iteration 1 (collect with the previous model, select,
 train) -> iteration 2 ... Each stage starts from the previous stage's HF-format model and
 uses it as its reference. Per stage, ``<run_dir>/<NN>-<name>/`` holds its resolved fit
-config, candidates, pairs, Lightning checkpoints, the final HF model and a manifest.
+config, candidates, pairs, Lightning checkpoints, the final HF model, a manifest and
+``curves.png`` (the training curves, :mod:`aries_lit.pipeline.curves`).
 
 Killed at any point and rerun with the same command, the run skips finished stages and
 continues the unfinished one from its own resume point (generation from its candidates file,
@@ -26,10 +27,13 @@ from aries_lit.checkpoints import hf_model_complete
 from aries_lit.configs import set_dotted, stage_fit
 from aries_lit.errors import StageError
 from aries_lit.io import write_json_atomic
+from aries_lit.pipeline.curves import plot_training_curves
 
 MANIFEST = "manifest.json"
 #: per stage: seconds of this run's last attempt at collection and at training
 TIMINGS = "timings.json"
+#: the stage's training curves (loss parts, accuracies, margins by step)
+CURVES = "curves.png"
 
 
 def _now() -> str:
@@ -157,7 +161,19 @@ def run_stage(
         raise StageError(f"stage '{stage['name']}': training finished but {out} holds no HF model")
     timings["fit_seconds"] = round(time.perf_counter() - t0, 1)
     write_json_atomic(stage_dir / TIMINGS, timings, indent=2)
+    _plot_curves(stage_dir, stage["name"])
     return str(out)
+
+
+def _plot_curves(stage_dir: Path, name: str) -> None:
+    """``<stage>/curves.png`` from the stage's CSV training log; a plot never fails a stage."""
+    try:
+        path = plot_training_curves(stage_dir / "train", stage_dir / CURVES, title=f"stage '{name}'")
+    except Exception as err:  # noqa: BLE001 - a broken plot must not cost a finished stage
+        print(f"[aries-lit]   no training curves ({type(err).__name__}: {err})", flush=True)
+        return
+    if path is not None:
+        print(f"[aries-lit]   training curves: {path}", flush=True)
 
 
 def iterate(
