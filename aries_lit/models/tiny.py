@@ -10,7 +10,7 @@ _SPECIALS = ["<pad>", "<|im_start|>", "<|im_end|>", "<unk>"]
 
 #: The text the tiny tokenizer is trained on: the paper's refinement template
 #: (``aries_lit.prompts.templates.PAPER_TEMPLATE``), copied so that ``models`` does not import
-#: ``prompts`` and a tiny tokenizer stays the same whatever the templates become.
+#: ``prompts`` (``tests/test_layers.py`` checks that the copy matches).
 CORPUS_TEXT = (
     "Below is a QUESTION from a user and an EXAMPLE RESPONSE. Please provide a more helpful RESPONSE, "
     "improving the EXAMPLE RESPONSE by making the content even clearer, more accurate, and concise. "
