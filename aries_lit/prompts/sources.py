@@ -315,6 +315,7 @@ def load_prompts(spec: str | Mapping[str, Any] | PromptSource, **overrides: Any)
 
 # Registers ``arithmetic`` (imported last: that module imports this one).
 from aries_lit.prompts import arithmetic as _arithmetic  # noqa: E402, F401
+from aries_lit.prompts import arena_hard as _arena_hard, mt_bench as _mt_bench  # noqa: E402, F401, I001
 
 __all__ = [
     "PROMPT_SOURCES",
