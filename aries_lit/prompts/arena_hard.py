@@ -32,8 +32,8 @@ __all__ = ["CURRENT", "V01", "ArenaHard", "answer_id", "answer_row", "read_answe
 
 CURRENT = "current"
 V01 = "v0.1"
-_QUESTION_LAYOUTS = "expected 'uid' and 'prompt' (current layout) or 'question_id' and 'turns' (v0.1 layout)"
-_ANSWER_LAYOUTS = "expected 'uid' and 'messages' (current layout) or 'question_id' and 'choices' (v0.1 layout)"
+_QUESTION_LAYOUTS = "expected 'uid' and 'prompt' (current) or 'question_id' and 'turns' (v0.1)"
+_ANSWER_LAYOUTS = "expected 'uid' and 'messages' (current) or 'question_id' and 'choices' (v0.1)"
 
 
 def _text(src: str, number: int, field: str, value: Any, what: str) -> str:
@@ -54,7 +54,8 @@ def _question(src: str, number: int, record: dict[str, Any]) -> dict[str, Any]:
     if "uid" in record or "prompt" in record:
         qid = record.get("uid")
         _scalar_text(src, number, "uid", qid)
-        item = {"question_id": qid, "layout": CURRENT, "prompt": _text(src, number, "prompt", record.get("prompt"), "prompt")}
+        prompt = _text(src, number, "prompt", record.get("prompt"), "prompt")
+        item = {"question_id": qid, "layout": CURRENT, "prompt": prompt}
     elif "question_id" in record or "turns" in record:
         qid = record.get("question_id")
         _scalar_text(src, number, "question_id", qid)
@@ -70,8 +71,9 @@ def _question(src: str, number: int, record: dict[str, Any]) -> dict[str, Any]:
         }
     else:
         raise DataValidationError(
-            src, number, "uid", f"in neither Arena-Hard question layout: {_QUESTION_LAYOUTS}", reason="missing_field"
-        )
+            src, number, "uid", f"in neither Arena-Hard question layout: {_QUESTION_LAYOUTS}",
+            reason="missing_field",
+        )  # fmt: skip
     item["id"] = str(qid)
     for key in ("category", "subcategory", "cluster"):
         if record.get(key) is not None:
@@ -87,19 +89,22 @@ def _answer_text(src: str, number: int, record: dict[str, Any]) -> tuple[str, st
         last = messages[-1] if isinstance(messages, list) and messages else None
         if not isinstance(last, dict) or last.get("role") != "assistant":
             raise DataValidationError(
-                src, number, "messages", "expected a list of messages ending with the assistant's", reason="wrong_type"
-            )
+                src, number, "messages", "expected a list of messages ending with the assistant's",
+                reason="wrong_type",
+            )  # fmt: skip
         content = last.get("content")
         answer = content.get("answer") if isinstance(content, dict) else content
         return qid, str(record.get("model", "")), _text(src, number, "messages", answer, "answer")
     if "question_id" in record or "choices" in record:
         qid = _scalar_text(src, number, "question_id", record.get("question_id"))
         choices = record.get("choices")
-        turns = choices[0].get("turns") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+        first = choices[0] if isinstance(choices, list) and choices else None
+        turns = first.get("turns") if isinstance(first, dict) else None
         if not isinstance(turns, list) or not turns:
             raise DataValidationError(
-                src, number, "choices", 'expected [{"index": 0, "turns": [{"content": ...}]}]', reason="wrong_type"
-            )
+                src, number, "choices", 'expected [{"index": 0, "turns": [{"content": ...}]}]',
+                reason="wrong_type",
+            )  # fmt: skip
         answer = turns[-1].get("content") if isinstance(turns[-1], dict) else turns[-1]
         return qid, str(record.get("model_id", "")), _text(src, number, "choices", answer, "answer")
     raise DataValidationError(
