@@ -42,6 +42,13 @@ from typing import Any, Literal
 from aries_lit.evaluation.metrics import build_records, gather, local_metrics, reward_metrics, winrate_metrics
 from aries_lit.evaluation.plan import EvaluationPlan, make_plan
 from aries_lit.evaluation.score_cache import rm_config, score_pairs
+from aries_lit.evaluation.suites import (
+    MT_BENCH_KIND,
+    generate_mt_bench,
+    mt_bench_metrics,
+    mt_bench_records,
+    suite_of,
+)
 from aries_lit.evaluation.tasks import (
     DEFAULT_TASKS,
     Task,
@@ -254,6 +261,9 @@ def _generate(plan: EvaluationPlan, progress: bool) -> dict[str, float]:
                 gen_dir = _task_dir(plan, name, task)
                 prompts = plan.shard(task)
                 log.info("evaluate: %s on %s (%d prompts) -> %s", name, task.label, len(prompts), gen_dir)
+                if plan.kinds[task.label] == MT_BENCH_KIND:
+                    generate_mt_bench(spec, backends[key], prompts, model, gen_dir, progress)
+                    continue
                 gen.run(prompts, model, gen_dir, progress=progress)
         finally:
             for backend in backends.values():
@@ -271,6 +281,9 @@ def _read_records(plan: EvaluationPlan, checker: str) -> Records:
         for task in plan.tasks:
             gen_dir = _task_dir(plan, name, task)
             prompts = plan.shard(task)
+            if plan.kinds[task.label] == MT_BENCH_KIND:
+                records[(name, task.label)] = mt_bench_records(gen_dir, prompts)
+                continue
             groups = load_groups(gen_dir, prompts, plan.num_turns)
             if len(groups) != len(prompts):
                 raise RuntimeError(
@@ -278,6 +291,9 @@ def _read_records(plan: EvaluationPlan, checker: str) -> Records:
                     f"some of their {plan.num_turns} candidates after generation"
                 )
             records[(name, task.label)] = build_records(groups, plan.kinds[task.label], checker)
+            if suite_of(task.source) == "arena_hard":  # what Arena-Hard's answer files need
+                for record, prompt in zip(records[(name, task.label)], prompts):
+                    record.update(question_id=prompt["question_id"], layout=prompt["layout"])
     return records
 
 
@@ -340,7 +356,10 @@ def _results(
         task_results = {}
         for task in plan.tasks:
             recs = records[(name, task.label)]
-            metrics = local_metrics(recs, plan.kinds[task.label], plan.num_turns, confidence, ci)
+            if plan.kinds[task.label] == MT_BENCH_KIND:
+                metrics = mt_bench_metrics(recs, confidence)
+            else:
+                metrics = local_metrics(recs, plan.kinds[task.label], plan.num_turns, confidence, ci)
             if plan.wants_rm(task):
                 metrics["reward"] = reward_metrics(recs, plan.num_turns, confidence)
             all_recs = gather(recs, plan.world)
@@ -348,6 +367,13 @@ def _results(
                 metrics["win_rate"] = winrate_metrics(all_recs, plan.num_turns, lc_options, confidence)
                 metrics["judge"] = str(rm_config(plan.judge)["model"])
             metrics["generation_dir"] = str(plan.out / name / task.label)
+            if suite_of(task.source):
+                metrics["answer_format"] = suite_of(task.source)
+                metrics["model_name"] = (
+                    name if not task.model_name
+                    else task.model_name if len(plan.checkpoints) == 1
+                    else f"{task.model_name}-{name}"
+                )  # fmt: skip
             task_results[task.label] = {"metrics": metrics, "records": all_recs}
         results[name] = {
             "path": ckpt,
