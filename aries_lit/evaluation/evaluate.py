@@ -20,6 +20,10 @@ Task kinds, inferred from the prompt records (or set with ``kind``):
   win rate (:mod:`aries_lit.evaluation.winrate`) at every turn. Default temperature 0.9.
 - ``open``: neither; scored by the ``reward_model`` when one is configured. Default temperature 0.9.
 
+``arena_hard`` tasks also write Arena-Hard's ``model_answer`` files (pairwise with a ``baseline``
+answer file); ``mt_bench`` tasks are two-turn conversations answered Direct only, written in
+FastChat's format (:mod:`aries_lit.evaluation.suites`).
+
 A local reward-model judge is **not** AlpacaEval's GPT-4 Turbo judge: its win rates are for
 comparing checkpoints with each other, not with the leaderboard. The official numbers come
 from running ``alpaca_eval --model_outputs <file>`` on the written outputs.
