@@ -110,8 +110,9 @@ def evaluate_checkpoints(
         tasks: prompt sets, names or dicts, e.g. ``[{name: gsm8k, limit: 200}, {name: arithmetic,
             count: 300, seed: 1}, {name: alpaca_eval, limit: 805}, {name: file, path: x.jsonl,
             answer_field: gold, label: mine}]``; keys ``label``, ``kind``, ``temperature``,
-            ``max_new_tokens``, ``generator`` (overrides) and ``reward_model`` (bool: score this
-            task with the reward model) configure the evaluation, the rest the prompt source.
+            ``max_new_tokens``, ``generator`` (overrides), ``reward_model`` (bool: score this
+            task with the reward model) and ``model_name`` (the model in ``arena_hard`` /
+            ``mt_bench`` answer files) configure the evaluation, the rest the prompt source.
             Default: the first 200 GSM8K test problems.
         out_dir: output root: ``<out_dir>/<checkpoint>/<task>/`` holds each generation; the
             reports go to ``<out_dir>``.

@@ -313,10 +313,11 @@ def load_prompts(spec: str | Mapping[str, Any] | PromptSource, **overrides: Any)
     return items
 
 
-# Registers ``arithmetic``, ``arena_hard``, ``mt_bench`` (imported last: they import this module).
-from aries_lit.prompts import arena_hard as _arena_hard  # noqa: E402, F401
+from aries_lit.prompts import arena_hard as _arena_hard  # noqa: E402, F401 - registers arena_hard
+
+# Registers ``arithmetic`` (imported last: that module imports this one).
 from aries_lit.prompts import arithmetic as _arithmetic  # noqa: E402, F401
-from aries_lit.prompts import mt_bench as _mt_bench  # noqa: E402, F401
+from aries_lit.prompts import mt_bench as _mt_bench  # noqa: E402, F401 - registers mt_bench
 
 __all__ = [
     "PROMPT_SOURCES",
