@@ -10,7 +10,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -178,10 +178,10 @@ def prepare_config_args(args: list[str], class_paths: bool = True) -> list[str]:
     a missing file or bad YAML is one line naming the file; a run-config overlay (``base`` +
     ``overrides``) and stages' ``fit_config`` files are resolved; with ``class_paths``, short
     registry names in ``class_path`` become the dotted paths LightningCLI needs (the registries
-    of the other commands take both forms) (:mod:`aries_lit.configs`)."""
+    of the other commands take both forms) (:mod:`aries_lit.configs`, :func:`resolve_class_paths`)."""
     import yaml
 
-    from aries_lit.configs import load_run_config, resolve_class_paths
+    from aries_lit.configs import load_run_config
 
     out = list(args)
     for index, path in _config_positions(args):
@@ -191,6 +191,56 @@ def prepare_config_args(args: list[str], class_paths: bool = True) -> list[str]:
         text = yaml.safe_dump(config, sort_keys=False)
         out[index] = f"--config={text}" if args[index].startswith("--config=") else text
     return out
+
+
+#: fit-config keys whose ``class_path`` names a loss
+_LOSS_KEYS = {"loss", "preference", "refine"}
+
+
+def _registries() -> list[Any]:
+    from aries_lit.generators import GENERATORS
+    from aries_lit.generators.backends.base import BACKENDS
+    from aries_lit.losses import LOSSES
+    from aries_lit.prompts.sources import PROMPT_SOURCES
+    from aries_lit.selectors import SELECTORS
+
+    return [LOSSES, GENERATORS, BACKENDS, SELECTORS, PROMPT_SOURCES]
+
+
+def resolve_class_paths(config: Any, where: str = "config") -> Any:
+    """A copy of ``config`` with every short registry name in a ``class_path`` replaced by the
+    class's dotted path (``class_path: aries`` -> ``aries_lit.losses.composite.ARIESLoss``).
+
+    Under ``loss``/``preference``/``refine`` the name must be a loss; an unknown short name there
+    raises ``ValueError`` naming ``where``, the key and the known names. Elsewhere a name that no
+    registry knows is left for the parser (which also accepts class names).
+    """
+    from aries_lit.losses import LOSSES
+    from aries_lit.registry import RegistryError
+
+    registries = _registries()
+
+    def walk(node: Any, keys: list[str]) -> Any:
+        if isinstance(node, Mapping):
+            out = {k: walk(v, [*keys, str(k)]) for k, v in node.items()}
+            target = out.get("class_path")
+            if isinstance(target, str) and "." not in target and ":" not in target:
+                key = ".".join(keys) or "(top level)"
+                if keys and keys[-1] in _LOSS_KEYS:
+                    try:
+                        cls = LOSSES.get(target)
+                    except RegistryError as err:
+                        raise ValueError(f"{where}: {key}.class_path: {err}") from None
+                else:
+                    cls = next((r.get(target) for r in registries if target in r), None)
+                if cls is not None:
+                    out["class_path"] = f"{cls.__module__}.{cls.__qualname__}"
+            return out
+        if isinstance(node, list):
+            return [walk(v, [*keys, str(i)]) for i, v in enumerate(node)]
+        return node
+
+    return walk(config, [])
 
 
 def run_function(function: Callable[..., Any], args: list[str], prog: str) -> Any:

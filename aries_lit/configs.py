@@ -1,21 +1,20 @@
-"""Configs as data: reading YAML with errors that name the file, run-config overlays, and short
-registry names in ``class_path``.
+"""Configs as data: reading YAML with errors that name the file, and run-config overlays.
 
 One spec dialect runs through every command: a pluggable part is ``{class_path: ..., init_args:
 {...}}`` where ``class_path`` is a dotted import path or a short registry name (``aries``,
-``dpo``, ``verifier``, ``sequential_refinement``, ``arithmetic``, ...). :func:`resolve_class_paths`
-turns the short names of a fit config into the dotted paths LightningCLI needs; the
-registries' ``build`` accepts both forms directly.
+``dpo``, ``verifier``, ``sequential_refinement``, ``arithmetic``, ...).
+:func:`aries_lit.cli.resolve_class_paths` turns the short names of a fit config into the dotted
+paths LightningCLI needs; the registries' ``build`` accepts both forms directly.
 
 A run config (``iterate``, ``study``) may be an *overlay*: ``base: other.yaml`` (relative to the
 overlay) plus ``overrides`` that set dotted paths (``stages.*.fit.model.init_args.lr``).
-Imports nothing heavy at module level: the CLI uses it before torch is loaded.
+Imports nothing heavy at module level (the CLI uses it before torch is loaded), and nothing from
+aries_lit: a bottom-layer module, read by the pipeline and the CLI.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,63 +146,12 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
     return merged
 
 
-#: fit-config keys whose ``class_path`` names a loss
-_LOSS_KEYS = {"loss", "preference", "refine"}
-
-
-def _registries() -> list[Any]:
-    from aries_lit.generators import GENERATORS
-    from aries_lit.generators.backends.base import BACKENDS
-    from aries_lit.losses import LOSSES
-    from aries_lit.prompts.sources import PROMPT_SOURCES
-    from aries_lit.selectors import SELECTORS
-
-    return [LOSSES, GENERATORS, BACKENDS, SELECTORS, PROMPT_SOURCES]
-
-
-def resolve_class_paths(config: Any, where: str = "config") -> Any:
-    """A copy of ``config`` with every short registry name in a ``class_path`` replaced by the
-    class's dotted path (``class_path: aries`` -> ``aries_lit.losses.composite.ARIESLoss``).
-
-    Under ``loss``/``preference``/``refine`` the name must be a loss; an unknown short name there
-    raises ``ValueError`` naming ``where``, the key and the known names. Elsewhere a name that no
-    registry knows is left for the parser (which also accepts class names).
-    """
-    from aries_lit.losses import LOSSES
-    from aries_lit.registry import RegistryError
-
-    registries = _registries()
-
-    def walk(node: Any, keys: list[str]) -> Any:
-        if isinstance(node, Mapping):
-            out = {k: walk(v, [*keys, str(k)]) for k, v in node.items()}
-            target = out.get("class_path")
-            if isinstance(target, str) and "." not in target and ":" not in target:
-                key = ".".join(keys) or "(top level)"
-                if keys and keys[-1] in _LOSS_KEYS:
-                    try:
-                        cls = LOSSES.get(target)
-                    except RegistryError as err:
-                        raise ValueError(f"{where}: {key}.class_path: {err}") from None
-                else:
-                    cls = next((r.get(target) for r in registries if target in r), None)
-                if cls is not None:
-                    out["class_path"] = f"{cls.__module__}.{cls.__qualname__}"
-            return out
-        if isinstance(node, list):
-            return [walk(v, [*keys, str(i)]) for i, v in enumerate(node)]
-        return node
-
-    return walk(config, [])
-
-
 __all__ = [
     "apply_override",
     "inline_fit_configs",
     "load_run_config",
     "load_yaml",
     "merge",
-    "resolve_class_paths",
     "set_dotted",
     "stage_fit",
     "yaml_problem",

@@ -1,7 +1,11 @@
 """Errors the CLI reports as one line (kept in a module that imports nothing heavy, so
-``aries_lit.cli`` can catch them without loading torch)."""
+``aries_lit.cli`` can catch them without loading torch). Bottom layer: imports nothing from
+aries_lit. :class:`DataValidationError` is the one error type for bad user data: it names the
+file, the record and the field."""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class EngineError(RuntimeError):
@@ -20,3 +24,57 @@ class StageError(RuntimeError):
     selection gave no pairs, an earlier stage is missing). The message is one line naming the
     stage and what to do; the stage's own output above it says why. Finished stages are kept:
     rerunning the same command resumes."""
+
+
+class DataValidationError(ValueError):
+    """Bad input data, located: ``data/pairs.jsonl, record 17, field 'chosen': empty response``.
+
+    Attributes:
+        path: the file, folder or dataset name the data came from (as the user gave it).
+        record: 1-based record number (for JSON Lines: the line number), or None when the
+            problem is not tied to one record (an unreadable file, a column of mixed types).
+        field: the field at fault, or None.
+        message: what is wrong, without the location.
+        reason: a short code for the kind of problem (``missing_field``, ``wrong_type``,
+            ``empty_response``, ``identical_responses``, ``bad_json``, ``not_utf8``,
+            ``duplicate_id``, ...); loaders that skip bad records count skips by it.
+    """
+
+    def __init__(
+        self,
+        path: Any,
+        record: int | None,
+        field: str | None,
+        message: str,
+        *,
+        reason: str = "invalid",
+    ) -> None:
+        self.path = str(path) if path is not None else None
+        self.record = record
+        self.field = field
+        self.message = message
+        self.reason = reason
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = [self.path or "<data>"]
+        if self.record is not None:
+            where.append(f"record {self.record}")
+        if self.field is not None:
+            where.append(f"field '{self.field}'")
+        return f"{', '.join(where)}: {self.message}"
+
+    def __str__(self) -> str:
+        return self._format()
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across worker processes
+        return (_rebuild, (self.path, self.record, self.field, self.message, self.reason))
+
+
+def _rebuild(
+    path: Any, record: int | None, field: str | None, message: str, reason: str
+) -> DataValidationError:
+    return DataValidationError(path, record, field, message, reason=reason)
+
+
+__all__ = ["DataValidationError", "EngineError", "StageError"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.io import write_json_atomic
+from aries_lit.model_paths import resolve_model_path
 
 PROVENANCE_FILE = "aries_lit_provenance.json"
 SELECTION_STATS_FILE = "selection_stats.json"
@@ -64,8 +65,6 @@ def read_provenance(model_dir: str | Path) -> dict[str, Any]:
 
 def training_provenance(model: str, data: list[str]) -> dict[str, Any]:
     """The provenance of a model trained from ``model`` on the ``data`` files."""
-    from aries_lit.models import resolve_model_path
-
     selected: list[str] = []
     for source in data:
         selected += data_selected_by(source)

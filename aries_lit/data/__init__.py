@@ -1,14 +1,14 @@
-"""Preference data: records (validated TRL/HH formats) -> views -> collated batches -> DataModules."""
+"""Preference data: records (validated TRL/HH formats, :mod:`aries_lit.records`) -> views ->
+collated batches -> the DataModule. (The DataModule that collects its own pairs first is
+:class:`aries_lit.pipeline.collecting.CollectingDataModule`.)"""
 
 from aries_lit.data.collator import ViewCollator
-from aries_lit.data.collecting import CollectingDataModule
 from aries_lit.data.datamodule import PreferenceDataModule
-from aries_lit.data.errors import DataValidationError
-from aries_lit.data.records import LoadedRecords, load_preference_records, load_preference_records_with_stats
 from aries_lit.data.views import ViewTokenizer
+from aries_lit.errors import DataValidationError
+from aries_lit.records import LoadedRecords, load_preference_records, load_preference_records_with_stats
 
 __all__ = [
-    "CollectingDataModule",
     "DataValidationError",
     "LoadedRecords",
     "PreferenceDataModule",

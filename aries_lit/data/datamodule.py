@@ -12,10 +12,10 @@ from datasets import Dataset
 from lightning.pytorch.utilities import rank_zero_info
 
 from aries_lit.data.collator import SharedContextCollator, ViewCollator
-from aries_lit.data.errors import DataValidationError
 from aries_lit.data.reference_cache import attach_reference_logps, model_hash
 from aries_lit.data.sampler import ResumableLoader, ResumableSampler
 from aries_lit.data.views import ViewTokenizer
+from aries_lit.errors import DataValidationError
 from aries_lit.io import write_json_atomic
 from aries_lit.prompts.templates import RefinementTemplate
 
@@ -80,7 +80,7 @@ class PreferenceDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ loading
     def load_records(self, source: str) -> Dataset:
-        from aries_lit.data.records import load_preference_records_with_stats
+        from aries_lit.records import load_preference_records_with_stats
 
         loaded = load_preference_records_with_stats(
             source,
@@ -99,8 +99,8 @@ class PreferenceDataModule(L.LightningDataModule):
     def _no_records_message(self, source: str, loaded: Any) -> str:
         """Why ``source`` gave no pair: it holds no records, ``offset``/``limit`` leave none, or
         (``on_error: skip``) every record was invalid."""
-        from aries_lit.data.records import JSONL_SUFFIXES
         from aries_lit.provenance import SELECTION_STATS_FILE, selection_stats
+        from aries_lit.records import JSONL_SUFFIXES
 
         hp = self.hparams
         offset = hp.get("offset", 0)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aries_lit.chat import chat_context
 from aries_lit.generators.base import GENERATORS, Generator
 from aries_lit.generators.store import CandidateStore
-from aries_lit.prompts.templates import chat_context
 
 
 @GENERATORS.register("parallel_sampling")

@@ -1,9 +1,9 @@
 """The call contract every loss follows.
 
-A loss declares the *views* it needs (``(context, response)`` pairs, see
-:mod:`aries_lit.data.views`), receives per-view summed log-probabilities of the policy
-(and of the frozen reference when ``needs_reference``) and returns the scalar loss plus
-per-example metrics. Losses hold no parameters and never see the model.
+A loss declares the *views* it needs (``(context, response)`` pairs named in
+:mod:`aries_lit.view_names`, tokenized by :mod:`aries_lit.data.views`), receives per-view summed
+log-probabilities of the policy (and of the frozen reference when ``needs_reference``) and returns
+the scalar loss plus per-example metrics. Losses hold no parameters and never see the model.
 
 Reward-model losses (:mod:`aries_lit.losses.reward`) read the same direct views but receive the
 reward model's scalar scores of them (``PairRewards``) instead of log-probabilities.
@@ -17,34 +17,21 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-# Contexts: "direct" = chat(x); "refine_l" = chat(z(x, y_l)); "refine_w" = chat(z(x, y_w)).
-DIRECT, REFINE_L, REFINE_W = "direct", "refine_l", "refine_w"
-CONTEXTS = (DIRECT, REFINE_L, REFINE_W)
-RESPONSES = ("chosen", "rejected")
-
-# The six ARIES views, named "<context>/<response>".
-DIRECT_CHOSEN = "direct/chosen"  # x -> y_w
-DIRECT_REJECTED = "direct/rejected"  # x -> y_l
-REFINE_L_CHOSEN = "refine_l/chosen"  # (x, y_l, z) -> y_w
-REFINE_L_REJECTED = "refine_l/rejected"  # (x, y_l, z) -> y_l
-REFINE_W_CHOSEN = "refine_w/chosen"  # (x, y_w, z) -> y_w
-REFINE_W_REJECTED = "refine_w/rejected"  # (x, y_w, z) -> y_l
-ALL_VIEWS = (
+from aries_lit.view_names import (  # the view vocabulary, part of the call contract
+    ALL_VIEWS,
+    CONTEXTS,
+    DIRECT,
     DIRECT_CHOSEN,
     DIRECT_REJECTED,
+    REFINE_L,
     REFINE_L_CHOSEN,
     REFINE_L_REJECTED,
+    REFINE_W,
     REFINE_W_CHOSEN,
     REFINE_W_REJECTED,
+    RESPONSES,
+    split_view,
 )
-
-
-def split_view(view: str) -> tuple[str, str]:
-    """``"refine_l/chosen"`` -> ``("refine_l", "chosen")``."""
-    context, _, response = view.partition("/")
-    if context not in CONTEXTS or response not in RESPONSES:
-        raise ValueError(f"unknown view '{view}'; views are {', '.join(ALL_VIEWS)}")
-    return context, response
 
 
 @dataclass
@@ -138,3 +125,28 @@ from aries_lit.registry import Registry  # noqa: E402
 
 #: short name -> loss class; ``@LOSSES.register("name")`` adds one
 LOSSES: Registry[Loss] = Registry("losses", Loss)
+
+__all__ = [
+    "ALL_VIEWS",
+    "CONTEXTS",
+    "DIRECT",
+    "DIRECT_CHOSEN",
+    "DIRECT_REJECTED",
+    "LOSSES",
+    "REFINE_L",
+    "REFINE_L_CHOSEN",
+    "REFINE_L_REJECTED",
+    "REFINE_W",
+    "REFINE_W_CHOSEN",
+    "REFINE_W_REJECTED",
+    "RESPONSES",
+    "Loss",
+    "LossOutput",
+    "PreferenceLoss",
+    "RefineLoss",
+    "SFTLoss",
+    "ViewLogProbs",
+    "detach_metrics",
+    "direct_reward_metrics",
+    "split_view",
+]

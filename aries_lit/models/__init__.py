@@ -1,5 +1,6 @@
 """Loading models and tokenizers (hub names, local HF folders, GGUF), tiny test models, SmolLM2."""
 
+from aries_lit.model_paths import resolve_model_path
 from aries_lit.models.loading import (
     check_reward_model_config,
     load_causal_lm,
@@ -8,7 +9,6 @@ from aries_lit.models.loading import (
     load_sequence_classifier,
     load_tokenizer,
     resolve_dtype,
-    resolve_model_path,
 )
 from aries_lit.models.smollm2 import smollm2_path
 from aries_lit.models.tiny import build_tiny_model, build_tiny_reward_model, build_tiny_tokenizer

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from aries_lit.prompts.templates import FALLBACK_CHAT_TEMPLATE
+from aries_lit.chat import FALLBACK_CHAT_TEMPLATE
 
 _DTYPES = {
     "float32": torch.float32,
@@ -32,12 +32,6 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
         return _DTYPES[dtype]
     except KeyError:
         raise ValueError(f"unknown dtype '{dtype}'; use one of {', '.join(_DTYPES)}") from None
-
-
-def resolve_model_path(name_or_path: str) -> str:
-    """The absolute, symlink-free path of a local model folder; a hub name as it is."""
-    path = Path(str(name_or_path)).expanduser()
-    return str(path.resolve()) if path.exists() else str(name_or_path)
 
 
 def _local(name_or_path: str) -> str:

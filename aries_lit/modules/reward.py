@@ -10,11 +10,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from aries_lit.chat import assistant_turn_end
 from aries_lit.data.collator import split_views
 from aries_lit.losses import DIRECT_CHOSEN, DIRECT_REJECTED, LOSSES, PairRewards, RewardLoss
 from aries_lit.models import load_reward_model_for_training, load_tokenizer
 from aries_lit.modules.base import TrainingModule, check_schedule
-from aries_lit.prompts.templates import assistant_turn_end
 
 
 class RewardModule(TrainingModule):

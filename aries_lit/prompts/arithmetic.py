@@ -31,7 +31,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from aries_lit.prompts.sources import PROMPT_SOURCES, PromptSource
+from aries_lit.prompts.base import PROMPT_SOURCES, PromptSource
 
 DEFAULT_PROMPT = "What is {expression}? Give the final answer as a number."
 _MAX_ENUMERATED = 200_000  # spaces up to this size are enumerated; larger ones are sampled

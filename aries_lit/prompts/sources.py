@@ -9,7 +9,7 @@ A :class:`PromptSource` returns plain dicts ``{"id": str, "prompt": str | list[m
 
 Registered: ``file``, ``gsm8k``, ``alpaca_eval``, ``arithmetic``
 (:mod:`aries_lit.prompts.arithmetic`) and ``preference_prompts``. Bad input raises
-:class:`~aries_lit.data.errors.DataValidationError` naming the file, record and field.
+:class:`~aries_lit.errors.DataValidationError` naming the file, record and field.
 Default paths name the data sets shipped in the package (``aries_lit:gsm8k/test.jsonl.gz``, see
 :mod:`aries_lit.assets`), so they resolve from any directory; other relative paths resolve against
 the current directory.
@@ -25,22 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.assets import PREFIX, resolve_data_path
-from aries_lit.data.errors import DataValidationError
-from aries_lit.data.records import load_preference_records, open_records
-from aries_lit.prompts.templates import CHAT_ROLES
-from aries_lit.registry import Registry
-
-
-class PromptSource:
-    """A set of prompts: :meth:`load` returns ``[{"id", "prompt", "answer"?, ...}]``."""
-
-    registry_name: str = ""
-
-    def load(self) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-
-PROMPT_SOURCES: Registry[PromptSource] = Registry("prompt_sources", PromptSource)
+from aries_lit.chat import CHAT_ROLES
+from aries_lit.errors import DataValidationError
+from aries_lit.prompts import arithmetic as _arithmetic  # noqa: F401 - registers ``arithmetic``
+from aries_lit.prompts.base import PROMPT_SOURCES, PromptSource
+from aries_lit.records import load_preference_records, open_records
 
 
 def _window(items: list[dict[str, Any]], offset: int, limit: int | None) -> list[dict[str, Any]]:
@@ -312,12 +301,6 @@ def load_prompts(spec: str | Mapping[str, Any] | PromptSource, **overrides: Any)
     check_unique_ids(items, getattr(source, "path", None) or type(source).__name__)
     return items
 
-
-from aries_lit.prompts import arena_hard as _arena_hard  # noqa: E402, F401 - registers arena_hard
-
-# Registers ``arithmetic`` (imported last: that module imports this one).
-from aries_lit.prompts import arithmetic as _arithmetic  # noqa: E402, F401
-from aries_lit.prompts import mt_bench as _mt_bench  # noqa: E402, F401 - registers mt_bench
 
 __all__ = [
     "PROMPT_SOURCES",

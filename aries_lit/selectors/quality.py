@@ -36,7 +36,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aries_lit.prompts.templates import TEMPLATES, prompt_text
+from aries_lit.chat import prompt_text
+from aries_lit.prompts.templates import TEMPLATES
 from aries_lit.selectors.answers import answers_match, gold_answer, stated_answer
 
 __all__ = [

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
+from aries_lit.chat import end_of_turn
 from aries_lit.generators.backends.base import BACKENDS, Backend, Completion, SamplingSettings
-from aries_lit.prompts.templates import end_of_turn
 
 log = logging.getLogger(__name__)
 

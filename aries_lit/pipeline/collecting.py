@@ -1,4 +1,9 @@
-"""A DataModule that collects its own preference pairs (generate + select) before training."""
+"""A DataModule that collects its own preference pairs (generate + select) before training.
+
+It lives in ``pipeline`` (not ``data``) because it runs the collection stage,
+:mod:`aries_lit.pipeline.collect`; ``fit`` takes it as
+``--data.class_path aries_lit.pipeline.collecting.CollectingDataModule``.
+"""
 
 from __future__ import annotations
 
