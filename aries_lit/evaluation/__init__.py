@@ -20,6 +20,7 @@
 - :mod:`~aries_lit.evaluation.stats`: means and intervals (Wilson, normal), reduced across ranks.
 - :mod:`~aries_lit.evaluation.winrate`: win rate and length-controlled win rate (numpy only).
 - :mod:`~aries_lit.evaluation.report`: JSON, Markdown, PNG plots, AlpacaEval output files.
+- :mod:`~aries_lit.evaluation.suites`: Arena-Hard-Auto and MT-Bench answer files, MT-Bench's two passes.
 
 This package imports nothing heavy at import time (torch, transformers and matplotlib load
 when an evaluation runs).

@@ -20,6 +20,10 @@ Task kinds, inferred from the prompt records (or set with ``kind``):
   win rate (:mod:`aries_lit.evaluation.winrate`) at every turn. Default temperature 0.9.
 - ``open``: neither; scored by the ``reward_model`` when one is configured. Default temperature 0.9.
 
+``arena_hard`` tasks also write Arena-Hard's ``model_answer`` files (pairwise with a ``baseline``
+answer file); ``mt_bench`` tasks are two-turn conversations answered Direct only, written in
+FastChat's format (:mod:`aries_lit.evaluation.suites`).
+
 A local reward-model judge is **not** AlpacaEval's GPT-4 Turbo judge: its win rates are for
 comparing checkpoints with each other, not with the leaderboard. The official numbers come
 from running ``alpaca_eval --model_outputs <file>`` on the written outputs.
@@ -42,6 +46,13 @@ from typing import Any, Literal
 from aries_lit.evaluation.metrics import build_records, gather, local_metrics, reward_metrics, winrate_metrics
 from aries_lit.evaluation.plan import EvaluationPlan, make_plan
 from aries_lit.evaluation.score_cache import rm_config, score_pairs
+from aries_lit.evaluation.suites import (
+    MT_BENCH_KIND,
+    generate_mt_bench,
+    mt_bench_metrics,
+    mt_bench_records,
+    suite_of,
+)
 from aries_lit.evaluation.tasks import (
     DEFAULT_TASKS,
     Task,
@@ -99,8 +110,9 @@ def evaluate_checkpoints(
         tasks: prompt sets, names or dicts, e.g. ``[{name: gsm8k, limit: 200}, {name: arithmetic,
             count: 300, seed: 1}, {name: alpaca_eval, limit: 805}, {name: file, path: x.jsonl,
             answer_field: gold, label: mine}]``; keys ``label``, ``kind``, ``temperature``,
-            ``max_new_tokens``, ``generator`` (overrides) and ``reward_model`` (bool: score this
-            task with the reward model) configure the evaluation, the rest the prompt source.
+            ``max_new_tokens``, ``generator`` (overrides), ``reward_model`` (bool: score this
+            task with the reward model) and ``model_name`` (the model in ``arena_hard`` /
+            ``mt_bench`` answer files) configure the evaluation, the rest the prompt source.
             Default: the first 200 GSM8K test problems.
         out_dir: output root: ``<out_dir>/<checkpoint>/<task>/`` holds each generation; the
             reports go to ``<out_dir>``.
@@ -254,6 +266,9 @@ def _generate(plan: EvaluationPlan, progress: bool) -> dict[str, float]:
                 gen_dir = _task_dir(plan, name, task)
                 prompts = plan.shard(task)
                 log.info("evaluate: %s on %s (%d prompts) -> %s", name, task.label, len(prompts), gen_dir)
+                if plan.kinds[task.label] == MT_BENCH_KIND:
+                    generate_mt_bench(spec, backends[key], prompts, model, gen_dir, progress)
+                    continue
                 gen.run(prompts, model, gen_dir, progress=progress)
         finally:
             for backend in backends.values():
@@ -271,6 +286,9 @@ def _read_records(plan: EvaluationPlan, checker: str) -> Records:
         for task in plan.tasks:
             gen_dir = _task_dir(plan, name, task)
             prompts = plan.shard(task)
+            if plan.kinds[task.label] == MT_BENCH_KIND:
+                records[(name, task.label)] = mt_bench_records(gen_dir, prompts)
+                continue
             groups = load_groups(gen_dir, prompts, plan.num_turns)
             if len(groups) != len(prompts):
                 raise RuntimeError(
@@ -278,6 +296,9 @@ def _read_records(plan: EvaluationPlan, checker: str) -> Records:
                     f"some of their {plan.num_turns} candidates after generation"
                 )
             records[(name, task.label)] = build_records(groups, plan.kinds[task.label], checker)
+            if suite_of(task.source) == "arena_hard":  # what Arena-Hard's answer files need
+                for record, prompt in zip(records[(name, task.label)], prompts):
+                    record.update(question_id=prompt["question_id"], layout=prompt["layout"])
     return records
 
 
@@ -340,7 +361,10 @@ def _results(
         task_results = {}
         for task in plan.tasks:
             recs = records[(name, task.label)]
-            metrics = local_metrics(recs, plan.kinds[task.label], plan.num_turns, confidence, ci)
+            if plan.kinds[task.label] == MT_BENCH_KIND:
+                metrics = mt_bench_metrics(recs, confidence)
+            else:
+                metrics = local_metrics(recs, plan.kinds[task.label], plan.num_turns, confidence, ci)
             if plan.wants_rm(task):
                 metrics["reward"] = reward_metrics(recs, plan.num_turns, confidence)
             all_recs = gather(recs, plan.world)
@@ -348,6 +372,13 @@ def _results(
                 metrics["win_rate"] = winrate_metrics(all_recs, plan.num_turns, lc_options, confidence)
                 metrics["judge"] = str(rm_config(plan.judge)["model"])
             metrics["generation_dir"] = str(plan.out / name / task.label)
+            if suite_of(task.source):
+                metrics["answer_format"] = suite_of(task.source)
+                metrics["model_name"] = (
+                    name if not task.model_name
+                    else task.model_name if len(plan.checkpoints) == 1
+                    else f"{task.model_name}-{name}"
+                )  # fmt: skip
             task_results[task.label] = {"metrics": metrics, "records": all_recs}
         results[name] = {
             "path": ckpt,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.evaluation.score_cache import check_scorers
+from aries_lit.evaluation.suites import MT_BENCH_KIND, suite_of
 from aries_lit.evaluation.tasks import (
     Task,
     check_checkpoint,
@@ -56,8 +57,12 @@ class EvaluationPlan:
 
     def wants_rm(self, task: Task) -> bool:
         """Whether the reward model scores a task's turns (tasks without gold answers, unless set)."""
-        return self.reward_model is not None and (
-            task.reward_model if task.reward_model is not None else self.kinds[task.label] != "verifiable"
+        return (
+            self.reward_model is not None
+            and self.kinds[task.label] != MT_BENCH_KIND
+            and (
+                task.reward_model if task.reward_model is not None else self.kinds[task.label] != "verifiable"
+            )
         )
 
     def judged(self, task: Task) -> bool:
@@ -73,6 +78,7 @@ class EvaluationPlan:
                     "label": t.label,
                     "source": t.source,
                     "kind": self.kinds[t.label],
+                    "suite": suite_of(t.source),
                     "num_prompts": len(t.prompts),
                 }
                 for t in self.tasks
@@ -116,7 +122,7 @@ def make_plan(
         task.prompts = load_prompts(task.source)
         if not task.prompts:
             raise ValueError(f"task '{task.label}' has no prompts")
-        kinds[task.label] = task.infer_kind()
+        kinds[task.label] = MT_BENCH_KIND if suite_of(task.source) == "mt_bench" else task.infer_kind()
     num_turns = num_refinements + 1
     generators = {
         t.label: generator_spec(generator, t, kinds[t.label], num_turns, max_new_tokens) for t in parsed

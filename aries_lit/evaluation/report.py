@@ -19,6 +19,7 @@ from typing import Any
 from aries_lit.io import write_json_atomic
 
 __all__ = [
+    "ARENA_HARD_DISCLAIMER",
     "JUDGE_DISCLAIMER",
     "alpaca_model_outputs",
     "markdown_summary",
@@ -35,6 +36,12 @@ JUDGE_DISCLAIMER = (
     "reference answers; they are NOT AlpacaEval 2's official GPT-4 Turbo judge and are not comparable "
     "to leaderboard numbers. For official numbers run `alpaca_eval --model_outputs <file>` on the "
     "written model_outputs files."
+)
+ARENA_HARD_DISCLAIMER = (
+    "Arena-Hard win rates here come from a local reward-model judge scoring the model's and the "
+    "baseline model's answers (joined by question id); they are NOT Arena-Hard-Auto's official GPT-4 "
+    "judge and are not comparable to its leaderboard. For official numbers run Arena-Hard-Auto's "
+    "gen_judgment.py and show_result.py on the written model_answer files."
 )
 
 
@@ -110,6 +117,8 @@ def _pm(value: float, se: float, scale: float = 100.0, digits: int = 1) -> str:
 def _columns(metrics: Mapping[str, Any], label: str) -> list[tuple[str, str]]:
     """``(column header, cell)`` pairs of one task's metrics."""
     cols: list[tuple[str, str]] = []
+    if metrics.get("kind") == "mt_bench":  # Direct answers to two turns: their lengths
+        return [(f"{label} len turn {t['turn']}", f"{t['mean']:.0f}") for t in metrics["length"]["turns"]]
     if "accuracy" in metrics:
         acc = metrics["accuracy"]
         delta = acc["delta"]["mean"]
@@ -148,7 +157,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _curve_values(metrics: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
-    out = []
+    out: list[tuple[str, list[str]]] = []
+    if metrics.get("kind") == "mt_bench":  # no refinement turns
+        return out
     if "accuracy" in metrics:
         out.append(("accuracy %", [_pct(c["mean"]) for c in metrics["accuracy"]["curve"]]))
     if "win_rate" in metrics:
@@ -185,10 +196,16 @@ def markdown_summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> s
         if kind == "verifiable":
             what = f"accuracy % with {conf}% {config.get('ci', 'wilson')} interval; Δ = SR - Direct (points)"
         elif kind == "pairwise":
+            versus = "the baseline's answers" if task.get("suite") == "arena_hard" else "the reference"
             what = (
-                "LC = length-controlled win rate %, WR = win rate % vs the reference (±1 standard error)"
+                f"LC = length-controlled win rate %, WR = win rate % vs {versus} (±1 standard error)"
                 if config.get("judge")
                 else "no judge configured: average answer length in characters"
+            )
+        elif kind == "mt_bench":
+            what = (
+                "Direct answers to both turns, written as FastChat's model_answer/<model>.jsonl "
+                "(judge them with FastChat's gen_judgment.py); average answer length in characters per turn"
             )
         else:
             what = (
@@ -206,9 +223,13 @@ def markdown_summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> s
     )
     if times:
         lines.append(f"- generation wall time of this run: {times}.")
-    if config.get("judge") and any(t["kind"] == "pairwise" for t in config.get("tasks", [])):
+    pairwise = [t for t in config.get("tasks", []) if t["kind"] == "pairwise"]
+    if config.get("judge") and pairwise:
         judge = config.get("judge_path") or config["judge"]
-        lines += ["", f"> **Judge:** `{judge}`. {JUDGE_DISCLAIMER}"]
+        if any(t.get("suite") != "arena_hard" for t in pairwise):
+            lines += ["", f"> **Judge:** `{judge}`. {JUDGE_DISCLAIMER}"]
+        if any(t.get("suite") == "arena_hard" for t in pairwise):
+            lines += ["", f"> **Judge (Arena-Hard):** `{judge}`. {ARENA_HARD_DISCLAIMER}"]
     for warning in config.get("warnings") or []:
         lines += ["", f"> **Warning:** {warning}."]
     curve_rows = []
@@ -351,15 +372,24 @@ def write_reports(
     markdown: str,
     plots: bool = True,
 ) -> dict[str, Any]:
-    """Write per-task ``results.json`` (+ AlpacaEval outputs), ``report.json``, ``report.md`` and plots."""
+    """Write per-task ``results.json`` (+ AlpacaEval outputs or a suite's answer files), ``report.json``,
+    ``report.md`` and plots."""
+    from aries_lit.evaluation.suites import write_answer_files
+
     out_dir = Path(out_dir)
-    paths: dict[str, Any] = {"tasks": {}, "alpaca_eval": {}, "plots": []}
+
+    paths: dict[str, Any] = {"tasks": {}, "alpaca_eval": {}, "answer_files": {}, "plots": []}
     for name, res in results.items():
         for label, task in res["tasks"].items():
             task_dir = out_dir / name / label
             payload = {"checkpoint": name, "path": res["path"], "task": label, **task}
             paths["tasks"][f"{name}/{label}"] = str(write_json(task_dir / "results.json", payload))
-            if task["metrics"]["kind"] == "pairwise":
+            suite = task["metrics"].get("answer_format")
+            if suite:
+                paths["answer_files"][f"{name}/{label}"] = write_answer_files(
+                    task_dir, suite, task["metrics"]["model_name"], task["records"]
+                )
+            elif task["metrics"]["kind"] == "pairwise":
                 paths["alpaca_eval"][f"{name}/{label}"] = write_alpaca_outputs(
                     task_dir, name, task["records"]
                 )

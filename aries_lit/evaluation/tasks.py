@@ -19,9 +19,9 @@ __all__ = ["DEFAULT_TASKS", "KINDS", "TASK_KEYS", "Task", "checkpoint_names", "g
 
 DEFAULT_TASKS: list[dict[str, Any]] = [{"name": "gsm8k", "limit": 200}]
 #: Task keys that configure the evaluation; every other key goes to the prompt source.
-TASK_KEYS = ("label", "kind", "temperature", "max_new_tokens", "generator", "reward_model")
+TASK_KEYS = ("label", "kind", "temperature", "max_new_tokens", "generator", "reward_model", "model_name")
 KINDS = ("verifiable", "pairwise", "open")
-DEFAULT_TEMPERATURE = {"verifiable": 0.0, "pairwise": 0.9, "open": 0.9}
+DEFAULT_TEMPERATURE = {"verifiable": 0.0, "pairwise": 0.9, "open": 0.9, "mt_bench": 0.7}
 
 
 def _safe(name: str) -> str:
@@ -44,6 +44,8 @@ class Task:
     max_new_tokens: int | None = None
     generator: dict[str, Any] = field(default_factory=dict)
     reward_model: bool | None = None
+    #: the model name in a suite's answer files (``arena_hard``, ``mt_bench``; default: the checkpoint's)
+    model_name: str | None = None
     prompts: list[dict[str, Any]] = field(default_factory=list)
 
     def infer_kind(self) -> str:
@@ -104,6 +106,7 @@ def parse_tasks(tasks: Sequence[str | Mapping[str, Any]] | None) -> list[Task]:
                 max_new_tokens=spec.get("max_new_tokens"),
                 generator=dict(generator),
                 reward_model=spec.get("reward_model"),
+                model_name=_safe(str(spec["model_name"])) if spec.get("model_name") else None,
             )
         )
     labels = [t.label for t in parsed]
