@@ -36,7 +36,13 @@ from unittest import mock
 
 import numpy as np
 
-__all__ = ["ALPACA_EVAL_VERSION", "GLM_NAME", "MIN_INSTRUCTIONS", "alpaca_eval_glm", "alpaca_eval_lc_win_rate"]
+__all__ = [
+    "ALPACA_EVAL_VERSION",
+    "GLM_NAME",
+    "MIN_INSTRUCTIONS",
+    "alpaca_eval_glm",
+    "alpaca_eval_lc_win_rate",
+]
 
 ALPACA_EVAL_VERSION = "0.6.6"
 GLM_NAME = "length_controlled_minimal"
@@ -51,7 +57,8 @@ def alpaca_eval_glm() -> ModuleType:
     try:
         from alpaca_eval.metrics import glm_winrate
     except ImportError as err:
-        raise ImportError(f"lc method 'alpaca_eval' needs the alpaca-eval package: {INSTALL_HINT} ({err})") from None
+        message = f"lc method 'alpaca_eval' needs the alpaca-eval package: {INSTALL_HINT} ({err})"
+        raise ImportError(message) from None
     info = getattr(glm_winrate, "GLM_INFO", {}).get(GLM_NAME)
     if (
         info is None

@@ -281,9 +281,8 @@ def length_controlled_win_rate(
             raise ValueError(f"the alpaca_eval LC GLM uses transform 'tanh' only, got '{transform}'")
         from aries_lit.evaluation.alpaca_eval_lc import alpaca_eval_lc_win_rate
 
-        return alpaca_eval_lc_win_rate(
-            w, model_lengths, reference_lengths, se_method=se_method, n_bootstrap=n_bootstrap, seed=seed, l2=l2
-        )
+        options = {"se_method": se_method, "n_bootstrap": n_bootstrap, "seed": seed, "l2": l2}
+        return alpaca_eval_lc_win_rate(w, model_lengths, reference_lengths, **options)
     feature, scale = length_feature(model_lengths, reference_lengths, transform)
     if feature.shape != w.shape:
         raise ValueError(f"{w.size} judgements but {feature.size} length differences")
