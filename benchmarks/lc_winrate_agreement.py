@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
         print("2 answers, model lengths and outcomes from the seeded preference model in the docstring.")
         items = list(synthetic_sets(args))
 
+    from aries_lit.evaluation.alpaca_eval_lc import alpaca_eval_glm
+
+    alpaca_eval_glm()  # import the package (seconds) before timing the fits; fails with the install hint
     rows = [compare(item) for item in items]
     columns = ["judgements", "n", "win rate", "target", "LC builtin", "LC alpaca_eval", "diff (pts)"]
     columns += ["b builtin", "b alpaca_eval"]
