@@ -91,8 +91,8 @@ def _fit_once(glm: ModuleType, w: np.ndarray, model_len: np.ndarray, ref_len: np
     with tempfile.TemporaryDirectory(prefix="aries_lit_alpaca_eval_") as tmp:
         stub = Path(tmp) / "df_gamed.csv"
         # One row per instruction index and no gamed-model annotation: the minimal GLM reads only the
-        # instruction_difficulty column (into a feature its formula does not name), so NaN here would
-        # make a formula that did name it drop every row and fail.
+        # instruction_difficulty column (into a feature its formula does not name); a formula that
+        # named it would stop on NaN features in scikit-learn.
         pd.DataFrame({"model": "none", "index": np.arange(n), "instruction_difficulty": np.nan}).to_csv(
             stub, index=False
         )
