@@ -153,7 +153,7 @@ def alpaca_eval_lc_win_rate(
     ``lc_standard_error`` is the ``sem`` of identical predictions, 0), so ``se`` is the builtin
     fit's delta-method one (``se_method`` sandwich / fisher, ``se_from: "builtin fit"``) or the
     std of the package's LC over ``n_bootstrap`` resamples of instructions (``"bootstrap"``,
-    about 0.3 s a refit). Fewer than :data:`MIN_INSTRUCTIONS` judgements, or all equal, fall back
+    about 0.2 s a refit). Fewer than :data:`MIN_INSTRUCTIONS` judgements, or all equal, fall back
     to the builtin fit (``l2`` is its penalty), labelled ``method: "builtin"``.
     """
     from aries_lit.evaluation.winrate import _check_wins, length_controlled_win_rate
