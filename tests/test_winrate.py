@@ -174,3 +174,96 @@ def test_bad_input():
         length_controlled_win_rate([1.0, 0.0], [1.0, 2.0], [1.0, 1.0], se_method="jackknife")
     empty = win_rate([])
     assert empty["n"] == 0 and math.isnan(empty["win_rate"])
+
+
+# --- AlpacaEval's own LC GLM (method="alpaca_eval") ------------------------------------------------
+
+
+def _alpaca_eval_available() -> bool:
+    try:
+        from aries_lit.evaluation.alpaca_eval_lc import alpaca_eval_glm
+
+        alpaca_eval_glm()
+    except (ImportError, RuntimeError):
+        return False
+    return True
+
+
+needs_alpaca_eval = pytest.mark.skipif(
+    not _alpaca_eval_available(),
+    reason="alpaca-eval 0.6.6 not installed (pip install -e '.[lc-winrate]')",
+)
+
+
+def _fixed_annotations(a: float, b: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """805 judgements on the shipped AlpacaEval reference lengths, from the benchmark's synthetic model."""
+    import gzip
+    import json
+
+    from aries_lit.assets import asset_path
+
+    with gzip.open(asset_path("alpaca_eval/gpt4_1106_preview_outputs.json.gz"), "rt") as f:
+        ref = np.array([len(r["output"]) for r in json.load(f)], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    model = np.maximum(1, np.rint(ref * np.exp(rng.normal(0.3, 0.5, ref.size)))).astype(np.int64)
+    d = (model - ref).astype(float)
+    wins = (rng.random(ref.size) < sigmoid(a + b * np.tanh(d / d.std()))).astype(float)
+    wins[rng.random(ref.size) < 0.05] = 0.5
+    return wins, model, ref
+
+
+@needs_alpaca_eval
+@pytest.mark.parametrize(("a", "b", "seed"), [(-1.5, 1.0, 1), (-0.5, 2.0, 5), (0.5, 1.0, 7), (0.5, 0.0, 6)])
+def test_alpaca_eval_lc_agrees_with_builtin(a: float, b: float, seed: int):
+    """Same judgements, both GLMs: within 1 point at n = 805 (measured: mean 0.14, max 0.77)."""
+    import sklearn
+
+    wins, model, ref = _fixed_annotations(a, b, seed)
+    ours = length_controlled_win_rate(wins, model, ref)
+    theirs = length_controlled_win_rate(wins, model, ref, method="alpaca_eval")
+    assert ours["method"] == "builtin"
+    assert theirs["method"] == "alpaca_eval" and theirs["fallback_reason"] is None
+    assert theirs["glm"] == "length_controlled_minimal"
+    assert theirs["lc_win_rate"] == pytest.approx(ours["lc_win_rate"], abs=0.01)
+    assert theirs["lc_win_rate"] == pytest.approx(float(sigmoid(theirs["intercept"])), abs=1e-9)
+    if b > 0:  # L1 keeps the length term when length matters; same sign convention as ours
+        assert theirs["length_coef"] == pytest.approx(ours["length_coef"], abs=0.1)
+    assert theirs["se"] == ours["se"] and theirs["se_from"] == "builtin fit"
+    assert not sklearn.get_config()["enable_metadata_routing"]  # the package's global switch is undone
+
+
+@needs_alpaca_eval
+def test_alpaca_eval_lc_falls_back_and_refuses():
+    out = length_controlled_win_rate([1.0, 0.0], [2.0, 1.0], [1.0, 1.0], method="alpaca_eval")
+    assert out["method"] == "builtin" and "fewer than 5" in out["fallback_reason"]
+    out = length_controlled_win_rate([1.0] * 8, np.arange(8.0), np.ones(8), method="alpaca_eval")
+    assert out["method"] == "builtin" and out["lc_win_rate"] == 1.0
+    assert "all judgements" in out["fallback_reason"]
+    with pytest.raises(ValueError, match="whole numbers"):
+        length_controlled_win_rate([1.0, 0.0] * 3, [1.5] * 6, [1.0] * 6, method="alpaca_eval")
+    with pytest.raises(ValueError, match="tanh"):
+        length_controlled_win_rate([1.0, 0.0] * 3, [2] * 6, [1] * 6, method="alpaca_eval", transform="none")
+
+
+@needs_alpaca_eval
+def test_alpaca_eval_glm_needing_hub_data_is_refused(monkeypatch):
+    from alpaca_eval.metrics import glm_winrate
+
+    from aries_lit.evaluation.alpaca_eval_lc import GLM_NAME, alpaca_eval_glm
+
+    full = glm_winrate.GLM_INFO["length_controlled_v1"]
+    monkeypatch.setitem(glm_winrate.GLM_INFO, GLM_NAME, full)
+    with pytest.raises(RuntimeError, match="hub-free"):
+        alpaca_eval_glm()
+
+
+def test_alpaca_eval_lc_missing_package_names_the_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "alpaca_eval", None)
+    monkeypatch.setitem(sys.modules, "alpaca_eval.metrics", None)
+    with pytest.raises(ImportError, match=r"pip install alpaca-eval==0\.6\.6"):
+        length_controlled_win_rate([1.0, 0.0], [2.0, 1.0], [1.0, 1.0], method="alpaca_eval")
+    with pytest.raises(ValueError, match="LC method"):
+        length_controlled_win_rate([1.0, 0.0], [2.0, 1.0], [1.0, 1.0], method="official")
+    assert length_controlled_win_rate([1.0, 0.0], [2.0, 1.0], [1.0, 1.0])["method"] == "builtin"

@@ -22,6 +22,11 @@ The fit is Newton-Raphson / IRLS with step halving and an optional L2 penalty on
 standard error of the LC win rate is the delta method applied to a sandwich (robust, default)
 or Fisher (model-based) covariance of ``a``, or a seeded nonparametric bootstrap.
 
+``method="alpaca_eval"`` computes the LC win rate with the ``alpaca-eval`` package's own GLM
+instead (its ``length_controlled_minimal`` formula, run offline by
+:mod:`aries_lit.evaluation.alpaca_eval_lc`); this module's fit stays the default and the fallback,
+and every result says which one made it (``method``).
+
 The win rate's standard error is the plug-in binomial one, ``std(w) / sqrt(n)`` with the
 population standard deviation (``sqrt(p (1 - p) / n)`` without ties). AlpacaEval's own
 ``standard_error`` is pandas ``sem()`` (``n - 1`` in the variance); the two differ by a factor
@@ -36,7 +41,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+LC_METHODS = ("builtin", "alpaca_eval")
+
 __all__ = [
+    "LC_METHODS",
     "LogisticFit",
     "judgements",
     "length_controlled_win_rate",
@@ -229,6 +237,7 @@ class LengthControlled:
     se_method: str
     converged: bool
     n: int
+    method: str = "builtin"
 
 
 def length_controlled_win_rate(
@@ -240,7 +249,8 @@ def length_controlled_win_rate(
     se_method: str = "sandwich",
     n_bootstrap: int = 1000,
     seed: int = 0,
-) -> dict[str, float | int | str | bool]:
+    method: str = "builtin",
+) -> dict[str, float | int | str | bool | None]:
     """The length-controlled win rate ``sigmoid(a)`` of ``logit P(win) = a + b f(len diff)``.
 
     Args:
@@ -252,14 +262,27 @@ def length_controlled_win_rate(
             ``"fisher"`` (delta method on the inverse Fisher information) or ``"bootstrap"``
             (std of the LC win rate over ``n_bootstrap`` resamples of instructions, RNG ``seed``;
             the length scale is kept fixed).
+        method: ``"builtin"`` (this module's fit) or ``"alpaca_eval"`` (the ``alpaca-eval``
+            0.6.6 package's ``length_controlled_minimal`` GLM, offline; needs
+            ``pip install alpaca-eval==0.6.6`` and ``transform="tanh"``; see
+            :func:`aries_lit.evaluation.alpaca_eval_lc.alpaca_eval_lc_win_rate` for its keys).
 
     Returns ``{"lc_win_rate", "se", "intercept", "length_coef", "length_scale", "transform",
-    "se_method", "converged", "n"}``. All judgements equal (e.g. all wins) gives that value
+    "se_method", "converged", "n", "method"}``. All judgements equal (e.g. all wins) gives that value
     with ``se = 0``.
     """
     w = _check_wins(wins)
     if se_method not in ("sandwich", "fisher", "bootstrap"):
         raise ValueError(f"unknown se_method '{se_method}': use sandwich, fisher or bootstrap")
+    if method not in LC_METHODS:
+        raise ValueError(f"unknown LC method '{method}': use builtin or alpaca_eval")
+    if method == "alpaca_eval":
+        if transform != "tanh":
+            raise ValueError(f"the alpaca_eval LC GLM uses transform 'tanh' only, got '{transform}'")
+        from aries_lit.evaluation.alpaca_eval_lc import alpaca_eval_lc_win_rate
+
+        options = {"se_method": se_method, "n_bootstrap": n_bootstrap, "seed": seed, "l2": l2}
+        return alpaca_eval_lc_win_rate(w, model_lengths, reference_lengths, **options)
     feature, scale = length_feature(model_lengths, reference_lengths, transform)
     if feature.shape != w.shape:
         raise ValueError(f"{w.size} judgements but {feature.size} length differences")
