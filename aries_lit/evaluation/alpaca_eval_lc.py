@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -137,9 +137,10 @@ def _fit_once(glm: ModuleType, w: np.ndarray, model_len: np.ndarray, ref_len: np
 
 
 def alpaca_eval_lc_win_rate(
-    wins: Sequence[float],
+    wins: np.ndarray,
     model_lengths: Sequence[float],
     reference_lengths: Sequence[float],
+    builtin: Callable[..., dict[str, Any]],
     se_method: str = "sandwich",
     n_bootstrap: int = 200,
     seed: int = 0,
@@ -154,18 +155,19 @@ def alpaca_eval_lc_win_rate(
     fit's delta-method one (``se_method`` sandwich / fisher, ``se_from: "builtin fit"``) or the
     std of the package's LC over ``n_bootstrap`` resamples of instructions (``"bootstrap"``,
     about 0.2 s a refit). Fewer than :data:`MIN_INSTRUCTIONS` judgements, or all equal, fall back
-    to the builtin fit (``l2`` is its penalty), labelled ``method: "builtin"``.
+    to the builtin fit (``l2`` is its penalty), labelled ``method: "builtin"``. ``wins`` are
+    checked judgements and ``builtin`` the builtin fit
+    (:func:`aries_lit.evaluation.winrate.length_controlled_win_rate`, which calls this function
+    and passes both).
     """
-    from aries_lit.evaluation.winrate import _check_wins, length_controlled_win_rate
-
     glm = alpaca_eval_glm()  # fails with the install hint before anything else
-    w = _check_wins(wins)
+    w = np.asarray(wins, dtype=np.float64)
     model_len = _whole_lengths(model_lengths, "model lengths")
     ref_len = _whole_lengths(reference_lengths, "reference lengths")
     if model_len.shape != w.shape or ref_len.shape != w.shape:
         raise ValueError(f"{w.size} judgements but {model_len.size} / {ref_len.size} lengths")
     builtin_se = "sandwich" if se_method == "bootstrap" else se_method
-    builtin = length_controlled_win_rate(w, model_len, ref_len, transform="tanh", l2=l2, se_method=builtin_se)
+    fitted = builtin(w, model_len, ref_len, transform="tanh", l2=l2, se_method=builtin_se)
     label = {"glm": GLM_NAME, "alpaca_eval_version": ALPACA_EVAL_VERSION}
     reason = None
     if w.size < MIN_INSTRUCTIONS:
@@ -173,7 +175,7 @@ def alpaca_eval_lc_win_rate(
     elif np.all(w == w[0]):
         reason = "all judgements equal: nothing to fit"
     if reason is not None:
-        return {**builtin, "method": "builtin", **label, "se_from": "builtin fit", "fallback_reason": reason}
+        return {**fitted, "method": "builtin", **label, "se_from": "builtin fit", "fallback_reason": reason}
 
     fit = _fit_once(glm, w, model_len, ref_len)
     d = (model_len - ref_len).astype(np.float64)
@@ -189,7 +191,7 @@ def alpaca_eval_lc_win_rate(
         se = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
         se_from = "bootstrap of the alpaca_eval fit"
     else:
-        se, se_from = builtin["se"], "builtin fit"
+        se, se_from = fitted["se"], "builtin fit"
     return {
         "lc_win_rate": fit["lc_win_rate"],
         "se": se,

@@ -35,6 +35,7 @@ population standard deviation (``sqrt(p (1 - p) / n)`` without ties). AlpacaEval
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -282,7 +283,8 @@ def length_controlled_win_rate(
         from aries_lit.evaluation.alpaca_eval_lc import alpaca_eval_lc_win_rate
 
         options = {"se_method": se_method, "n_bootstrap": n_bootstrap, "seed": seed, "l2": l2}
-        return alpaca_eval_lc_win_rate(w, model_lengths, reference_lengths, **options)
+        builtin = functools.partial(length_controlled_win_rate, method="builtin")
+        return alpaca_eval_lc_win_rate(w, model_lengths, reference_lengths, builtin=builtin, **options)
     feature, scale = length_feature(model_lengths, reference_lengths, transform)
     if feature.shape != w.shape:
         raise ValueError(f"{w.size} judgements but {feature.size} length differences")
