@@ -218,6 +218,13 @@ def _registries() -> list[Any]:
     return [LOSSES, GENERATORS, BACKENDS, SELECTORS, PROMPT_SOURCES]
 
 
+#: old dotted class paths still accepted (with a one-line note) -> where the class lives now
+MOVED_CLASS_PATHS = {
+    "aries_lit.data.CollectingDataModule": "aries_lit.pipeline.collecting.CollectingDataModule",
+    "aries_lit.data.collecting.CollectingDataModule": "aries_lit.pipeline.collecting.CollectingDataModule",
+}
+
+
 def resolve_class_paths(config: Any, where: str = "config") -> Any:
     """A copy of ``config`` with every short registry name in a ``class_path`` replaced by the
     class's dotted path (``class_path: aries`` -> ``aries_lit.losses.composite.ARIESLoss``).
@@ -235,6 +242,10 @@ def resolve_class_paths(config: Any, where: str = "config") -> Any:
         if isinstance(node, Mapping):
             out = {k: walk(v, [*keys, str(k)]) for k, v in node.items()}
             target = out.get("class_path")
+            if isinstance(target, str) and target in MOVED_CLASS_PATHS:
+                new = MOVED_CLASS_PATHS[target]
+                print(f"[aries-lit] note: {where}: '{target}' has moved; write '{new}'", file=sys.stderr)
+                out["class_path"] = target = new
             if isinstance(target, str) and "." not in target and ":" not in target:
                 key = ".".join(keys) or "(top level)"
                 if keys and keys[-1] in _LOSS_KEYS:

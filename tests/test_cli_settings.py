@@ -215,3 +215,15 @@ def test_a_stage_that_cannot_run_is_one_line(tmp_path, capsys, monkeypatch):
     run = ["iterate", "--config", config, "--run_dir", str(tmp_path), "--only_stages", "[offline]"]
     (line,) = _error(run, capsys)
     assert line == f"aries-lit: error: {config}: stage 'sft' is not finished and not selected; run it first"
+
+
+def test_a_moved_class_path_still_works_with_a_note(capsys):
+    from aries_lit.cli import resolve_class_paths
+    from aries_lit.pipeline.collecting import CollectingDataModule
+
+    config = {"data": {"class_path": "aries_lit.data.CollectingDataModule", "init_args": {}}}
+    out = resolve_class_paths(config, where="fit.yaml")
+    assert out["data"]["class_path"] == "aries_lit.pipeline.collecting.CollectingDataModule"
+    assert CollectingDataModule.__module__ + ".CollectingDataModule" == out["data"]["class_path"]
+    err = capsys.readouterr().err
+    assert "fit.yaml: 'aries_lit.data.CollectingDataModule' has moved; write 'aries_lit.pipeline" in err
