@@ -10,7 +10,7 @@ from aries_lit.data.views import ViewTokenizer
 from aries_lit.losses.base import ALL_VIEWS, DIRECT_CHOSEN, REFINE_L_CHOSEN, REFINE_W_REJECTED
 from aries_lit.models import load_causal_lm, load_tokenizer
 from aries_lit.modules.logprobs import sequence_logprobs
-from aries_lit.prompts.templates import RefinementTemplate, chat_context
+from aries_lit.prompts.templates import RefinementTemplate, chat_context, end_of_turn
 
 RECORDS = [
     {"id": "a", "prompt": "What is 2+3?", "chosen": "2+3 = 5. The answer is 5.", "rejected": "It is 7."},
@@ -152,3 +152,33 @@ def test_shared_context_rows_give_the_same_logprobs_as_one_row_per_view(tok, mod
     tokens_plain = int(plain["attention_mask"].sum())
     tokens_packed = sum(len(features[0][f"ctx.{c}"]) for c in contexts)  # shared contexts are not repeated
     assert tokens_packed < tokens_plain or len(views) == 1
+
+
+def test_chat_template_modes_always_auto_never(tok):
+    """``always`` renders every prompt; ``auto`` is TRL's (messages rendered, plain strings raw,
+    EOS after a raw prompt's responses); ``never`` is plain text throughout."""
+    template = RefinementTemplate.from_spec("short")
+    plain = RECORDS[0]
+    chat = {**plain, "prompt_messages": [{"role": "system", "content": "Be brief."},
+                                         {"role": "user", "content": "What is 2+3?"}]}  # fmt: skip
+
+    def build(mode: str) -> ViewTokenizer:
+        return ViewTokenizer(tok, ALL_VIEWS, template, max_length=1024, chat_template=mode)
+
+    always, auto, never = build("always"), build("auto"), build("never")
+    assert always.context_texts(plain)["direct"] == chat_context(tok, "What is 2+3?")
+    assert auto.context_texts(plain) == never.context_texts(plain) == {
+        "direct": "What is 2+3?",
+        "refine_l": template.fill("What is 2+3?", "It is 7."),
+        "refine_w": template.fill("What is 2+3?", "2+3 = 5. The answer is 5."),
+    }
+    assert auto.context_texts(chat)["direct"] == chat_context(tok, chat["prompt_messages"])
+    assert never.context_texts(chat)["direct"] == "What is 2+3?"  # the system turn is dropped
+    assert auto.response_end_text(plain) == never.response_end_text(chat) == tok.eos_token
+    assert auto.response_end_text(chat) == always.response_end_text(plain) == end_of_turn(tok)
+    eos = tok(tok.eos_token, add_special_tokens=False)["input_ids"]
+    assert auto(plain)["resp.chosen"][-len(eos) :] == eos
+    with pytest.raises(ValueError, match="chat_template must be one of always, auto, never, not 'trl'"):
+        build("trl")
+    with pytest.raises(ValueError, match="reward models read the rendered conversation"):
+        ViewTokenizer(tok, ALL_VIEWS, template, response_end="<|im_end|>\n", chat_template="auto")

@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from aries_lit.data.collator import SharedContextCollator, ViewCollator
 from aries_lit.data.reference_cache import attach_reference_logps, model_hash
 from aries_lit.data.sampler import ResumableLoader, ResumableSampler
-from aries_lit.data.views import ViewTokenizer
+from aries_lit.data.views import CHAT_TEMPLATE_MODES, ViewTokenizer
 from aries_lit.errors import DataValidationError
 from aries_lit.io import write_json_atomic
 from aries_lit.prompts.templates import RefinementTemplate
@@ -42,6 +42,11 @@ class PreferenceDataModule(L.LightningDataModule):
         shared_context: run each context once with all its responses on top (a 4-D attention
             mask keeps them apart): ARIES's six views cost three contexts. ``false`` runs every view
             as its own row (needed for attention kernels without custom masks, e.g. flash-attn 2).
+        chat_template: ``always`` (default) renders every prompt with the tokenizer's chat
+            template, a plain string as one user turn; ``auto`` follows TRL's ``DPOTrainer``
+            (messages rendered, a plain-string prompt used as it is, responses closed by EOS);
+            ``never`` uses plain text throughout (see :mod:`aries_lit.data.views`). Generation
+            always uses the chat template, so the ARIES loop keeps ``always``.
         reference_cache_dir: where precomputed reference log-probs are kept
             (default: ``<trainer.default_root_dir>/reference_cache``).
     """
@@ -67,8 +72,12 @@ class PreferenceDataModule(L.LightningDataModule):
         reference_cache_dir: str | None = None,
         shared_context: bool = True,
         offset: int = 0,
+        chat_template: str = "always",
     ) -> None:
         super().__init__()
+        if chat_template not in CHAT_TEMPLATE_MODES:
+            modes = ", ".join(CHAT_TEMPLATE_MODES)
+            raise ValueError(f"chat_template must be one of {modes}, not '{chat_template}'")
         self.save_hyperparameters()
         self.template = RefinementTemplate.from_spec(template)
         self.tokenizer: Any = None
@@ -174,6 +183,7 @@ class PreferenceDataModule(L.LightningDataModule):
             hp.max_context_length,
             hp.truncation,
             response_end=self.response_end,
+            chat_template=self.hparams.get("chat_template", "always"),
         )
         has_margin = "margin" in records.column_names
         rows = []

@@ -45,9 +45,11 @@ class CollectingDataModule(PreferenceDataModule):
         seed: int = 0,
         reference_cache_dir: str | None = None,
         shared_context: bool = True,
+        chat_template: str = "always",
     ) -> None:
         super().__init__(
             train="",
+            chat_template=chat_template,
             template=template,
             max_length=max_length,
             max_context_length=max_context_length,
