@@ -106,7 +106,8 @@ USAGE = (
     "usage: aries-lit COMMAND --config CONFIG.yaml [--key value ...]\n\n"
     + "\n".join(f"  {name:<14} {text}" for name, text in DESCRIPTIONS.items())
     + "\n\nEvery command takes --config, --print_config and --help. Set ARIES_LIT_DEBUG=1 for the"
-    " parser's full output and tracebacks."
+    " parser's full output and tracebacks, ARIES_LIT_PLUGINS=module1,module2 to import your own"
+    " modules first (their registered short names then work in configs)."
 )
 
 
@@ -122,17 +123,25 @@ def main(argv: list[str] | None = None) -> None:
     and name the config file. A generation engine that fails (``EngineError``, e.g. vLLM dying)
     is one line too: it names the engine's log file.
 
-    Set ``ARIES_LIT_DEBUG=1`` to see the full parser output and traceback instead.
+    Set ``ARIES_LIT_DEBUG=1`` to see the full parser output and traceback instead. The modules
+    named in ``ARIES_LIT_PLUGINS`` are imported first (:func:`aries_lit.registry.import_plugins`).
     """
     from argparse import ArgumentError
 
     from aries_lit.console import quiet_known_noise
     from aries_lit.errors import EngineError, StageError
     from aries_lit.parse_errors import condense
-    from aries_lit.registry import RegistryError
+    from aries_lit.registry import RegistryError, import_plugins
 
     quiet_known_noise()  # known third-party tips and deprecation notices; ARIES_LIT_VERBOSE=1 shows them
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        import_plugins()  # ARIES_LIT_PLUGINS: user modules whose short names configs may use
+    except RegistryError as err:
+        if os.environ.get("ARIES_LIT_DEBUG"):
+            raise
+        print(f"aries-lit: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
     user_errors = (ValueError, RegistryError, FileNotFoundError, EngineError, StageError, ArgumentError)
     user_errors += (TypeError,)  # only when raised while building a class from the config
     try:

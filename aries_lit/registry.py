@@ -8,13 +8,18 @@ Every registry has the same decorator API::
     class MyLoss(PreferenceLoss): ...
 
 Short names resolve through the registry; any importable class works by its dotted
-``class_path``; third-party packages register through the entry-point group
-``aries_lit.<registry name>`` (e.g. ``[project.entry-points."aries_lit.losses"]``).
+``class_path``. Short names of user code become known in two ways, neither of which edits this
+package: an installed package publishes them in the entry-point group ``aries_lit.<registry
+name>`` (e.g. ``[project.entry-points."aries_lit.losses"]``), loaded on a registry's first
+lookup; or the environment variable ``ARIES_LIT_PLUGINS=module1,module2`` names modules that
+``aries-lit`` imports before it reads a config (:func:`import_plugins`), so their
+``@REGISTRY.register`` decorators run. Child processes (``iterate``'s ``fit`` runs) inherit it.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
@@ -42,6 +47,29 @@ def import_object(path: str) -> Any:
         return getattr(module, attr)
     except AttributeError as err:
         raise RegistryError(f"module '{module_name}' has no attribute '{attr}'") from err
+
+
+#: comma-separated modules that :func:`import_plugins` imports (user parts with short names)
+PLUGINS_ENV = "ARIES_LIT_PLUGINS"
+
+
+def plugin_modules(value: str | None = None) -> list[str]:
+    """The module names in ``value`` (default: the ``ARIES_LIT_PLUGINS`` environment variable)."""
+    text = os.environ.get(PLUGINS_ENV, "") if value is None else value
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def import_plugins(value: str | None = None) -> list[str]:
+    """Import the modules of :func:`plugin_modules` (their ``@REGISTRY.register`` decorators then
+    add their short names) and return their names. A module that cannot be imported raises
+    :class:`RegistryError` naming the variable and the module."""
+    names = plugin_modules(value)
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise RegistryError(f"{PLUGINS_ENV}: cannot import module '{name}': {err}") from err
+    return names
 
 
 class Registry(Generic[T]):
@@ -97,6 +125,7 @@ class Registry(Generic[T]):
             return cls
         raise RegistryError(
             f"unknown {self.item} '{name}'; known: {', '.join(self.names())}, or a dotted class path"
+            f" (modules named in {PLUGINS_ENV} add their own names)"
         )
 
     def build(self, spec: str | Mapping[str, Any] | T, **overrides: Any) -> T:

@@ -165,6 +165,17 @@ def test_gold_answer():
     assert gold_answer(None) is None and gold_answer("  ") is None
 
 
+def test_gold_answer_reads_a_gsm8k_solution_like_the_gsm8k_prompt_source():
+    """The gold of a raw solution is the ``gsm8k`` source's (after the last ``####``), normalized."""
+    from aries_lit.prompts.sources import gsm8k_gold
+
+    for solution in ("So 1,234 in all\n#### 1,234", "#### $1,234.00", "#### 3/4", "a\n#### 5\nb\n#### 7"):
+        assert gold_answer(solution) == normalize_number(gsm8k_gold(solution)), solution
+    assert gold_answer("a\n#### 5\nb\n#### 7") == "7"
+    assert gold_answer("#### 72 apples, then 3 more") == "72"  # not a number after '####': extracted
+    assert gold_answer("x = 4\n####") == "4"  # nothing after '####': the last number
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [

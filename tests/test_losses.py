@@ -444,6 +444,27 @@ def test_bad_arguments_raise_clear_errors(factory, match):
         factory()
 
 
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: DPOLoss(beta=0.0), "dpo: beta must be a finite number > 0, got 0.0"),
+        (lambda: HingeLoss(beta=float("inf")), "hinge: beta must be a finite number > 0, got inf"),
+        (
+            lambda: RefineMSELoss(beta=-1),
+            "refine_mse: beta (the paper's b_r) must be a finite number > 0, got -1",
+        ),
+        (
+            lambda: BTRefineLoss(beta="0.1"),
+            "bt_refine: beta (the paper's b_r) must be a finite number > 0, got '0.1'",
+        ),
+    ],
+)
+def test_one_beta_check_keeps_each_loss_family_message(factory, message):
+    with pytest.raises(ValueError) as err:
+        factory()
+    assert str(err.value) == message
+
+
 def test_aries_parts_must_be_of_the_right_kind():
     with pytest.raises(TypeError, match="refine must be a RefineLoss"):
         ARIESLoss(refine="dpo")

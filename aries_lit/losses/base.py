@@ -11,6 +11,7 @@ reward model's scalar scores of them (``PairRewards``) instead of log-probabilit
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -105,6 +106,13 @@ class SFTLoss(Loss):
     needs_reference = False
 
 
+def check_beta(loss_name: str, beta: float, what: str = "beta") -> None:
+    """Raise ``ValueError`` (``"{loss_name}: {what} must be a finite number > 0, got ..."``) unless
+    ``beta`` is a finite number > 0; ``what`` names the coefficient in the message."""
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+        raise ValueError(f"{loss_name}: {what} must be a finite number > 0, got {beta!r}")
+
+
 def detach_metrics(metrics: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach().float() for k, v in metrics.items()}
 
@@ -146,6 +154,7 @@ __all__ = [
     "RefineLoss",
     "SFTLoss",
     "ViewLogProbs",
+    "check_beta",
     "detach_metrics",
     "direct_reward_metrics",
     "split_view",

@@ -24,6 +24,7 @@ from aries_lit.losses.base import (
     LossOutput,
     PreferenceLoss,
     ViewLogProbs,
+    check_beta,
     detach_metrics,
     direct_reward_metrics,
 )
@@ -72,11 +73,6 @@ def response_lengths(logps: ViewLogProbs, view: str, loss_name: str) -> Tensor:
     return logps.num_tokens[view].to(logps.policy[view].dtype).clamp(min=1)
 
 
-def _check_beta(name: str, beta: float) -> None:
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-        raise ValueError(f"{name}: beta must be a finite number > 0, got {beta!r}")
-
-
 def _logps_metrics(logps: ViewLogProbs) -> dict[str, Tensor]:
     return detach_metrics({f"logps/{v}": logps.policy[v] for v in (DIRECT_CHOSEN, DIRECT_REJECTED)})
 
@@ -98,7 +94,7 @@ class DPOLoss(PreferenceLoss):
     """
 
     def __init__(self, beta: float = 0.1, label_smoothing: float = 0.0) -> None:
-        _check_beta("dpo", beta)
+        check_beta("dpo", beta)
         if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing < 0.5):
             raise ValueError(f"dpo: label_smoothing must be in [0, 0.5), got {label_smoothing!r}")
         self.beta = beta
@@ -130,7 +126,7 @@ class IPOLoss(PreferenceLoss):
     """
 
     def __init__(self, beta: float = 0.1) -> None:
-        _check_beta("ipo", beta)
+        check_beta("ipo", beta)
         self.beta = beta
 
     def __call__(self, logps: ViewLogProbs) -> LossOutput:
@@ -156,7 +152,7 @@ class HingeLoss(PreferenceLoss):
     """
 
     def __init__(self, beta: float = 0.1) -> None:
-        _check_beta("hinge", beta)
+        check_beta("hinge", beta)
         self.beta = beta
 
     def __call__(self, logps: ViewLogProbs) -> LossOutput:
@@ -183,7 +179,7 @@ class SimPOLoss(PreferenceLoss):
     needs_reference = False
 
     def __init__(self, beta: float = 2.0, gamma: float = 0.5) -> None:
-        _check_beta("simpo", beta)
+        check_beta("simpo", beta)
         if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
             raise ValueError(
                 f"simpo: gamma (the target reward margin) must be a finite number >= 0, got {gamma!r}"

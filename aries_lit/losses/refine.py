@@ -25,8 +25,6 @@ policy/reference log-ratio. Hence
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -40,11 +38,15 @@ from aries_lit.losses.base import (
     LossOutput,
     RefineLoss,
     ViewLogProbs,
+    check_beta,
     detach_metrics,
 )
 from aries_lit.losses.preference import check_inputs
 
 __all__ = ["BTRefineLoss", "RefineMSELoss", "refinement_margins"]
+
+#: how a refine loss's ``beta`` is named in its error messages
+BETA_R = "beta (the paper's b_r)"
 
 
 def refinement_margins(logps: ViewLogProbs, beta: float) -> tuple[Tensor, Tensor]:
@@ -64,11 +66,6 @@ def _refine_metrics(v_l_to_w: Tensor, v_w_to_l: Tensor) -> dict[str, Tensor]:
     )
 
 
-def _check_beta(name: str, beta: float) -> None:
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-        raise ValueError(f"{name}: beta (the paper's b_r) must be a finite number > 0, got {beta!r}")
-
-
 @LOSSES.register("refine_mse")
 class RefineMSELoss(RefineLoss):
     """Refine-MSE (ARIES arXiv 2502.05605 Eq. 9).
@@ -84,7 +81,7 @@ class RefineMSELoss(RefineLoss):
     """
 
     def __init__(self, beta: float = 0.05) -> None:
-        _check_beta("refine_mse", beta)
+        check_beta("refine_mse", beta, BETA_R)
         self.beta = beta
 
     def __call__(self, logps: ViewLogProbs) -> LossOutput:
@@ -116,7 +113,7 @@ class BTRefineLoss(RefineLoss):
     """
 
     def __init__(self, beta: float = 0.05) -> None:
-        _check_beta("bt_refine", beta)
+        check_beta("bt_refine", beta, BETA_R)
         self.beta = beta
 
     def __call__(self, logps: ViewLogProbs) -> LossOutput:

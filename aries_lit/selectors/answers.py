@@ -52,6 +52,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
+from aries_lit.prompts.sources import gsm8k_gold
+
 __all__ = [
     "CHECKERS",
     "CONCLUSION_TAIL_CHARS",
@@ -288,12 +290,21 @@ def stated_answer(text: str | None) -> str | None:
 def gold_answer(answer: object) -> str | None:
     """A prompt record's gold ``answer`` ready for :func:`answers_match`; ``None`` when it has none.
 
-    A whole GSM8K solution (``... #### 72``) is reduced to its final number.
+    A whole GSM8K solution (``... #### 72``) is reduced to its final number the way the ``gsm8k``
+    prompt source reads it (:func:`~aries_lit.prompts.sources.gsm8k_gold`: the text after the last
+    ``####``), in the canonical form of :func:`normalize_number`; when that text is not a number
+    (``#### 72 apples, then ...``), :func:`extract_answer` finds the answer in the solution.
     """
     if answer is None or (isinstance(answer, str) and not answer.strip()):
         return None
     gold = str(answer)
-    return extract_answer(gold) if "####" in gold else gold.strip()
+    if "####" not in gold:
+        return gold.strip()
+    try:
+        number = normalize_number(gsm8k_gold(gold))
+    except ValueError:  # nothing after the last ``####``
+        number = None
+    return number if number is not None else extract_answer(gold)
 
 
 def answers_match(

@@ -1,6 +1,8 @@
 """A user-defined loss, in the user's own module: no edit of aries_lit needed.
 
-Train it with ``PYTHONPATH=examples/custom_loss aries-lit fit --config examples/custom_loss/config.yaml``.
+Train it with ``PYTHONPATH=examples/custom_loss aries-lit fit --config examples/custom_loss/config.yaml``
+(``class_path: my_losses.MarginDPOLoss``); with ``ARIES_LIT_PLUGINS=my_losses`` as well, a config
+may name it ``class_path: margin_dpo``.
 """
 
 from __future__ import annotations

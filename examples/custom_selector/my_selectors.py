@@ -1,7 +1,11 @@
 """A user-defined selector and generator, in the user's own module (no edit of aries_lit).
 
-    PYTHONPATH=examples/custom_selector aries-lit select --candidates runs/c --prompts prompts.jsonl \
-        --selector shortest_answer
+By short name, once ``ARIES_LIT_PLUGINS`` has the module imported::
+
+    ARIES_LIT_PLUGINS=my_selectors PYTHONPATH=examples/custom_selector aries-lit select \
+        --candidates runs/c --prompts prompts.jsonl --selector shortest_answer
+
+or by dotted path with ``PYTHONPATH`` alone: ``--selector my_selectors.ShortestAnswerSelector``.
 """
 
 from __future__ import annotations
