@@ -63,6 +63,7 @@ LAYERS = [
         "provenance",
         "registry",
         "view_names",
+        "paper_text",
         shared=True,
     ),
     layer("models, records", "models", "records"),
@@ -263,12 +264,12 @@ def test_the_checker_sees_aries_lit_imports():
 
 
 def test_the_tiny_tokenizer_corpus_is_the_paper_template():
-    """``models`` may not import ``prompts``: the tiny tokenizer keeps its own copy of the text it
-    is trained on, which is the paper's template (so tiny models tokenize it compactly)."""
+    """The tiny tokenizer is trained on the paper's template (so tiny models tokenize it compactly),
+    taken from the neutral ``paper_text`` module that ``prompts`` builds its templates from."""
     from aries_lit.models import tiny
-    from aries_lit.prompts.templates import PAPER_TEMPLATE
+    from aries_lit.prompts.templates import PAPER_TEMPLATE, TEMPLATES
 
-    assert tiny.CORPUS_TEXT == PAPER_TEMPLATE
+    assert tiny.CORPUS_TEXT == PAPER_TEMPLATE == TEMPLATES["paper"]
 
 
 def test_loading_prompts_imports_neither_torch_nor_the_training_data():

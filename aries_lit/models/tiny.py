@@ -5,26 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from aries_lit.chat import FALLBACK_CHAT_TEMPLATE
+from aries_lit.paper_text import PAPER_TEMPLATE
 
 _SPECIALS = ["<pad>", "<|im_start|>", "<|im_end|>", "<unk>"]
 
-#: The text the tiny tokenizer is trained on: the paper's refinement template
-#: (``aries_lit.prompts.templates.PAPER_TEMPLATE``), copied so that ``models`` does not import
-#: ``prompts`` (``tests/test_layers.py`` checks that the copy matches).
-CORPUS_TEXT = (
-    "Below is a QUESTION from a user and an EXAMPLE RESPONSE. Please provide a more helpful RESPONSE, "
-    "improving the EXAMPLE RESPONSE by making the content even clearer, more accurate, and concise. "
-    "Focus on addressing the human's QUESTION without including irrelevant sentences. Your RESPONSE "
-    "should not only be well-written, logical, and easy-to-follow, but also demonstrate expert-level "
-    "insight, engaging the reader with the most relevant information.\n"
-    "QUESTION:\n{question}\n"
-    "EXAMPLE RESPONSE:\n{example_response}\n"
-    "Now, refine and improve the RESPONSE further. You can consider two approaches: 1. REFINEMENT: If "
-    "the EXAMPLE RESPONSE is sufficient and addresses most of the QUESTION's concerns, enhance clarity, "
-    "accuracy, or conciseness as needed. 2. NEW RESPONSE: If the EXAMPLE RESPONSE lacks clarity or "
-    "relevance to the QUESTION, craft a more effective RESPONSE that thoroughly resolves the QUESTION.\n"
-    "Do not include analysis-just give the improved RESPONSE.\nRESPONSE:"
-)
+#: The text the tiny tokenizer is trained on: the paper's refinement template.
+CORPUS_TEXT = PAPER_TEMPLATE
 
 
 def _corpus() -> list[str]:
