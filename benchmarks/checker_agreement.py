@@ -2,7 +2,7 @@
 
 Reads the ``report.json`` of one or more ``aries-lit evaluate`` folders (every record's gold and
 every turn's generated text), grades each (text, gold) pair with both checkers of
-:func:`aries_lit.selectors.answers.is_correct` and prints the counts: total, both correct, both
+:func:`aries_lit.selectors.checking.is_correct` and prints the counts: total, both correct, both
 wrong, builtin-only correct, math_verify-only correct, with up to ``--examples`` texts of each
 disagreement kind. Needs ``pip install math-verify`` (the ``eval`` or ``dev`` extra)::
 
@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aries_lit.selectors.answers import extract_answer, gold_answer, is_correct
+from aries_lit.selectors.answers import extract_answer, gold_answer
+from aries_lit.selectors.checking import is_correct
 
 KINDS = ("both_correct", "both_wrong", "builtin_only", "math_verify_only")
 

@@ -9,7 +9,6 @@ import pytest
 from helpers import read_json_gz
 
 from aries_lit.selectors.answers import (
-    CHECKERS,
     STATED_FORMS,
     answers_match,
     extract_answer,
@@ -17,11 +16,11 @@ from aries_lit.selectors.answers import (
     extract_last_number,
     find_answer,
     gold_answer,
-    is_correct,
     normalize_number,
     parse_number,
     stated_answer,
 )
+from aries_lit.selectors.checking import CHECKERS, is_correct
 from aries_lit.selectors.verifier import VerifierSelector
 
 EXTRACTION_CASES = [

@@ -11,7 +11,7 @@ Task kinds, inferred from the prompt records (or set with ``kind``):
 
 - ``verifiable``: records have an ``answer`` (GSM8K, arithmetic, a file with ``answer_field``).
   Each turn's final answer is extracted (:func:`aries_lit.selectors.answers.extract_answer`) and
-  compared with the gold one by :func:`aries_lit.selectors.answers.is_correct` (``checker``:
+  compared with the gold one by :func:`aries_lit.selectors.checking.is_correct` (``checker``:
   ``builtin`` by default, or ``math_verify``); accuracy with a Wilson interval. Default
   temperature 0 (greedy).
 - ``pairwise``: records have a ``reference_output`` (AlpacaEval 2: the GPT-4 Turbo answers).
@@ -223,7 +223,7 @@ def _check_options(
 ) -> dict[str, Any]:
     """Fail on a bad option before anything runs; returns the length-controlled win rate options."""
     from aries_lit.evaluation.winrate import length_controlled_win_rate
-    from aries_lit.selectors.answers import validate_checker
+    from aries_lit.selectors.checking import validate_checker
 
     if not checkpoints:
         raise ValueError("no checkpoints to evaluate")

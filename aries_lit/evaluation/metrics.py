@@ -18,7 +18,8 @@ def build_records(groups: list[dict[str, Any]], kind: str, checker: str = "built
     """Records of a task's groups: id, prompt text, gold answer or reference, and per turn the text,
     its length and finish reason, and (``verifiable``) the extracted answer and its grade."""
     from aries_lit.prompts.templates import prompt_text
-    from aries_lit.selectors.answers import extract_answer, is_correct
+    from aries_lit.selectors.answers import extract_answer
+    from aries_lit.selectors.checking import is_correct
 
     records = []
     for group in groups:

@@ -27,11 +27,8 @@ decimals become one canonical exact form (``"3/4"`` and ``"0.75"`` both give ``"
 compares two answers numerically (with a tolerance) when both are numbers and as
 case-folded text otherwise.
 
-:func:`is_correct` is the one place where the verifier selector and evaluation decide whether a
-text answers its gold, with a ``checker``: ``"builtin"`` (the default: the cascade above and
-:func:`answers_match`) or ``"math_verify"`` (Hugging Face's ``math-verify`` package,
-``pip install math-verify``: ``verify(parse(gold), parse(text))``, symbolic comparison through
-SymPy; imported only when chosen). :data:`CHECKERS` lists them.
+Whether a text answers its gold (the ``builtin`` or ``math_verify`` checker) is decided in
+:mod:`aries_lit.selectors.checking`.
 
 Example::
 
@@ -47,15 +44,12 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
 from aries_lit.prompts.sources import gsm8k_gold
 
 __all__ = [
-    "CHECKERS",
     "CONCLUSION_TAIL_CHARS",
     "STATED_FORMS",
     "Extraction",
@@ -65,11 +59,9 @@ __all__ = [
     "extract_last_number",
     "find_answer",
     "gold_answer",
-    "is_correct",
     "normalize_number",
     "parse_number",
     "stated_answer",
-    "validate_checker",
 ]
 
 #: The forms of :class:`Extraction` in which a text states its answer (see :func:`find_answer`).
@@ -78,10 +70,6 @@ STATED_FORMS: frozenset[str] = frozenset({"gsm8k", "boxed", "answer_phrase", "ba
 #: A concluding ``= n`` / ``is n`` counts as stated when at most this many characters (stripped)
 #: follow the number, e.g. a closing remark ("I hope this helps!"), not a paragraph of other text.
 CONCLUSION_TAIL_CHARS = 200
-
-#: Answer checkers accepted by :func:`is_correct` (and the ``checker`` option of the verifier
-#: selector and of evaluation).
-CHECKERS: tuple[str, ...] = ("builtin", "math_verify")
 
 # A number token: optional sign (not after a word character, so "3-5" is 3 and 5), then
 # thousands-grouped digits, plain digits or a leading-dot decimal, an optional fraction
@@ -329,50 +317,6 @@ def answers_match(
     if a is not None or b is not None:
         return False
     return _canon_text(str(pred)) == _canon_text(str(gold))
-
-
-def validate_checker(checker: str) -> str:
-    """``checker`` when it is one of :data:`CHECKERS`; a ``ValueError`` naming them otherwise."""
-    if checker not in CHECKERS:
-        raise ValueError(f"unknown answer checker {checker!r}; allowed: {', '.join(CHECKERS)}")
-    return checker
-
-
-def is_correct(
-    answer_text: str | None,
-    gold: str | int | float | None,
-    checker: str = "builtin",
-    extract: Callable[[str], str | None] | None = None,
-) -> bool:
-    """Whether the free-text answer ``answer_text`` reaches the ``gold`` answer.
-
-    ``checker="builtin"``: ``answers_match(extract(answer_text), gold)`` with ``extract``
-    defaulting to :func:`extract_answer`. ``checker="math_verify"``: the ``math-verify`` package,
-    ``verify(parse(gold), parse(answer_text))`` (gold first; it finds ``\\boxed{}``, ``#### n``,
-    LaTeX and plain numbers itself, so ``extract`` is not used). ``gold`` should already be
-    reduced by :func:`gold_answer`. ``None`` text or gold is never correct.
-    """
-    validate_checker(checker)
-    if answer_text is None or gold is None:
-        return False
-    if checker == "builtin":
-        return answers_match((extract or extract_answer)(str(answer_text)), gold)
-    return _math_verify_match(str(answer_text), str(gold))
-
-
-def _math_verify_match(text: str, gold: str) -> bool:
-    try:
-        from math_verify import parse, verify
-    except ImportError as err:
-        raise ImportError(
-            "checker 'math_verify' needs the math-verify package: pip install math-verify"
-        ) from err
-    # math-verify bounds its SymPy work with signal.alarm, which only the main thread may use.
-    timeout = 5 if threading.current_thread() is threading.main_thread() else None
-    gold_parsed = parse(gold, parsing_timeout=timeout)
-    if not gold_parsed:
-        return False
-    return bool(verify(gold_parsed, parse(text, parsing_timeout=timeout), timeout_seconds=timeout))
 
 
 # --- helpers ---------------------------------------------------------------------------

@@ -13,11 +13,10 @@ from aries_lit.selectors.answers import (
     extract_boxed,
     extract_last_number,
     gold_answer,
-    is_correct,
     stated_answer,
-    validate_checker,
 )
 from aries_lit.selectors.base import SELECTORS, Choice, Selector
+from aries_lit.selectors.checking import is_correct, validate_checker
 
 
 def _gsm8k_only(text: str) -> str | None:
@@ -59,7 +58,7 @@ class VerifierSelector(Selector):
        ``answer`` by :func:`~aries_lit.selectors.answers.answers_match`. With
        ``checker="math_verify"`` (``pip install math-verify``) the whole text is compared with
        the gold by ``math_verify.verify(parse(gold), parse(text))`` instead (see
-       :func:`~aries_lit.selectors.answers.is_correct`; the stated-answer check 3 still applies,
+       :func:`~aries_lit.selectors.checking.is_correct`; the stated-answer check 3 still applies,
        as a check of form only). ``checker="builtin"`` (the default) is the cascade above.
 
     A gold answer that is a whole GSM8K solution (``... #### 72``) is reduced to its final
