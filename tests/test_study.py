@@ -14,15 +14,8 @@ import pytest
 import yaml
 
 from aries_lit.pipeline.study import Study, seeded_stage, stage_key
-from aries_lit.pipeline.study_report import (
-    accuracy_summary,
-    build_report,
-    final_summary,
-    load_results,
-    paired_difference,
-    pooled_items,
-    write_report,
-)
+from aries_lit.pipeline.study_report import build_report, final_summary, load_results, write_report
+from aries_lit.pipeline.study_stats import accuracy_summary, paired_difference, pooled_items
 
 REPO = Path(__file__).resolve().parents[1]
 

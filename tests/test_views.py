@@ -167,11 +167,15 @@ def test_chat_template_modes_always_auto_never(tok):
 
     always, auto, never = build("always"), build("auto"), build("never")
     assert always.context_texts(plain)["direct"] == chat_context(tok, "What is 2+3?")
-    assert auto.context_texts(plain) == never.context_texts(plain) == {
-        "direct": "What is 2+3?",
-        "refine_l": template.fill("What is 2+3?", "It is 7."),
-        "refine_w": template.fill("What is 2+3?", "2+3 = 5. The answer is 5."),
-    }
+    assert (
+        auto.context_texts(plain)
+        == never.context_texts(plain)
+        == {
+            "direct": "What is 2+3?",
+            "refine_l": template.fill("What is 2+3?", "It is 7."),
+            "refine_w": template.fill("What is 2+3?", "2+3 = 5. The answer is 5."),
+        }
+    )
     assert auto.context_texts(chat)["direct"] == chat_context(tok, chat["prompt_messages"])
     assert never.context_texts(chat)["direct"] == "What is 2+3?"  # the system turn is dropped
     assert auto.response_end_text(plain) == never.response_end_text(chat) == tok.eos_token

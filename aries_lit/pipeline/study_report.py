@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from aries_lit.evaluation.stats import normal_interval, wilson_interval
+from aries_lit.pipeline.study_stats import accuracy_summary, paired_difference, pooled_items
 
 REPORT = "report.md"
 CURVES_PNG = "refinement_curves.png"
@@ -46,67 +45,6 @@ def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
     if not out:
         raise FileNotFoundError(f"{root}: no result files (<arm>/seed<k>/<NN>-<stage>.json)")
     return sorted(out, key=lambda r: (r["arm"], r["seed"], r["index"]))
-
-
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs) if xs else float("nan")
-
-
-def _normal_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    n = len(values)
-    mean = _mean(values)
-    if n < 2:
-        return mean, float("nan"), float("nan")
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, *normal_interval(mean, math.sqrt(var / n), confidence)
-
-
-def pooled_items(records: list[dict[str, Any]], task: str, turn: int) -> dict[str, float]:
-    """``{item id: correctness at turn averaged over the records (seeds)}`` on common items."""
-    per_seed = [r["tasks"][task]["items"] for r in records if "items" in r["tasks"].get(task, {})]
-    if not per_seed:
-        return {}
-    common = set(per_seed[0])
-    for items in per_seed[1:]:
-        common &= set(items)
-    return {i: _mean([float(items[i][turn] == "1") for items in per_seed]) for i in sorted(common)}
-
-
-def accuracy_summary(records: list[dict[str, Any]], task: str, turn: int) -> dict[str, Any]:
-    """Mean accuracy (items pooled over seeds), its 95% interval over items, per-seed values."""
-    pooled = pooled_items(records, task, turn)
-    seeds = [
-        _mean([float(v[turn] == "1") for v in r["tasks"][task]["items"].values()])
-        for r in records
-        if "items" in r["tasks"].get(task, {})
-    ]
-    values = list(pooled.values())
-    mean = _mean(values)
-    low, high = wilson_interval(sum(values), len(values)) if values else (float("nan"), float("nan"))
-    return {"mean": mean, "ci_low": low, "ci_high": high, "n": len(values), "seeds": seeds}
-
-
-def paired_difference(
-    a: dict[str, float], b: dict[str, float], draws: int = 10_000, seed: int = 0
-) -> dict[str, Any]:
-    """``mean(a_i - b_i)`` on common items, its 95% normal interval and a sign-flip p-value."""
-    common = sorted(set(a) & set(b))
-    diffs = [a[i] - b[i] for i in common]
-    mean, low, high = _normal_ci(diffs)
-    rng = random.Random(seed)
-    observed = abs(sum(diffs))
-    extreme = sum(
-        1
-        for _ in range(draws)
-        if abs(sum(d if rng.random() < 0.5 else -d for d in diffs)) >= observed - 1e-12
-    )
-    return {
-        "mean": mean,
-        "ci_low": low,
-        "ci_high": high,
-        "n": len(common),
-        "p_value": (extreme + 1) / (draws + 1),
-    }
 
 
 def _pct(x: float) -> str:
@@ -405,11 +343,8 @@ def write_report(results_dir: str | Path, compare: dict[str, Any] | None = None)
 
 
 __all__ = [
-    "accuracy_summary",
     "build_report",
     "final_summary",
     "load_results",
-    "paired_difference",
-    "pooled_items",
     "write_report",
 ]
