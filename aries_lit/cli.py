@@ -284,12 +284,60 @@ def run_function(function: Callable[..., Any], args: list[str], prog: str) -> An
     from jsonargparse import ActionConfigFile, ArgumentParser
 
     description = (inspect.getdoc(function) or "").split("\nArgs:")[0].strip()
-    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
+    specs = {n: r for n, r in _spec_registries().items() if n in inspect.signature(function).parameters}
+    epilog = "\n".join(
+        f"--{name}: {registry.item} names and their options:\n"
+        + "\n".join(f"  {line}" for line in registry.describe())
+        for name, registry in specs.items()
+    )
+    parser = ArgumentParser(
+        prog=prog, description=description, epilog=epilog or None, exit_on_error=False,
+        formatter_class=_raw_epilog_formatter(),
+    )  # fmt: skip
     parser.add_argument("-c", "--config", action=ActionConfigFile, help="a YAML file of these options")
     parser.add_function_arguments(function, as_positional=False)
     kwargs = parser.parse_args(args).as_dict()
     kwargs.pop("config", None)
+    for name, registry in specs.items():  # an unknown name or option fails before any work
+        check_spec_option(name, kwargs.get(name), registry)
     return function(**kwargs)
+
+
+def _spec_registries() -> dict[str, Any]:
+    """The registries of the commands' part options, by option name."""
+    from aries_lit.generators import GENERATORS
+    from aries_lit.prompts.sources import PROMPT_SOURCES
+    from aries_lit.selectors import SELECTORS
+
+    return {"prompts": PROMPT_SOURCES, "generator": GENERATORS, "selector": SELECTORS}
+
+
+def check_spec_option(name: str, value: Any, registry: Any) -> None:
+    """Check a part option's spec (``--generator``, ``--selector``, ``--prompts``) against its
+    registry; a prompt file path and an empty value are left to the command."""
+    if value is None or (isinstance(value, str) and name == "prompts" and value not in registry):
+        return
+    registry.check_spec(value, name)
+    if name == "generator" and isinstance(value, Mapping):
+        from aries_lit.generators.backends import BACKENDS
+
+        backend = registry.split_spec(value)[1].get("backend")
+        if backend is not None:
+            BACKENDS.check_spec(backend, "generator.backend")
+
+
+def _raw_epilog_formatter() -> Any:
+    """jsonargparse's help formatter, with the epilog printed as written (one part per line)."""
+    from jsonargparse import DefaultHelpFormatter
+
+    class Formatter(DefaultHelpFormatter):
+        def add_text(self, text: str | None) -> None:
+            if text and "names and their options" in text:
+                self._add_item(lambda t: t + "\n", [text])
+            else:
+                super().add_text(text)
+
+    return Formatter
 
 
 def _main(argv: list[str]) -> None:

@@ -19,6 +19,7 @@ lookup; or the environment variable ``ARIES_LIT_PLUGINS=module1,module2`` names 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
@@ -144,6 +145,53 @@ class Registry(Generic[T]):
             kwargs.update(overrides)
             return self.get(target)(**kwargs)
         raise RegistryError(f"cannot build a {self.base.__name__} from {spec!r}")
+
+    @staticmethod
+    def split_spec(spec: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """``(target, keyword arguments)`` of a spec, as :meth:`build` reads it."""
+        if isinstance(spec, str):
+            return spec, {}
+        spec = dict(spec)
+        target = spec.pop("class_path", None) or spec.pop("name", None)
+        kwargs = dict(spec.pop("init_args", {}) or {})
+        kwargs.update(spec)
+        return target, kwargs
+
+    def check_spec(self, spec: str | Mapping[str, Any], where: str) -> None:
+        """Refuse, without building anything, a spec whose name is unknown or whose keys the
+        class does not take: one line naming ``where``, the key and the accepted keys."""
+        if not isinstance(spec, (str, Mapping)):
+            return
+        target, kwargs = self.split_spec(spec)
+        if target is None:
+            raise RegistryError(f"{where}: a {self.item} spec needs 'name' or 'class_path'")
+        try:
+            cls = self.get(target)
+        except RegistryError as err:
+            raise RegistryError(f"{where}: {err}") from None
+        params = inspect.signature(cls.__init__).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return
+        accepted = [n for n in params if n != "self"]
+        unknown = [k for k in kwargs if k not in accepted]
+        if unknown:
+            raise RegistryError(
+                f"{where}: {self.item} '{target}' does not take {', '.join(repr(k) for k in unknown)}; "
+                f"it takes {', '.join(accepted) or 'no options'}"
+            )
+
+    def describe(self) -> list[str]:
+        """One line per registered name: the name and its options with their defaults."""
+        lines = []
+        for name in self.names():
+            params = inspect.signature(self._classes[name].__init__).parameters.values()
+            options = [
+                p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
+                for p in params
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            ]
+            lines.append(f"{name}: {', '.join(options) or '(no options)'}")
+        return lines
 
     def __contains__(self, name: str) -> bool:
         self._load_entry_points()

@@ -227,3 +227,41 @@ def test_a_moved_class_path_still_works_with_a_note(capsys):
     assert CollectingDataModule.__module__ + ".CollectingDataModule" == out["data"]["class_path"]
     err = capsys.readouterr().err
     assert "fit.yaml: 'aries_lit.data.CollectingDataModule' has moved; write 'aries_lit.pipeline" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "--model", "m", "--prompts", "{name: arithmetic, count: 2, bogus: 1}"],
+         "prompts: prompt_source 'arithmetic' does not take 'bogus'; it takes num_terms, digits"),
+        (["generate", "--model", "m", "--prompts", "{name: arithmetic}",
+          "--generator", "{name: sequential_refinment}"],
+         "generator: unknown generator 'sequential_refinment'; known: PS, SR, parallel_sampling"),
+        (["generate", "--model", "m", "--prompts", "{name: arithmetic}", "--generator",
+          "{name: parallel_sampling, backend: {name: vllm, init_args: {dtyp: float32}}}"],
+         "generator.backend: backend 'vllm' does not take 'dtyp'; it takes model, dtype"),
+        (["select", "--candidates", "c", "--prompts", "p.jsonl",
+          "--selector", "{name: verifier, checkr: builtin}"],
+         "selector: selector 'verifier' does not take 'checkr'; it takes extract"),
+    ],
+)  # fmt: skip
+def test_a_part_with_an_unknown_name_or_option_fails_before_any_work(args, message, capsys):
+    """Part options are checked against their registry right after parsing (nothing is loaded)."""
+    from aries_lit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"aries-lit: error: {message}") and "\n" not in err
+
+
+def test_help_lists_every_part_with_its_options(capsys):
+    from aries_lit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["select", "--help"])
+    out = capsys.readouterr().out
+    assert "--selector: selector names and their options:" in out
+    assert "  verifier: extract='auto'," in out and "  reward_model: model, batch_size=8," in out
+    assert "--prompts: prompt_source names and their options:" in out and "  gsm8k: path=None," in out
