@@ -5,7 +5,7 @@
     from aries_lit.evaluation import evaluate_checkpoints
 
     result = evaluate_checkpoints(
-        ["runs/iter1/hf", "runs/iter2/hf"],
+        ["runs/aries/02-iter1/model", "runs/aries/03-iter2/model"],
         tasks=[{"name": "gsm8k", "limit": 200}, {"name": "alpaca_eval", "limit": 805}],
         out_dir="runs/eval", num_refinements=3, judge="path/to/reward-model",
     )
