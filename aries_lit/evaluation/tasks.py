@@ -127,8 +127,8 @@ def parse_tasks(tasks: Sequence[str | Mapping[str, Any]] | None) -> list[Task]:
 def checkpoint_names(checkpoints: Sequence[str], names: Sequence[str] | None = None) -> list[str]:
     """Folder names for checkpoints: ``names`` if given, else the shortest unique path suffix.
 
-    ``runs/aries/02-iter1/model`` and ``runs/aries/03-iter2/model`` become ``02-iter1-model`` and ``03-iter2-model``; a hub name
-    ``org/model`` becomes ``model``.
+    ``runs/aries/02-iter1/model`` and ``runs/aries/03-iter2/model`` become ``02-iter1-model`` and
+    ``03-iter2-model``; a hub name ``org/model`` becomes ``model``.
     """
     if names is not None:
         if len(names) != len(checkpoints):
