@@ -170,12 +170,17 @@ def final_summary(results: list[dict[str, Any]], compare: dict[str, Any] | None 
                 d = paired_difference(_final_pooled(finals[t_arm], task), _final_pooled(finals[b_arm], task))
                 lines.append(
                     f"{t_arm} SR - {b_arm} SR: {_pct(d['mean'])} points, 95% interval "
-                    f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}], p = {d['p_value']:.3f} "
+                    f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}], {_p_text(d['p_value'])} "
                     f"(sign-flip), {d['n']} paired items"
                 )
             else:
                 lines.append(f"{t_arm} vs {b_arm}: not compared yet ({_pending(finals, t_arm, b_arm)})")
     return "\n".join(lines).lstrip("\n")
+
+
+def _p_text(p: float) -> str:
+    """``p = 0.034``, or ``p < 0.001`` below what three decimals show."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def _summary_row(label: str, records: list[dict[str, Any]], task: str) -> list[str]:
