@@ -284,7 +284,8 @@ def run_function(function: Callable[..., Any], args: list[str], prog: str) -> An
     from jsonargparse import ActionConfigFile, ArgumentParser
 
     description = (inspect.getdoc(function) or "").split("\nArgs:")[0].strip()
-    specs = {n: r for n, r in _spec_registries().items() if n in inspect.signature(function).parameters}
+    params = inspect.signature(function).parameters
+    specs = {n: r for n, r in _spec_registries().items() if n in params} if SPEC_OPTIONS & set(params) else {}
     epilog = "\n".join(
         f"--{name}: {registry.item} names and their options:\n"
         + "\n".join(f"  {line}" for line in registry.describe())
@@ -301,6 +302,10 @@ def run_function(function: Callable[..., Any], args: list[str], prog: str) -> An
     for name, registry in specs.items():  # an unknown name or option fails before any work
         check_spec_option(name, kwargs.get(name), registry)
     return function(**kwargs)
+
+
+#: the part options whose specs are listed in ``--help`` and checked after parsing
+SPEC_OPTIONS = {"prompts", "generator", "selector"}
 
 
 def _spec_registries() -> dict[str, Any]:

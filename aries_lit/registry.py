@@ -136,12 +136,9 @@ class Registry(Generic[T]):
         if isinstance(spec, str):
             return self.get(spec)(**overrides)
         if isinstance(spec, Mapping):
-            spec = dict(spec)
-            target = spec.pop("class_path", None) or spec.pop("name", None)
+            target, kwargs = self.split_spec(spec)
             if target is None:
-                raise RegistryError(f"{self.name} spec needs 'name' or 'class_path': {spec}")
-            kwargs = dict(spec.pop("init_args", {}) or {})
-            kwargs.update(spec)
+                raise RegistryError(f"{self.name} spec needs 'name' or 'class_path': {kwargs}")
             kwargs.update(overrides)
             return self.get(target)(**kwargs)
         raise RegistryError(f"cannot build a {self.base.__name__} from {spec!r}")
