@@ -435,6 +435,25 @@ def test_smollm2_reward_data_is_disjoint_from_the_demos():
         load_preference_records(HH, format="hh", offset=-1)
 
 
+def test_identical_conversations_are_scored_once_and_counted_as_cache_hits(tiny_reward_model_dir):
+    """A refinement that repeats its answer is scored once: the same score (so the pair is a tie),
+    counted in ``scoring/cache_hits``; the selection reports scoring throughput."""
+    groups = [
+        {"id": "a", "prompt": "1 + 1?", "candidates": [{"text": "2"}, {"text": "2"}, {"text": "3"}]},
+        {"id": "b", "prompt": "2 + 2?", "candidates": [{"text": "4"}, {"text": "4"}]},
+    ]
+    result = RewardModelSelector(model=str(tiny_reward_model_dir)).select(groups)
+    assert result.stats["scoring/cache_hits"] == 2 and result.stats["scoring/forward"] == 3
+    assert result.stats["skipped/tie"] == 1 and result.stats["pairs"] == 1
+    assert result.pairs[0]["scores"][0] == result.pairs[0]["scores"][1]
+    assert result.scoring["candidates"] == 5 and result.scoring["cache_hits"] == 2
+    line = result.scoring_summary()
+    assert line.startswith("scoring: 5 candidates, 2 cache hits in ") and "pairs/s" in line
+    assert "scoring/" not in result.summary()  # the counts have their own line
+    with pytest.raises(ValueError, match="backend must be one of transformers, vllm, got 'onnx'"):
+        RewardModelSelector(model=str(tiny_reward_model_dir), backend="onnx")
+
+
 # --- which reward model selected, which judged ---------------------------------------------------
 
 
@@ -459,6 +478,10 @@ def test_selection_and_export_record_the_reward_model_and_evaluate_warns_about_i
     assert stats["reward_model"] == str(Path(rm).resolve()) and stats["pairs_file"] == str(
         Path(pairs).resolve()
     )
+    scoring = stats["scoring"]  # what scoring cost, beside the counts
+    assert scoring["candidates"] == 8 and scoring["pairs"] == stats["pairs"] and scoring["seconds"] > 0
+    assert scoring["candidates_per_s"] == pytest.approx(8 / scoring["seconds"], rel=1e-2)
+    assert stats["scoring/forward"] + stats.get("scoring/cache_hits", 0) == 8
 
     run = tmp_path / "dpo"
     main(

@@ -273,3 +273,45 @@ def test_cli_vllm_engine_failure_is_one_line(smollm2_dir, tmp_path):
     assert errors[0].endswith(f"; full log: {out_dir / 'vllm.log'}")
     log = (out_dir / "vllm.log").read_text()
     assert "Traceback (most recent call last)" in log and "VLLM_ALLOW_LONG_MAX_MODEL_LEN" in log
+
+
+def test_reward_model_scores_the_same_on_vllm_pooling(smollm2_dir, tmp_path):
+    """The reward_model selector's ``backend: vllm`` (vLLM's pooling runner) gives the scores
+    transformers gives, so the selection is the same; the engine's output goes to its log."""
+    _need_vllm()
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from aries_lit.generators.backends.base import engine_log_dir
+    from aries_lit.selectors import RewardModelSelector
+
+    tok = AutoTokenizer.from_pretrained(str(smollm2_dir))
+    torch.manual_seed(0)  # a fixed random score head
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(smollm2_dir), num_labels=1, pad_token_id=tok.pad_token_id, dtype="float32"
+    )
+    rm = tmp_path / "rm"
+    model.save_pretrained(str(rm))
+    tok.save_pretrained(str(rm))
+    del model
+    groups = [
+        {"id": f"q{i}", "prompt": f"What is {i} + {i + 3}?",
+         "candidates": [{"text": f"{i} + {i + 3} = {2 * i + 3}."}, {"text": f"It is {2 * i + 4}."},
+                        {"text": f"{i} + {i + 3} = {2 * i + 3}."}, {"text": "I do not know."}]}
+        for i in range(6)
+    ]  # fmt: skip
+    hf = RewardModelSelector(model=str(rm), max_length=512).select(groups)
+    engine_kwargs = {"kv_cache_memory_bytes": 256 << 20}
+    with engine_log_dir(tmp_path / "sel"):
+        vl = RewardModelSelector(model=str(rm), max_length=512, backend="vllm", engine_kwargs=engine_kwargs)
+        vl_result = vl.select(groups)
+    assert vl._model is None  # the engine stopped after the selection
+    hf_scores = [s for p in hf.pairs for s in p["scores"]]
+    vl_scores = [s for p in vl_result.pairs for s in p["scores"]]
+    assert len(hf_scores) == len(vl_scores) == 24
+    assert vl_scores == pytest.approx(hf_scores, abs=1e-3)
+    assert [(p["chosen_index"], p["rejected_index"]) for p in vl_result.pairs] == [
+        (p["chosen_index"], p["rejected_index"]) for p in hf.pairs
+    ]
+    assert vl_result.stats["scoring/cache_hits"] == 6 and vl_result.scoring["candidates"] == 24
+    assert "pooling engine for the reward model" in (tmp_path / "sel" / "vllm.log").read_text()

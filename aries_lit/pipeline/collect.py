@@ -156,9 +156,13 @@ def select(
         **{k: int(v) for k, v in result.stats.items()},
         "audit": result.audit,
     }
+    if result.scoring:  # candidates scored, cache hits, seconds, candidates/s and pairs/s
+        stats["scoring"] = result.scoring
     write_json_atomic(target.with_name(SELECTION_STATS_FILE), stats, indent=2)
     print(f"[aries-lit] {result.summary()}")
     print(f"[aries-lit] {result.audit_summary()}")
+    if result.scoring:
+        print(f"[aries-lit] {result.scoring_summary()}")
     print(f"[aries-lit] pairs in {target}")
     return str(target)
 

@@ -319,6 +319,26 @@ def build_report(
         else "No collection stage has finished yet."
     )
 
+    rows = []
+    for r in results:
+        scoring = (r.get("selection") or {}).get("scoring")
+        if not scoring:
+            continue
+        selector = str(r["selection"].get("selector", "?")).split("(", 1)[0]
+        rows.append(
+            [r["arm"], str(r["seed"]), r["stage"], selector, str(scoring["candidates"]),
+             str(scoring.get("cache_hits", 0)), f"{scoring['seconds']:.1f}",
+             f"{scoring['candidates_per_s']:.1f}", f"{scoring['pairs_per_s']:.2f}"]
+        )  # fmt: skip
+    if rows:
+        lines += ["", "## Selector scoring cost", ""]
+        lines.append(
+            "Seconds spent scoring candidates in selection (the reward model's forward passes, the "
+            "verifier's answer checks); cache hits are identical conversations scored once."
+        )
+        lines += ["", _table(["arm", "seed", "stage", "selector", "candidates", "cache hits", "seconds",
+                               "candidates/s", "pairs/s"], rows)]  # fmt: skip
+
     lines += ["", "## Stage timings (seconds, this run's last attempt of each stage)", ""]
     rows, seen, total = [], set(), 0.0
     for r in results:

@@ -31,6 +31,7 @@ lowest as rejected. Register a selector with ``@SELECTORS.register("name")``.
 from __future__ import annotations
 
 import copy
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from typing import Any, ClassVar
 from aries_lit.registry import Registry
 from aries_lit.selectors.quality import TemplateEchoDetector, audit_pairs, audit_summary, echo_detector
 
-__all__ = ["SELECTORS", "Choice", "ScoredSelector", "SelectionResult", "Selector"]
+__all__ = ["SELECTORS", "Choice", "ScoredSelector", "SelectionResult", "Selector", "scoring_record"]
 
 #: What :meth:`Selector.choose` returns: positions ``(chosen, rejected)`` or a skip reason.
 Choice = tuple[int, int] | str
@@ -60,6 +61,19 @@ class SelectionResult:
     stats: Counter = field(default_factory=Counter)
     selector: str = ""
     audit: dict[str, Any] = field(default_factory=dict)
+    #: what scoring cost (see :func:`scoring_record`); empty for a selector that scores nothing
+    scoring: dict[str, Any] = field(default_factory=dict)
+
+    def scoring_summary(self) -> str:
+        """One readable line of :attr:`scoring` (empty when nothing was scored)."""
+        s = self.scoring
+        if not s:
+            return ""
+        hits = f", {s['cache_hits']} cache hits" if s.get("cache_hits") else ""
+        return (
+            f"scoring: {s['candidates']} candidates{hits} in {s['seconds']:.1f} s "
+            f"({s['candidates_per_s']:.1f} candidates/s, {s['pairs_per_s']:.2f} pairs/s)"
+        )
 
     def audit_summary(self) -> str:
         """One readable line of the audit (``audit: chosen: finished 7/7, ...``)."""
@@ -85,11 +99,28 @@ class SelectionResult:
         other = sorted(
             (k, v)
             for k, v in self.stats.items()
-            if v and k not in ("groups", "pairs") and not k.startswith(("skipped/", "candidates/"))
+            if v
+            and k not in ("groups", "pairs")
+            and not k.startswith(("skipped/", "candidates/", "scoring/"))
         )
         if other:
             head += "; " + ", ".join(f"{k} {v}" for k, v in other)
         return head
+
+
+def scoring_record(candidates: int, pairs: int, seconds: float, cache_hits: int = 0) -> dict[str, Any]:
+    """What scoring cost: candidates scored, pairs made, seconds spent in :meth:`Selector.score`,
+    and the rates (``selection_stats.json``'s ``"scoring"``; timings vary from run to run, so they
+    stay out of the counts in ``stats``)."""
+    rate = (lambda n: round(n / seconds, 3)) if seconds > 0 else (lambda n: 0.0)
+    return {
+        "candidates": candidates,
+        "cache_hits": int(cache_hits),
+        "pairs": pairs,
+        "seconds": round(seconds, 3),
+        "candidates_per_s": rate(candidates),
+        "pairs_per_s": rate(pairs),
+    }
 
 
 class Selector:
@@ -155,7 +186,9 @@ class Selector:
         groups = [self._check_group(g, i) for i, g in enumerate(groups)]
         stats: Counter = Counter(groups=len(groups), pairs=0)
         usable = [self._usable(g, stats) for g in groups]
+        t0 = time.perf_counter()
         all_scores = self.score(groups, usable, stats) if groups else []
+        seconds = time.perf_counter() - t0
         if len(all_scores) != len(groups):
             raise RuntimeError(
                 f"{self.name}.score returned {len(all_scores)} score lists for {len(groups)} groups"
@@ -178,7 +211,13 @@ class Selector:
             made.append((g, chosen, rejected))
             stats["pairs"] += 1
         audit = audit_pairs(groups, made, stats, self.rejection_reasons, self.echo_detector)
-        return SelectionResult(pairs=pairs, stats=stats, selector=self.name, audit=audit)
+        scored = sum(s is not None for scores in all_scores for s in scores)
+        result = SelectionResult(pairs=pairs, stats=stats, selector=self.name, audit=audit)
+        if scored:
+            result.scoring = scoring_record(
+                scored, stats["pairs"], seconds, stats.get("scoring/cache_hits", 0)
+            )
+        return result
 
     def __call__(self, groups: Iterable[dict[str, Any]]) -> SelectionResult:
         return self.select(groups)

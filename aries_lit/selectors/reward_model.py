@@ -9,6 +9,9 @@ from typing import Any
 from aries_lit.chat import as_messages
 from aries_lit.selectors.base import SELECTORS, ScoredSelector
 
+#: where the reward model runs
+BACKENDS = ("transformers", "vllm")
+
 
 @SELECTORS.register("reward_model")
 class RewardModelSelector(ScoredSelector):
@@ -25,6 +28,12 @@ class RewardModelSelector(ScoredSelector):
     Chosen = highest score, rejected = lowest; ties and margins ``<= min_margin`` are
     skipped (see :class:`~aries_lit.selectors.base.ScoredSelector`). The model loads on the
     first :meth:`select` and is freed after it (``keep_loaded=True`` keeps it).
+
+    ``backend``: ``transformers`` (the default) or ``vllm``, which serves the same folder on vLLM's
+    pooling runner (:class:`~aries_lit.selectors.rm_vllm.VLLMRewardScorer`; same scores to float
+    precision, continuous batching; ``engine_kwargs`` go to ``vllm.LLM``). Identical conversations
+    (a refinement that repeats its answer) are scored once: the selection's stats count them as
+    ``scoring/cache_hits`` and the forward passes as ``scoring/forward``.
 
     ``model``: hub name or HF folder of the reward model (one label and a trained score head, e.g.
     one trained by :class:`~aries_lit.modules.RewardModule`; a causal-LM folder, a classifier with
@@ -43,17 +52,23 @@ class RewardModelSelector(ScoredSelector):
         device: str | None = None,
         keep_loaded: bool = False,
         skip_truncated: bool = True,
+        backend: str = "transformers",
+        engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(min_margin=min_margin, skip_truncated=skip_truncated)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.backend = backend
+        self.engine_kwargs = dict(engine_kwargs or {})
         self.model = model
         self.batch_size = int(batch_size)
         self.max_length = int(max_length)
         self.dtype = dtype
         self.device = device
         self.keep_loaded = keep_loaded
-        self._model: Any = None
+        self._model: Any = None  # a transformers model or a VLLMRewardScorer
         self._tokenizer: Any = None
 
     # -- loading --------------------------------------------------------------------------
@@ -70,6 +85,19 @@ class RewardModelSelector(ScoredSelector):
         model = load_reward_model(self.model, dtype=self.dtype)  # refuses a folder that is no reward model
         tokenizer = load_tokenizer(self.model, padding_side="right")
         tokenizer.truncation_side = "left"
+        if self.backend == "vllm":
+            from aries_lit.models import resolve_model_path
+            from aries_lit.selectors.rm_vllm import VLLMRewardScorer
+
+            del model  # checked; vLLM loads its own copy
+            self._model = VLLMRewardScorer(
+                str(resolve_model_path(self.model)),
+                dtype=self.dtype,
+                max_model_len=self.max_length,
+                engine_kwargs=self.engine_kwargs,
+            )
+            self._tokenizer = tokenizer
+            return
         if model.config.pad_token_id is None:  # needed to find each row's last token in a batch
             model.config.pad_token_id = tokenizer.pad_token_id
         self._model = model.to(device).eval()
@@ -84,6 +112,8 @@ class RewardModelSelector(ScoredSelector):
         """Free the reward model."""
         if self._model is None:
             return
+        if self.backend == "vllm":  # stop the engine
+            self._model.close()
         self._model = None
         self._tokenizer = None
         gc.collect()
@@ -105,8 +135,12 @@ class RewardModelSelector(ScoredSelector):
 
         unique = list(dict.fromkeys(texts))  # identical conversations are scored once (and tie exactly)
         if len(unique) < len(texts):
+            if stats is not None:
+                stats["scoring/cache_hits"] += len(texts) - len(unique)
             by_text = dict(zip(unique, self.score_texts(unique, stats)))
             return [by_text[t] for t in texts]
+        if stats is not None:
+            stats["scoring/forward"] += len(texts)
         tok = self._tokenizer
         bos = tok.bos_token
         encoded = []
@@ -118,6 +152,8 @@ class RewardModelSelector(ScoredSelector):
                 if stats is not None:
                     stats["candidates/rm_input_truncated"] += 1
             encoded.append(ids)
+        if self.backend == "vllm":
+            return self._model.score(encoded)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
         scores: list[float] = [0.0] * len(encoded)
         device = next(self._model.parameters()).device
@@ -155,5 +191,6 @@ class RewardModelSelector(ScoredSelector):
     def __repr__(self) -> str:
         return (
             f"RewardModelSelector(model={self.model!r}, batch_size={self.batch_size}, "
-            f"min_margin={self.min_margin}, max_length={self.max_length}, dtype={self.dtype!r})"
+            f"min_margin={self.min_margin}, max_length={self.max_length}, dtype={self.dtype!r}, "
+            f"backend={self.backend!r})"
         )

@@ -358,23 +358,32 @@ class VLLMBackend(Backend):
             return
         self._llm = None
         self.reaper.stop()
-        engine = getattr(llm, "llm_engine", None)
-        core = getattr(engine, "engine_core", None)
-        if core is not None and hasattr(core, "shutdown"):
-            with contextlib.suppress(Exception):
-                core.shutdown()
-        del llm, engine, core
-        with contextlib.suppress(Exception):
-            from vllm.distributed.parallel_state import (
-                destroy_distributed_environment,
-                destroy_model_parallel,
-            )
-
-            destroy_model_parallel()
-            destroy_distributed_environment()
-        gc.collect()
-        if _has_cuda():
-            import torch
-
-            torch.cuda.empty_cache()
+        shutdown_llm(llm)
+        del llm
+        release_memory()
         self.engine_log.close()
+
+
+def shutdown_llm(llm: Any) -> None:
+    """Stop a ``vllm.LLM``'s engine processes and its distributed state; then drop the last
+    reference to ``llm`` and call :func:`release_memory`."""
+    engine = getattr(llm, "llm_engine", None)
+    core = getattr(engine, "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        with contextlib.suppress(Exception):
+            core.shutdown()
+    del llm, engine, core
+    with contextlib.suppress(Exception):
+        from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+        destroy_model_parallel()
+        destroy_distributed_environment()
+
+
+def release_memory() -> None:
+    """Collect garbage (and empty the CUDA cache on a GPU) after an engine was dropped."""
+    gc.collect()
+    if _has_cuda():
+        import torch
+
+        torch.cuda.empty_cache()

