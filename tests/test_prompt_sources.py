@@ -234,6 +234,10 @@ def test_preference_prompts_are_deduplicated(tmp_path):
         {"id": "pairs-3", "prompt": user},
         {"id": "pairs-4", "prompt": "Q2"},
     ]
+    with_reference = load_prompts({"name": "preference_prompts", "path": str(path), "reference": "chosen"})
+    assert [x["reference_output"] for x in with_reference] == ["a", "e", "g"]  # each prompt's first pair
+    with pytest.raises(ValueError, match="reference must be 'chosen', 'rejected' or unset, got 'best'"):
+        load_prompts({"name": "preference_prompts", "path": str(path), "reference": "best"})
 
 
 def test_preference_prompts_from_hh_rlhf(data_dir):

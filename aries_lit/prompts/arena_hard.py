@@ -23,9 +23,9 @@ from aries_lit.prompts.sources import (
     PROMPT_SOURCES,
     DataValidationError,
     PromptSource,
-    _read,
-    _scalar_text,
-    _window,
+    read_numbered,
+    scalar_text,
+    window,
 )
 
 __all__ = ["CURRENT", "V01", "ArenaHard", "answer_id", "answer_row", "read_answers"]
@@ -53,12 +53,12 @@ def _question(src: str, number: int, record: dict[str, Any]) -> dict[str, Any]:
     ``layout`` and the category fields."""
     if "uid" in record or "prompt" in record:
         qid = record.get("uid")
-        _scalar_text(src, number, "uid", qid)
+        scalar_text(src, number, "uid", qid)
         prompt = _text(src, number, "prompt", record.get("prompt"), "prompt")
         item = {"question_id": qid, "layout": CURRENT, "prompt": prompt}
     elif "question_id" in record or "turns" in record:
         qid = record.get("question_id")
-        _scalar_text(src, number, "question_id", qid)
+        scalar_text(src, number, "question_id", qid)
         turns = record.get("turns")
         if not isinstance(turns, list) or len(turns) != 1 or not isinstance(turns[0], dict):
             raise DataValidationError(
@@ -84,7 +84,7 @@ def _question(src: str, number: int, record: dict[str, Any]) -> dict[str, Any]:
 def _answer_text(src: str, number: int, record: dict[str, Any]) -> tuple[str, str, str]:
     """``(question id, model, answer)`` of one answer record in either layout."""
     if "uid" in record or "messages" in record:
-        qid = _scalar_text(src, number, "uid", record.get("uid"))
+        qid = scalar_text(src, number, "uid", record.get("uid"))
         messages = record.get("messages")
         last = messages[-1] if isinstance(messages, list) and messages else None
         if not isinstance(last, dict) or last.get("role") != "assistant":
@@ -96,7 +96,7 @@ def _answer_text(src: str, number: int, record: dict[str, Any]) -> tuple[str, st
         answer = content.get("answer") if isinstance(content, dict) else content
         return qid, str(record.get("model", "")), _text(src, number, "messages", answer, "answer")
     if "question_id" in record or "choices" in record:
-        qid = _scalar_text(src, number, "question_id", record.get("question_id"))
+        qid = scalar_text(src, number, "question_id", record.get("question_id"))
         choices = record.get("choices")
         first = choices[0] if isinstance(choices, list) and choices else None
         turns = first.get("turns") if isinstance(first, dict) else None
@@ -116,7 +116,7 @@ def read_answers(path: str) -> tuple[str, dict[str, dict[str, Any]]]:
     """``(source, {question id: {"answer", "model", "record"}})`` of an Arena-Hard answer file
     (``model_answer/<model>.jsonl``, either layout); a later answer to a question wins, as in
     Arena-Hard's own loader."""
-    src, _, records = _read(path)
+    src, _, records = read_numbered(path)
     answers = {}
     for number, record in records:
         qid, model, answer = _answer_text(src, number, record)
@@ -141,7 +141,7 @@ class ArenaHard(PromptSource):
     offset: int = 0
 
     def load(self) -> list[dict[str, Any]]:
-        src, _, records = _read(self.questions)
+        src, _, records = read_numbered(self.questions)
         items, numbers = [], {}
         for number, record in records:
             item = _question(src, number, record)
@@ -153,7 +153,7 @@ class ArenaHard(PromptSource):
                 )  # fmt: skip
             numbers[item["id"]] = number
             items.append(item)
-        items = _window(items, self.offset, self.limit)
+        items = window(items, self.offset, self.limit)
         if self.baseline is not None:
             base_src, answers = read_answers(self.baseline)
             for item in items:

@@ -16,9 +16,9 @@ from aries_lit.prompts.sources import (
     PROMPT_SOURCES,
     DataValidationError,
     PromptSource,
-    _read,
-    _scalar_text,
-    _window,
+    read_numbered,
+    scalar_text,
+    window,
 )
 
 __all__ = ["MTBench", "answer_row", "second_turn_prompt"]
@@ -54,7 +54,7 @@ class MTBench(PromptSource):
     offset: int = 0
 
     def load(self) -> list[dict[str, Any]]:
-        src, _, records = _read(self.path)
+        src, _, records = read_numbered(self.path)
         items = []
         for number, record in records:
             if "question_id" not in record and "turns" not in record:
@@ -66,16 +66,16 @@ class MTBench(PromptSource):
             qid = record.get("question_id")
             turns = _turns(src, number, "turns", record.get("turns"), 2)
             item = {
-                "id": _scalar_text(src, number, "question_id", qid),
+                "id": scalar_text(src, number, "question_id", qid),
                 "prompt": turns[0],
                 "turns": turns,
                 "question_id": qid,
-                "category": _scalar_text(src, number, "category", record.get("category")),
+                "category": scalar_text(src, number, "category", record.get("category")),
             }
             if record.get("reference") is not None:
                 item["reference"] = _turns(src, number, "reference", record["reference"], None)
             items.append(item)
-        return _window(items, self.offset, self.limit)
+        return window(items, self.offset, self.limit)
 
 
 def second_turn_prompt(item: dict[str, Any], first_answer: str) -> list[dict[str, str]]:

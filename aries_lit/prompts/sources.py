@@ -32,7 +32,9 @@ from aries_lit.prompts.base import PROMPT_SOURCES, PromptSource
 from aries_lit.records import load_preference_records, open_records
 
 
-def _window(items: list[dict[str, Any]], offset: int, limit: int | None) -> list[dict[str, Any]]:
+def window(items: list[dict[str, Any]], offset: int, limit: int | None) -> list[dict[str, Any]]:
+    """``items[offset : offset + limit]`` (all from ``offset`` when ``limit`` is None); a negative
+    ``offset`` or ``limit`` is refused. The ``offset``/``limit`` of every prompt source."""
     if offset < 0:
         raise ValueError(f"offset must be >= 0; got {offset}")
     if limit is not None and limit < 0:
@@ -40,8 +42,11 @@ def _window(items: list[dict[str, Any]], offset: int, limit: int | None) -> list
     return items[offset : None if limit is None else offset + limit]
 
 
-def _read(path: str | os.PathLike, split: str = "train") -> tuple[str, str, list[tuple[int, dict[str, Any]]]]:
-    """``(source, stem, [(record number, record)])``; unreadable records raise."""
+def read_numbered(
+    path: str | os.PathLike, split: str = "train"
+) -> tuple[str, str, list[tuple[int, dict[str, Any]]]]:
+    """``(source, stem, [(record number, record)])`` of a data file (the numbers error messages
+    use); the first unreadable record raises its :class:`~aries_lit.errors.DataValidationError`."""
     stream = open_records(path, split=split)
     records = []
     for number, item in stream.items:
@@ -81,7 +86,9 @@ def _prompt_value(src: str, number: int, field: str, value: Any) -> str | list[d
     )
 
 
-def _scalar_text(src: str, number: int, field: str, value: Any) -> str:
+def scalar_text(src: str, number: int, field: str, value: Any) -> str:
+    """``value`` (a string or a number) as text; a missing or other value raises a
+    :class:`~aries_lit.errors.DataValidationError` naming ``src``, record ``number`` and ``field``."""
     if value is None:
         raise DataValidationError(src, number, field, "missing field", reason="missing_field")
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -129,7 +136,7 @@ class FilePrompts(PromptSource):
     split: str = "train"
 
     def load(self) -> list[dict[str, Any]]:
-        src, stem, records = _read(self.path, self.split)
+        src, stem, records = read_numbered(self.path, self.split)
         items = []
         for index, (number, record) in enumerate(records):
             if self.prompt_field not in record:
@@ -138,17 +145,17 @@ class FilePrompts(PromptSource):
                 )
             item = {k: v for k, v in record.items() if k not in (self.prompt_field, self.id_field)}
             rid = record.get(self.id_field)
-            item["id"] = f"{stem}-{index}" if rid is None else _scalar_text(src, number, self.id_field, rid)
+            item["id"] = f"{stem}-{index}" if rid is None else scalar_text(src, number, self.id_field, rid)
             item["prompt"] = _prompt_value(src, number, self.prompt_field, record[self.prompt_field])
             if self.answer_field is not None:
                 if self.answer_field not in record:
                     raise DataValidationError(
                         src, number, self.answer_field, "missing field", reason="missing_field"
                     )
-                item["answer"] = _scalar_text(src, number, self.answer_field, record[self.answer_field])
+                item["answer"] = scalar_text(src, number, self.answer_field, record[self.answer_field])
             items.append(item)
         check_unique_ids(items, src)
-        return _window(items, self.offset, self.limit)
+        return window(items, self.offset, self.limit)
 
 
 def gsm8k_gold(solution: str) -> str:
@@ -190,7 +197,7 @@ class GSM8K(PromptSource):
             if not path.exists() and (folder / f"{self.split}.jsonl.gz").exists():
                 path = folder / f"{self.split}.jsonl.gz"
         if path.exists():
-            src, _, records = _read(path)
+            src, _, records = read_numbered(path)
             return src, records
         if not self.hub:
             raise FileNotFoundError(
@@ -206,7 +213,7 @@ class GSM8K(PromptSource):
         items = []
         for index, (number, record) in enumerate(records):
             question = _prompt_value(src, number, "question", record.get("question"))
-            solution = _scalar_text(src, number, "answer", record.get("answer"))
+            solution = scalar_text(src, number, "answer", record.get("answer"))
             try:
                 gold = gsm8k_gold(solution)
             except ValueError as err:
@@ -219,7 +226,7 @@ class GSM8K(PromptSource):
                     "solution": solution,
                 }
             )
-        return _window(items, self.offset, self.limit)
+        return window(items, self.offset, self.limit)
 
 
 @PROMPT_SOURCES.register("alpaca_eval")
@@ -236,7 +243,7 @@ class AlpacaEval(PromptSource):
     offset: int = 0
 
     def load(self) -> list[dict[str, Any]]:
-        src, _, records = _read(self.path)
+        src, _, records = read_numbered(self.path)
         items = []
         for index, (number, record) in enumerate(records):
             item = {
@@ -245,18 +252,23 @@ class AlpacaEval(PromptSource):
                 "dataset": record.get("dataset"),
             }
             if record.get("output") is not None:
-                item["reference_output"] = _scalar_text(src, number, "output", record["output"])
+                item["reference_output"] = scalar_text(src, number, "output", record["output"])
             if record.get("generator") is not None:
                 item["reference_generator"] = record["generator"]
             items.append(item)
-        return _window(items, self.offset, self.limit)
+        return window(items, self.offset, self.limit)
 
 
 @PROMPT_SOURCES.register("preference_prompts")
 @dataclass
 class PreferencePrompts(PromptSource):
     """The prompts of a preference file (any source :func:`load_preference_records` reads),
-    deduplicated (first occurrence kept, with its record id). Chat prompts stay messages."""
+    deduplicated (first occurrence kept, with its record id). Chat prompts stay messages.
+
+    ``reference: chosen`` (or ``rejected``) gives each prompt that answer of its pair as its
+    ``reference_output``, which makes the prompts a pairwise evaluation task: a model's answers
+    judged against the human-preferred reply, e.g. HH-RLHF harmless-base prompts judged by a
+    harmlessness reward model (docs/reward_models.md)."""
 
     path: str
     format: str = "auto"
@@ -265,20 +277,29 @@ class PreferencePrompts(PromptSource):
     on_error: str = "raise"
     limit: int | None = None
     offset: int = 0
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reference not in (None, "chosen", "rejected"):
+            raise ValueError(f"reference must be 'chosen', 'rejected' or unset, got {self.reference!r}")
 
     def load(self) -> list[dict[str, Any]]:
         dataset = load_preference_records(
             self.path, format=self.format, split=self.split, id_field=self.id_field, on_error=self.on_error
         )
+        columns = ["id", "prompt", "prompt_messages", *([self.reference] if self.reference else [])]
         items, seen = [], set()
-        for row in dataset.select_columns(["id", "prompt", "prompt_messages"]):
+        for row in dataset.select_columns(columns):
             key = row["prompt_messages"] or row["prompt"]
             if key in seen:
                 continue
             seen.add(key)
             prompt = json.loads(row["prompt_messages"]) if row["prompt_messages"] else row["prompt"]
-            items.append({"id": row["id"], "prompt": prompt})
-        return _window(items, self.offset, self.limit)
+            item = {"id": row["id"], "prompt": prompt}
+            if self.reference:
+                item["reference_output"] = row[self.reference]
+            items.append(item)
+        return window(items, self.offset, self.limit)
 
 
 def build_prompt_source(spec: str | Mapping[str, Any] | PromptSource, **overrides: Any) -> PromptSource:
@@ -312,4 +333,7 @@ __all__ = [
     "build_prompt_source",
     "gsm8k_gold",
     "load_prompts",
+    "read_numbered",
+    "scalar_text",
+    "window",
 ]
