@@ -224,8 +224,10 @@ def test_eval_configs_parse_and_their_parts_build(config, capsys, monkeypatch):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["checkpoints"]
     GENERATORS.build(printed["generator"])
+    from aries_lit.evaluation.tasks import TASK_KEYS
+
     for task in printed["tasks"]:
-        spec = {k: v for k, v in task.items() if k != "label"}
+        spec = {k: v for k, v in task.items() if k not in TASK_KEYS}  # the rest is the prompt source
         assert PROMPT_SOURCES.build(spec).load()
 
 

@@ -20,6 +20,9 @@ from aries_lit.evaluation.evaluate import (
 )
 from aries_lit.evaluation.stats import accuracy, summarize, wilson_interval
 from aries_lit.generators.backends.base import Backend, Completion
+from aries_lit.prompts.sources import load_prompts
+
+REPO = Path(__file__).resolve().parents[1]
 
 ALPACA_KEYS = {"instruction", "output", "generator", "dataset"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -239,6 +242,32 @@ def test_scripted_direct_vs_sr(tmp_path, tiny_model_dir, tiny_reward_model_dir):
     assert records[1]["gold"] == "3"
     assert [t["extracted"] for t in records[1]["turns"]] == ["4", "3", "3"]
     assert [t["correct"] for t in records[1]["turns"]] == [False, True, True]
+
+
+def test_harmlessness_config_judges_answers_against_the_chosen_reply(
+    tmp_path, tiny_model_dir, tiny_reward_model_dir
+):
+    """configs/eval/hh_harmless_smollm2.yaml's task (HH-RLHF prompts, each with its pair's chosen reply
+    as the reference) on the tiny model: a pairwise task judged by the reward model, and the report's
+    judge note is the local one, not AlpacaEval's."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "configs" / "eval" / "hh_harmless_smollm2.yaml").read_text())
+    task = {**config["tasks"][0], "limit": 3}
+    result = evaluate_checkpoints(
+        [str(tiny_model_dir)], tasks=[task], out_dir=str(tmp_path / "eval"), num_refinements=1,
+        generator={"name": "sequential_refinement", "backend": "transformers", "seed": 0},
+        max_new_tokens=8, judge=str(tiny_reward_model_dir), names=["m"], progress=False, plots=False,
+    )  # fmt: skip
+    metrics = result["checkpoints"]["m"]["tasks"]["hh-harmless"]
+    assert metrics["kind"] == "pairwise" and metrics["n"] == 3
+    assert sum(metrics["win_rate"]["sr"][k] for k in ("wins", "losses", "ties")) == 3
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    first = report["results"]["m"]["tasks"]["hh-harmless"]["records"][0]
+    prompts = load_prompts({k: v for k, v in task.items() if k not in ("label", "kind")})
+    assert first["reference_output"] == prompts[0]["reference_output"] and first["reference_output"].strip()
+    assert "measure what that reward model prefers" in result["markdown"]
+    assert "AlpacaEval" not in result["markdown"]
 
 
 # --- end to end on the tiny model through the CLI --------------------------------------------

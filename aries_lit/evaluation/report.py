@@ -21,6 +21,7 @@ from aries_lit.io import write_json_atomic
 __all__ = [
     "ARENA_HARD_DISCLAIMER",
     "JUDGE_DISCLAIMER",
+    "LOCAL_JUDGE_NOTE",
     "alpaca_model_outputs",
     "markdown_summary",
     "plot_by_checkpoint",
@@ -37,12 +38,26 @@ JUDGE_DISCLAIMER = (
     "to leaderboard numbers. For official numbers run `alpaca_eval --model_outputs <file>` on the "
     "written model_outputs files."
 )
+LOCAL_JUDGE_NOTE = (
+    "Win rates here come from a local reward-model judge scoring the model's answers against the "
+    "task's reference answers: they measure what that reward model prefers (its held-out accuracy "
+    "bounds how much they mean), for comparing checkpoints with each other."
+)
 ARENA_HARD_DISCLAIMER = (
     "Arena-Hard win rates here come from a local reward-model judge scoring the model's and the "
     "baseline model's answers (joined by question id); they are NOT Arena-Hard-Auto's official GPT-4 "
     "judge and are not comparable to its leaderboard. For official numbers run Arena-Hard-Auto's "
     "gen_judgment.py and show_result.py on the written model_answer files."
 )
+
+
+def _source_name(task: dict[str, Any]) -> str | None:
+    """The prompt-source name of a task in the report's config (``alpaca_eval``, ``file``, ...)."""
+    source = task.get("source")
+    if isinstance(source, str) or source is None:
+        return source
+    name = source.get("name") or source.get("class_path")
+    return "alpaca_eval" if name in ("alpaca_eval", "aries_lit.prompts.sources.AlpacaEval") else name
 
 
 def sanitize(obj: Any) -> Any:
@@ -226,8 +241,10 @@ def markdown_summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> s
     pairwise = [t for t in config.get("tasks", []) if t["kind"] == "pairwise"]
     if config.get("judge") and pairwise:
         judge = config.get("judge_path") or config["judge"]
-        if any(t.get("suite") != "arena_hard" for t in pairwise):
+        if any(_source_name(t) == "alpaca_eval" for t in pairwise):
             lines += ["", f"> **Judge:** `{judge}`. {JUDGE_DISCLAIMER}"]
+        if any(t.get("suite") != "arena_hard" and _source_name(t) != "alpaca_eval" for t in pairwise):
+            lines += ["", f"> **Judge:** `{judge}`. {LOCAL_JUDGE_NOTE}"]
         if any(t.get("suite") == "arena_hard" for t in pairwise):
             lines += ["", f"> **Judge (Arena-Hard):** `{judge}`. {ARENA_HARD_DISCLAIMER}"]
     for warning in config.get("warnings") or []:
