@@ -61,6 +61,7 @@ from aries_lit.evaluation.tasks import (
     model_path,
     parse_tasks,
 )
+from aries_lit.registry import class_path_form
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ def _generate(plan: EvaluationPlan, progress: bool) -> dict[str, float]:
                 key = json.dumps(backend_spec, sort_keys=True, default=str)
                 if key not in backends:
                     backends[key] = SharedBackend(backend_spec, model)
-                gen = GENERATORS.build(spec, backend=backends[key])
+                gen = GENERATORS.build(class_path_form(spec), backend=backends[key])
                 gen_dir = _task_dir(plan, name, task)
                 prompts = plan.shard(task)
                 log.info("evaluate: %s on %s (%d prompts) -> %s", name, task.label, len(prompts), gen_dir)
