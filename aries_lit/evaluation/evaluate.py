@@ -108,9 +108,10 @@ def evaluate_checkpoints(
 
     Args:
         checkpoints: HF model folders or hub names, in report order (e.g. iteration order).
-        tasks: prompt sets, names or dicts, e.g. ``[{name: gsm8k, limit: 200}, {name: arithmetic,
-            count: 300, seed: 1}, {name: alpaca_eval, limit: 805}, {name: file, path: x.jsonl,
-            answer_field: gold, label: mine}]``; keys ``label``, ``kind``, ``temperature``,
+        tasks: prompt sets, names or prompt-source specs, e.g. ``[gsm8k, {class_path: arithmetic,
+            init_args: {count: 300, seed: 1}}, {class_path: alpaca_eval, init_args: {limit: 805}},
+            {class_path: file, init_args: {path: x.jsonl, answer_field: gold}, label: mine}]``;
+            beside ``class_path``, keys ``label``, ``kind``, ``temperature``,
             ``max_new_tokens``, ``generator`` (overrides), ``reward_model`` (bool: score this
             task with the reward model) and ``model_name`` (the model in ``arena_hard`` /
             ``mt_bench`` answer files) configure the evaluation, the rest the prompt source.
@@ -120,8 +121,8 @@ def evaluate_checkpoints(
         num_refinements: refinement turns N (turns 0..N are generated, ``N + 1`` candidates;
             SR = turn N).
         generator: generator name or settings (default ``sequential_refinement``, greedy for
-            tasks with answers, temperature 0.9 otherwise), e.g. ``{name: sequential_refinement,
-            backend: vllm, chunk_size: 256, template: paper, seed: 0, top_p: 1.0}``.
+            tasks with answers, temperature 0.9 otherwise), e.g. ``{class_path: sequential_refinement,
+            init_args: {backend: vllm, chunk_size: 256, template: paper, seed: 0, top_p: 1.0}}``.
         reward_model: reward model (HF folder or hub name, or reward-model selector arguments
             ``{model: ..., batch_size: ...}``) scoring every turn of tasks without gold answers
             (or tasks with ``reward_model: true``).
