@@ -285,15 +285,29 @@ class Study:
             record["data"] = json.loads(data_stats.read_text())
         return record
 
+    def arm_stages(
+        self, arm: dict[str, Any], seed: int, model: str | None = None
+    ) -> list[tuple[dict[str, Any], str]]:
+        """``(stage, key)`` of each stage of one arm and seed, as :meth:`run_arm` runs them: the
+        stage seeded and with ``collect.model: base`` set to ``model`` (default: the base model's
+        folder), its key chained from the base model's through the stages before it."""
+        model = self._model() if model is None else model
+        input_key = f"base:{self.base_model}"
+        out = []
+        for stage in arm["stages"]:
+            stage = seeded_stage(with_base_model(stage, model), seed)
+            key = stage_key(stage, input_key)
+            out.append((stage, key))
+            input_key = key
+        return out
+
     def run_arm(self, arm: dict[str, Any], seed: int) -> None:
         """Every stage of one arm and seed, each evaluated, each result file written."""
-        model, input_key = self._model(), f"base:{self.base_model}"
+        model = self._model()
         base_tasks, base_seconds = self.evaluate_model(model, "base")
         record = {"timings": {"eval_seconds": base_seconds}}
         self._write_result(arm["name"], seed, 0, BASE, "base", base_tasks, record)
-        for i, stage in enumerate(arm["stages"], start=1):
-            stage = seeded_stage(with_base_model(stage, self._model()), seed)
-            key = stage_key(stage, input_key)
+        for i, (stage, key) in enumerate(self.arm_stages(arm, seed), start=1):
             print(f"[aries-lit] study: arm '{arm['name']}' seed {seed} stage {i} '{stage['name']}' ({key})")
             model = self.run_stage_once(stage, key, model)
             record = self._stage_record(self.run_dir / "stages" / f"{key}-{stage['name']}")
@@ -302,7 +316,6 @@ class Study:
                 tasks, seconds = self.evaluate_model(model, key)
                 record.setdefault("timings", {})["eval_seconds"] = seconds
             self._write_result(arm["name"], seed, i, stage["name"], key, tasks, record)
-            input_key = key
 
     def _write_result(
         self, arm: str, seed: int, index: int, stage: str, key: str, tasks: dict, record: dict
