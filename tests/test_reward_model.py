@@ -354,7 +354,7 @@ def test_evaluate_refuses_a_wrong_judge_before_generating(tiny_model_dir, tmp_pa
                 "--checkpoints",
                 json.dumps([str(tiny_model_dir)]),
                 "--tasks",
-                '[{"name": "arithmetic", "count": 2}]',
+                '[{"class_path": "arithmetic", "init_args": {"count": 2}}]',
                 "--judge",
                 str(tiny_model_dir),
                 "--out_dir",
