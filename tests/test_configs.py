@@ -281,9 +281,10 @@ def _spec_problems(node, where: str = "", spec_position: bool = False, task: boo
                 )
         for key, value in node.items():
             parts = str(key).split(".")
-            if len(parts) > 1 and parts[-1] == "name" and parts[-2] in SPEC_KEYS:
+            after = [parts[i + 1] for i in range(len(parts) - 1) if parts[i] in SPEC_KEYS]
+            if after and after[-1] not in ("class_path", "init_args"):
                 problems.append(
-                    f"{where}.{key}: overrides 'name' (write '{'.'.join(parts[:-1])}.class_path')"
+                    f"{where}.{key}: overrides '{after[-1]}' (write class_path or init_args.<option>)"
                 )
             if key == "tasks" and isinstance(value, list):
                 for i, item in enumerate(value):
@@ -302,10 +303,12 @@ ALL_CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 @pytest.mark.parametrize(
     "config", ALL_CONFIGS, ids=[str(c.relative_to(REPO / "configs")) for c in ALL_CONFIGS]
 )
-def test_shipped_configs_write_specs_in_the_one_dialect(config):
+def test_shipped_configs_write_specs_in_the_one_dialect(config, monkeypatch):
     """No shipped config uses the deprecated ``name:`` spec forms (stage and arm names are not
-    specs) or puts a part's options beside ``class_path``."""
+    specs) or puts a part's options beside ``class_path``, as written or with its overlay applied."""
+    monkeypatch.chdir(REPO)
     assert _spec_problems(yaml.safe_load(config.read_text())) == []
+    assert _spec_problems(load_run_config(config)) == []
 
 
 def test_the_dialect_check_finds_the_name_forms():
@@ -313,9 +316,9 @@ def test_the_dialect_check_finds_the_name_forms():
         "stages": [{"name": "sft", "collect": {"prompts": {"name": "gsm8k", "limit": 4}, "selector": "x"}}],
         "evaluation": {"tasks": [{"class_path": "gsm8k", "label": "g", "limit": 4}], "generator": {
             "class_path": "sequential_refinement", "init_args": {"backend": {"name": "vllm"}}}},
-        "overrides": {"stages.*.collect.generator.name": "parallel_sampling"},
+        "overrides": {"stages.*.collect.generator.name": "parallel_sampling", "prompts.count": 3},
         "arms": [{"name": "aries", "config": "a.yaml"}],
     }  # fmt: skip
     problems = _spec_problems(config)
-    assert len(problems) == 4, problems
+    assert len(problems) == 5, problems
     assert problems[0].startswith("stages[0].collect.prompts: uses 'name:'")

@@ -401,7 +401,7 @@ def test_outcome_reward_model_steps_agree_and_never_see_the_test_split():
     for split in ("train", "validation"):
         gen = load_run_config(folder / f"generate_{split}.yaml")
         sel = load_run_config(folder / f"select_{split}.yaml")
-        assert gen["prompts"] == sel["prompts"] and gen["prompts"]["split"] == split
+        assert gen["prompts"] == sel["prompts"] and gen["prompts"]["init_args"]["split"] == split
         assert sel["candidates"] == gen["out_dir"]
         texts[split] = {p["prompt"] for p in load_prompts(gen["prompts"])}
     study = yaml.safe_load((REPO / "configs" / "study" / "cpu.yaml").read_text())
