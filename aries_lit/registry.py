@@ -14,6 +14,12 @@ name>`` (e.g. ``[project.entry-points."aries_lit.losses"]``), loaded on a regist
 lookup; or the environment variable ``ARIES_LIT_PLUGINS=module1,module2`` names modules that
 ``aries-lit`` imports before it reads a config (:func:`import_plugins`), so their
 ``@REGISTRY.register`` decorators run. Child processes (``iterate``'s ``fit`` runs) inherit it.
+
+**The spec dialect.** A part is written as LightningCLI writes one, ``{class_path: X, init_args:
+{...}}``, where ``X`` is a short registry name (``vllm``, ``verifier``) or a dotted class path; a
+part without options may be the bare name (``selector: verifier``). The older ``name:`` forms,
+``{name: X, init_args: {...}}`` and the flat ``{name: X, option: value, ...}``, still work and
+print a one-line deprecation note once per process and location (:func:`note_name_form`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import os
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
+
+from aries_lit.console import note_once
 
 T = TypeVar("T")
 
@@ -71,6 +79,71 @@ def import_plugins(value: str | None = None) -> list[str]:
         except ImportError as err:
             raise RegistryError(f"{PLUGINS_ENV}: cannot import module '{name}': {err}") from err
     return names
+
+
+# --- the spec dialect -------------------------------------------------------------------------
+
+#: the registry items (``generator``, ``backend``, ...) a note has already named a location for
+_NOTED_ITEMS: set[str] = set()
+
+
+def uses_name_form(spec: Any) -> bool:
+    """Whether ``spec`` is one of the deprecated ``name:`` forms (``{name: X, ...}``)."""
+    return isinstance(spec, Mapping) and "name" in spec and "class_path" not in spec
+
+
+def split_spec(spec: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """``(target, keyword arguments)`` of a spec in any accepted form, without any note:
+    ``X``, ``{class_path: X, init_args: {...}}``, ``{name: X, init_args: {...}}`` or the flat
+    ``{name: X, option: value}`` (flat options beside ``init_args`` are merged, and win).
+    ``{class_path: X, name: Y}`` is refused: it is unclear which part is meant."""
+    if isinstance(spec, str):
+        return spec, {}
+    spec = dict(spec)
+    if "class_path" in spec and "name" in spec:
+        raise RegistryError(
+            f"a spec gives both 'class_path' ({spec['class_path']!r}) and 'name' ({spec['name']!r}); "
+            "keep 'class_path' (the 'name' form is deprecated)"
+        )
+    target = spec.pop("class_path", None) or spec.pop("name", None)
+    kwargs = dict(spec.pop("init_args", {}) or {})
+    kwargs.update(spec)
+    return target, kwargs
+
+
+def class_path_form(spec: str | Mapping[str, Any]) -> str | dict[str, Any]:
+    """The spec in the one dialect: a bare name stays as it is; a mapping becomes
+    ``{class_path: X, init_args: {...}}`` (``init_args`` left out when there are no options).
+    A mapping without a target is returned as a copy, unchanged."""
+    if isinstance(spec, str):
+        return spec
+    target, kwargs = split_spec(spec)
+    if target is None:
+        return dict(spec)
+    return {"class_path": target, "init_args": kwargs} if kwargs else {"class_path": target}
+
+
+def note_name_form(spec: Any, where: str | None = None, item: str | None = None) -> None:
+    """Print the one-line deprecation note for a ``name:`` spec, once per process and ``where``
+    (e.g. ``generator.backend``). Without ``where`` the note is generic (``a backend spec``) and
+    is left out when a note already named a location of the same ``item``."""
+    if not uses_name_form(spec):
+        return
+    target = spec["name"]
+    if split_spec(spec)[1]:
+        write = f"{{class_path: {target}, init_args: {{...}}}}"
+    else:
+        write = f"{target} (or {{class_path: {target}}})"
+    if where is None:
+        if item in _NOTED_ITEMS:
+            return
+        where = f"a {item} spec" if item else "a spec"
+        key = f"name-form:{where}"
+    else:
+        key = f"name-form:{where}"
+        if item:
+            _NOTED_ITEMS.add(item)
+    note_once(key, f"[aries-lit] deprecated: {where} uses 'name:'; write {write}")
 
 
 class Registry(Generic[T]):
@@ -130,38 +203,39 @@ class Registry(Generic[T]):
         )
 
     def build(self, spec: str | Mapping[str, Any] | T, **overrides: Any) -> T:
-        """Instantiate from a name, ``{"name"|"class_path": ..., "init_args": {...}}`` or an instance."""
+        """Instantiate from a name, ``{"class_path": ..., "init_args": {...}}`` (or a deprecated
+        ``name:`` form, with a note) or an instance."""
         if isinstance(spec, self.base):
             return spec
         if isinstance(spec, str):
             return self.get(spec)(**overrides)
         if isinstance(spec, Mapping):
+            note_name_form(spec, item=self.item)
             target, kwargs = self.split_spec(spec)
             if target is None:
-                raise RegistryError(f"{self.name} spec needs 'name' or 'class_path': {kwargs}")
+                raise RegistryError(f"{self.name} spec needs 'class_path': {kwargs}")
             kwargs.update(overrides)
             return self.get(target)(**kwargs)
         raise RegistryError(f"cannot build a {self.base.__name__} from {spec!r}")
 
     @staticmethod
     def split_spec(spec: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        """``(target, keyword arguments)`` of a spec, as :meth:`build` reads it."""
-        if isinstance(spec, str):
-            return spec, {}
-        spec = dict(spec)
-        target = spec.pop("class_path", None) or spec.pop("name", None)
-        kwargs = dict(spec.pop("init_args", {}) or {})
-        kwargs.update(spec)
-        return target, kwargs
+        """``(target, keyword arguments)`` of a spec, as :meth:`build` reads it (:func:`split_spec`)."""
+        return split_spec(spec)
 
     def check_spec(self, spec: str | Mapping[str, Any], where: str) -> None:
         """Refuse, without building anything, a spec whose name is unknown or whose keys the
-        class does not take: one line naming ``where``, the key and the accepted keys."""
+        class does not take: one line naming ``where``, the key and the accepted keys. A
+        deprecated ``name:`` form gets its note, naming ``where``."""
         if not isinstance(spec, (str, Mapping)):
             return
-        target, kwargs = self.split_spec(spec)
+        try:
+            target, kwargs = self.split_spec(spec)
+        except RegistryError as err:
+            raise RegistryError(f"{where}: {err}") from None
         if target is None:
-            raise RegistryError(f"{where}: a {self.item} spec needs 'name' or 'class_path'")
+            raise RegistryError(f"{where}: a {self.item} spec needs 'class_path'")
+        note_name_form(spec, where, self.item)
         try:
             cls = self.get(target)
         except RegistryError as err:

@@ -232,17 +232,27 @@ def test_a_moved_class_path_still_works_with_a_note(capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["generate", "--model", "m", "--prompts", "{name: arithmetic, count: 2, bogus: 1}"],
+        (["generate", "--model", "m", "--prompts",
+          "{class_path: arithmetic, init_args: {count: 2, bogus: 1}}"],
          "prompts: prompt_source 'arithmetic' does not take 'bogus'; it takes num_terms, digits"),
-        (["generate", "--model", "m", "--prompts", "{name: arithmetic}",
-          "--generator", "{name: sequential_refinment}"],
+        (["generate", "--model", "m", "--prompts", "arithmetic",
+          "--generator", "{class_path: sequential_refinment}"],
          "generator: unknown generator 'sequential_refinment'; known: PS, SR, parallel_sampling"),
-        (["generate", "--model", "m", "--prompts", "{name: arithmetic}", "--generator",
-          "{name: parallel_sampling, backend: {name: vllm, init_args: {dtyp: float32}}}"],
+        (["generate", "--model", "m", "--prompts", "arithmetic", "--generator",
+          "{class_path: parallel_sampling,"
+          " init_args: {backend: {class_path: vllm, init_args: {dtyp: float32}}}}"],
          "generator.backend: backend 'vllm' does not take 'dtyp'; it takes model, dtype"),
         (["select", "--candidates", "c", "--prompts", "p.jsonl",
-          "--selector", "{name: verifier, checkr: builtin}"],
+          "--selector", "{class_path: verifier, init_args: {checkr: builtin}}"],
          "selector: selector 'verifier' does not take 'checkr'; it takes extract"),
+        (["evaluate", "--checkpoints", "[m]", "--tasks",
+          "[gsm8k, {class_path: arithmetic, init_args: {cont: 3}, label: a}]"],
+         "tasks[1]: prompt_source 'arithmetic' does not take 'cont'; it takes num_terms"),
+        (["evaluate", "--checkpoints", "[m]", "--tasks", "[gsm8k]", "--generator", "{temperatur: 0.0}"],
+         "generator: generator 'sequential_refinement' does not take 'temperatur'; it takes"),
+        (["evaluate", "--checkpoints", "[m]", "--generator",
+          "{class_path: sequential_refinement, init_args: {backend: {class_path: vlm}}}"],
+         "generator.backend: unknown backend 'vlm'; known: hf, transformers, vllm"),
     ],
 )  # fmt: skip
 def test_a_part_with_an_unknown_name_or_option_fails_before_any_work(args, message, capsys):
@@ -254,6 +264,41 @@ def test_a_part_with_an_unknown_name_or_option_fails_before_any_work(args, messa
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"aries-lit: error: {message}") and "\n" not in err
+
+
+def test_evaluate_help_lists_its_parts_with_their_options(capsys):
+    """``evaluate`` (whose options come from evaluate_checkpoints through ``**options``) lists its
+    generator, the generator's backends and the tasks' prompt sources, as generate and select do."""
+    from aries_lit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    out = capsys.readouterr().out
+    assert "--generator: generator names and their options:" in out
+    assert "  sequential_refinement: num_candidates=4, backend='transformers'," in out
+    assert "--generator's backend: backend names and their options:" in out and "  vllm: model, dtype=" in out
+    assert "--tasks: prompt_source names and their options:" in out and "  gsm8k: path=None," in out
+    assert "(a task's own keys, beside class_path and init_args: label, kind," in out
+    assert "{class_path: NAME, init_args: {OPTION: VALUE, ...}}" in out
+
+
+def test_a_name_form_part_option_prints_one_deprecation_line_and_still_works(capsys, monkeypatch):
+    """``--selector '{name: rule, ...}'`` is checked like the dialect's form, with one note."""
+    from aries_lit import console, registry
+    from aries_lit.cli import main
+
+    monkeypatch.setattr(console, "_NOTED", set())
+    monkeypatch.setattr(registry, "_NOTED_ITEMS", set())
+    args = ["select", "--candidates", "c", "--prompts", "p.jsonl", "--selector", "{name: rule, bogus: 1}"]
+    for _ in range(2):
+        with pytest.raises(SystemExit):
+            main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    notes = [line for line in err if "deprecated" in line]
+    assert notes == [
+        "[aries-lit] deprecated: selector uses 'name:'; write {class_path: rule, init_args: {...}}"
+    ]
+    assert sum("selector 'rule' does not take 'bogus'" in line for line in err) == 2
 
 
 def test_help_lists_every_part_with_its_options(capsys):

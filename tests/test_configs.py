@@ -84,12 +84,14 @@ def test_run_configs_resolve(config, monkeypatch):
 
 
 LOSS = "fit.model.init_args.loss"
+#: the selector options that differ between the rule selector and the reward-model selector
+RM_ARGS = ("model", "batch_size", "dtype", "chosen_index", "rejected_index")
 OVERLAYS = {
     "paper/ablations/no_dpo.yaml": {
         f"stages.{s}.{LOSS}.init_args.alpha" for s in ("offline", "iter1", "iter2")
     },
     "paper/ablations/ps_instead_of_sr.yaml": {
-        f"stages.{s}.collect.generator.name" for s in ("iter1", "iter2")
+        f"stages.{s}.collect.generator.class_path" for s in ("iter1", "iter2")
     },
     "paper/ablations/bt_instead_of_mse.yaml": {
         f"stages.{s}.{LOSS}.init_args.refine.class_path" for s in ("offline", "iter1", "iter2")
@@ -97,7 +99,7 @@ OVERLAYS = {
     "paper/ablations/rm_instead_of_rule.yaml": {
         f"stages.{s}.collect.selector.{k}"
         for s in ("iter1", "iter2")
-        for k in ("name", "model", "batch_size", "dtype", "chosen_index", "rejected_index")
+        for k in ("class_path", *(f"init_args.{a}" for a in RM_ARGS))
     },
     "paper/bt_aries.yaml": {
         f"stages.{s}.{LOSS}.{k}"
@@ -107,7 +109,7 @@ OVERLAYS = {
     "paper/aries_rm.yaml": {
         f"stages.{s}.collect.selector.{k}"
         for s in ("iter1", "iter2")
-        for k in ("name", "model", "batch_size", "dtype", "chosen_index", "rejected_index")
+        for k in ("class_path", *(f"init_args.{a}" for a in RM_ARGS))
     }
     | {f"stages.{s}.{LOSS}.init_args.refine.init_args.beta" for s in ("offline", "iter1", "iter2")},
 }
@@ -146,13 +148,13 @@ STUDY = REPO / "configs" / "study"
 STUDY_STAGES = ("sft", "offline", "iter1", "iter2")
 STUDY_OVERLAYS = {
     "iterative_dpo.yaml": {f"stages.{s}.{LOSS}" for s in STUDY_STAGES}
-    | {f"stages.{s}.collect.generator.name" for s in ("iter1", "iter2")},
+    | {f"stages.{s}.collect.generator.class_path" for s in ("iter1", "iter2")},
     "aries_no_dpo.yaml": {f"stages.{s}.{LOSS}.init_args.alpha" for s in STUDY_STAGES[1:]},
-    "aries_ps.yaml": {f"stages.{s}.collect.generator.name" for s in ("iter1", "iter2")},
+    "aries_ps.yaml": {f"stages.{s}.collect.generator.class_path" for s in ("iter1", "iter2")},
     "aries_rm.yaml": {f"stages.{s}.collect.selector" for s in ("iter1", "iter2")}
     | {f"stages.{s}.{LOSS}.init_args.refine.init_args.beta" for s in ("iter1", "iter2")},
     "iterative_dpo_rm.yaml": {f"stages.{s}.{LOSS}" for s in STUDY_STAGES}
-    | {f"stages.{s}.collect.{k}" for s in ("iter1", "iter2") for k in ("generator.name", "selector")},
+    | {f"stages.{s}.collect.{k}" for s in ("iter1", "iter2") for k in ("generator.class_path", "selector")},
     "bt_aries.yaml": {
         f"stages.{s}.{LOSS}.{k}"
         for s in STUDY_STAGES[1:]
@@ -253,3 +255,72 @@ def test_an_override_does_not_leak_through_a_yaml_alias(tmp_path):
     (tmp_path / "over.yaml").write_text("base: base.yaml\noverrides:\n  stages.b.fit.model.lr: 2\n")
     stages = load_run_config(tmp_path / "over.yaml")["stages"]
     assert [s["fit"]["model"]["lr"] for s in stages] == [1, 2, 1]
+
+
+# --------------------------------------------------------------------------- the spec dialect
+
+#: keys whose value is a part spec (a name, or ``{class_path: ..., init_args: {...}}``)
+SPEC_KEYS = {"prompts", "generator", "backend", "selector", "loss", "preference", "refine"}
+
+
+def _spec_problems(node, where: str = "", spec_position: bool = False, task: bool = False) -> list[str]:
+    """Places in a parsed config where a spec is not in the one dialect: a ``name:`` form, or
+    options beside ``class_path`` instead of under ``init_args`` (a task may have its own keys
+    there). Override keys (``stages.*.collect.generator.class_path``) count by their last part."""
+    from aries_lit.evaluation.tasks import TASK_KEYS
+
+    problems = []
+    if isinstance(node, dict):
+        if spec_position and ("name" in node or "class_path" in node):
+            allowed = {"class_path", "init_args"} | (set(TASK_KEYS) if task else set())
+            if "name" in node:
+                problems.append(
+                    f"{where}: uses 'name:' (write {{class_path: {node['name']}, init_args: ...}})"
+                )
+            elif set(node) - allowed:
+                problems.append(
+                    f"{where}: {sorted(set(node) - allowed)} beside class_path, not under init_args"
+                )
+        for key, value in node.items():
+            parts = str(key).split(".")
+            after = [parts[i + 1] for i in range(len(parts) - 1) if parts[i] in SPEC_KEYS]
+            if after and after[-1] not in ("class_path", "init_args"):
+                problems.append(
+                    f"{where}.{key}: overrides '{after[-1]}' (write class_path or init_args.<option>)"
+                )
+            if key == "tasks" and isinstance(value, list):
+                for i, item in enumerate(value):
+                    problems += _spec_problems(item, f"{where}.tasks[{i}]", True, True)
+                continue
+            problems += _spec_problems(value, f"{where}.{key}" if where else str(key), parts[-1] in SPEC_KEYS)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            problems += _spec_problems(item, f"{where}[{i}]")
+    return problems
+
+
+ALL_CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "config", ALL_CONFIGS, ids=[str(c.relative_to(REPO / "configs")) for c in ALL_CONFIGS]
+)
+def test_shipped_configs_write_specs_in_the_one_dialect(config, monkeypatch):
+    """No shipped config uses the deprecated ``name:`` spec forms (stage and arm names are not
+    specs) or puts a part's options beside ``class_path``, as written or with its overlay applied."""
+    monkeypatch.chdir(REPO)
+    assert _spec_problems(yaml.safe_load(config.read_text())) == []
+    assert _spec_problems(load_run_config(config)) == []
+
+
+def test_the_dialect_check_finds_the_name_forms():
+    config = {
+        "stages": [{"name": "sft", "collect": {"prompts": {"name": "gsm8k", "limit": 4}, "selector": "x"}}],
+        "evaluation": {"tasks": [{"class_path": "gsm8k", "label": "g", "limit": 4}], "generator": {
+            "class_path": "sequential_refinement", "init_args": {"backend": {"name": "vllm"}}}},
+        "overrides": {"stages.*.collect.generator.name": "parallel_sampling", "prompts.count": 3},
+        "arms": [{"name": "aries", "config": "a.yaml"}],
+    }  # fmt: skip
+    problems = _spec_problems(config)
+    assert len(problems) == 5, problems
+    assert problems[0].startswith("stages[0].collect.prompts: uses 'name:'")

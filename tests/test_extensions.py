@@ -142,3 +142,62 @@ def test_plugins_variable_names_modules_and_a_bad_one_is_one_line(monkeypatch, c
 def test_an_unknown_short_name_points_at_the_plugins_variable():
     with pytest.raises(RegistryError, match=r"unknown selector 'shortest_answerz'; .* ARIES_LIT_PLUGINS"):
         SELECTORS.get("shortest_answerz")
+
+
+# --------------------------------------------------------------------------- the spec dialect
+
+
+@pytest.fixture
+def fresh_notes(monkeypatch):
+    """Deprecation notes print once per process: start each test with none printed yet."""
+    from aries_lit import console, registry
+
+    monkeypatch.setattr(console, "_NOTED", set())
+    monkeypatch.setattr(registry, "_NOTED_ITEMS", set())
+
+
+def test_a_name_spec_builds_the_same_part_with_one_note(fresh_notes, capsys):
+    from aries_lit.generators.backends import BACKENDS
+
+    dialect = SELECTORS.build({"class_path": "rule", "init_args": {"chosen_index": 1, "rejected_index": 0}})
+    assert capsys.readouterr().err == ""
+    for spec in (
+        {"name": "rule", "init_args": {"chosen_index": 1, "rejected_index": 0}},
+        {"name": "rule", "chosen_index": 1, "rejected_index": 0},
+        {"name": "rule", "chosen_index": 1, "rejected_index": 0},
+    ):
+        built = SELECTORS.build(spec)
+        assert type(built) is type(dialect) and vars(built) == vars(dialect)
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "[aries-lit] deprecated: a selector spec uses 'name:'; write {class_path: rule, init_args: {...}}"
+    ]
+    # a known location is named, once each; a generic note is left out once a location was named
+    BACKENDS.check_spec({"name": "vllm", "init_args": {"dtype": "float32"}}, "generator.backend")
+    BACKENDS.check_spec({"name": "vllm", "init_args": {"dtype": "float32"}}, "generator.backend")
+    BACKENDS.check_spec({"name": "hf"}, "judge.backend")
+    assert capsys.readouterr().err.splitlines() == [
+        "[aries-lit] deprecated: generator.backend uses 'name:'; write {class_path: vllm, init_args: {...}}",
+        "[aries-lit] deprecated: judge.backend uses 'name:'; write hf (or {class_path: hf})",
+    ]
+    with pytest.raises(RegistryError, match="gives both 'class_path' .* and 'name'"):
+        SELECTORS.build({"class_path": "rule", "name": "verifier"})
+
+
+def test_evaluation_tasks_and_generator_take_the_dialect_and_the_old_forms(fresh_notes, capsys):
+    from aries_lit.evaluation.tasks import Task, generator_spec, parse_tasks
+
+    new = parse_tasks([{"class_path": "file", "init_args": {"path": "d/mine.jsonl"}, "kind": "open"}])
+    old = parse_tasks([{"name": "file", "path": "d/mine.jsonl", "kind": "open"}])
+    assert [t.label for t in new] == [t.label for t in old] == ["mine"]
+    assert new[0].source == {"class_path": "file", "init_args": {"path": "d/mine.jsonl"}}
+    assert capsys.readouterr().err.splitlines() == [
+        "[aries-lit] deprecated: tasks[0] uses 'name:'; write {class_path: file, init_args: {...}}"
+    ]
+    task = Task(label="t", source="x")
+    backend = {"class_path": "vllm", "init_args": {"dtype": "float32"}}
+    dialect = {"class_path": "parallel_sampling", "init_args": {"chunk_size": 8, "backend": backend}}
+    flat = {"name": "parallel_sampling", "chunk_size": 8, "backend": {"name": "vllm", "dtype": "float32"}}
+    spec = generator_spec(dialect, task, "verifiable", 4, 64)
+    assert spec == {**generator_spec(flat, task, "verifiable", 4, 64), "backend": backend}
+    assert spec["name"] == "parallel_sampling" and spec["chunk_size"] == 8 and spec["num_candidates"] == 4

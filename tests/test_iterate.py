@@ -32,7 +32,7 @@ def _config(tmp_path: Path, model_dir: Path, count: int = 8, logger: bool = Fals
             fit.setdefault("data", {}).setdefault("init_args", {})["train"] = HH
             fit["data"]["init_args"]["limit"] = 8
         else:
-            stage["collect"]["prompts"]["count"] = count
+            stage["collect"]["prompts"]["init_args"]["count"] = count
     path = tmp_path / "iterate.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -354,7 +354,7 @@ def test_evaluate_refuses_a_wrong_judge_before_generating(tiny_model_dir, tmp_pa
                 "--checkpoints",
                 json.dumps([str(tiny_model_dir)]),
                 "--tasks",
-                '[{"name": "arithmetic", "count": 2}]',
+                '[{"class_path": "arithmetic", "init_args": {"count": 2}}]',
                 "--judge",
                 str(tiny_model_dir),
                 "--out_dir",
@@ -401,7 +401,7 @@ def test_outcome_reward_model_steps_agree_and_never_see_the_test_split():
     for split in ("train", "validation"):
         gen = load_run_config(folder / f"generate_{split}.yaml")
         sel = load_run_config(folder / f"select_{split}.yaml")
-        assert gen["prompts"] == sel["prompts"] and gen["prompts"]["split"] == split
+        assert gen["prompts"] == sel["prompts"] and gen["prompts"]["init_args"]["split"] == split
         assert sel["candidates"] == gen["out_dir"]
         texts[split] = {p["prompt"] for p in load_prompts(gen["prompts"])}
     study = yaml.safe_load((REPO / "configs" / "study" / "cpu.yaml").read_text())

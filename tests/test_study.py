@@ -31,7 +31,7 @@ def test_seeded_stage_sets_training_and_collection_seeds():
     }
     seeded = seeded_stage(stage, 7)
     assert seeded["fit"]["seed_everything"] == 7 and seeded["fit"]["data"]["init_args"] == {"seed": 7}
-    assert seeded["collect"]["generator"] == {"name": "parallel_sampling", "seed": 7}
+    assert seeded["collect"]["generator"] == {"class_path": "parallel_sampling", "init_args": {"seed": 7}}
     assert "seed_everything" not in stage["fit"]  # the input is not changed
 
 
@@ -41,6 +41,81 @@ def test_stage_key_depends_on_settings_and_input_not_name():
     assert stage_key(a, "base:m") != stage_key(a, "base:n")
     assert stage_key(a, "base:m") != stage_key(seeded_stage({"name": "sft", "fit": {"lr": 1}}, 1), "base:m")
     assert stage_key(a, "base:m") != stage_key(seeded_stage({"name": "sft", "fit": {"lr": 2}}, 0), "base:m")
+
+
+def _collect_stage(prompts, generator, selector) -> dict:
+    collect = {"prompts": prompts, "generator": generator, "selector": selector}
+    fit = {"model": {"class_path": "x.Module", "init_args": {"lr": 1}}}
+    return {"name": "iter1", "collect": collect, "fit": fit}
+
+
+def test_the_spec_form_does_not_move_the_stage_key():
+    """``{class_path, init_args}``, ``{name, init_args}`` and the flat ``{name, ...}`` of the same
+    parts give one key (and one shared candidates folder), the key the flat form always had."""
+    from aries_lit.pipeline.study import _digest, collect_key
+
+    vllm = {"dtype": "float32", "max_model_len": 1024}
+    dialect = _collect_stage(
+        {"class_path": "arithmetic", "init_args": {"split": "train", "count": 96}},
+        {"class_path": "parallel_sampling",
+         "init_args": {"num_candidates": 4, "backend": {"class_path": "vllm", "init_args": vllm}}},
+        {"class_path": "reward_model", "init_args": {"model": "rm", "batch_size": 16}},
+    )  # fmt: skip
+    name_init_args = _collect_stage(
+        {"name": "arithmetic", "init_args": {"split": "train", "count": 96}},
+        {"name": "parallel_sampling",
+         "init_args": {"num_candidates": 4, "backend": {"name": "vllm", "init_args": vllm}}},
+        {"name": "reward_model", "init_args": {"model": "rm", "batch_size": 16}},
+    )  # fmt: skip
+    flat = _collect_stage(
+        {"name": "arithmetic", "split": "train", "count": 96},
+        {"name": "parallel_sampling", "num_candidates": 4, "backend": {"name": "vllm", **vllm}},
+        {"name": "reward_model", "model": "rm", "batch_size": 16},
+    )
+    stages = [seeded_stage(s, 3) for s in (dialect, name_init_args, flat)]
+    keys = {stage_key(s, "base:m") for s in stages}
+    assert len(keys) == 1
+    assert len({collect_key(s["collect"]) for s in stages}) == 1
+    # the shape the study configs were hashed in before the dialect (flat parts, name/init_args backend)
+    legacy = {
+        "prompts": {"name": "arithmetic", "split": "train", "count": 96},
+        "generator": {"name": "parallel_sampling", "num_candidates": 4, "seed": 3,
+                      "backend": {"name": "vllm", "init_args": vllm}},
+        "selector": {"name": "reward_model", "model": "rm", "batch_size": 16},
+    }  # fmt: skip
+    legacy_stage = {"collect": legacy, "fit": {**stages[0]["fit"]}}
+    assert keys == {_digest({"input": "base:m", "stage": legacy_stage})}
+    assert collect_key(stages[0]["collect"]) == _digest(legacy)
+
+
+#: the base model's folder on the machine that ran ``configs/study/cpu.yaml``: the stages that
+#: collect with ``model: base`` hash it (``Study`` expands ``~`` when the folder exists)
+STUDY_BASE_MODEL_DIR = "/root/.cache/aries_lit/smollm2-135m-instruct"
+
+
+def test_shipped_study_config_keys_match_the_committed_result_files(monkeypatch):
+    """The stage keys of ``configs/study/cpu.yaml``, computed as the runner does, are the ``key``
+    of every committed result file in ``docs/study/cpu`` (they name the study's stage folders: a
+    change of configs or of :func:`stage_key` that moves them would rerun finished stages)."""
+    from aries_lit.configs import load_run_config
+
+    monkeypatch.chdir(REPO)
+    config = load_run_config("configs/study/cpu.yaml")
+    study = Study(config["base_model"], config["arms"], config["evaluation"], progress=False)
+    computed = {}
+    for arm in study.arms:
+        for seed in arm["seeds"]:
+            for index, (stage, key) in enumerate(study.arm_stages(arm, seed, STUDY_BASE_MODEL_DIR), start=1):
+                computed[(arm["name"], seed, index, stage["name"])] = key
+    checked = 0
+    for path in sorted((REPO / config["results_dir"]).glob("*/seed*/*.json")):
+        result = json.loads(path.read_text())
+        where = (result["arm"], result["seed"], result["index"], result["stage"])
+        if result["index"] == 0 or where not in computed:
+            continue
+        assert computed[where] == result["key"], (path, computed[where], result["key"])
+        checked += 1
+    assert checked >= 10  # aries and iterative_dpo seed 0 (4 stages each) and aries_rm at least
 
 
 def _arm_file(tmp_path: Path, text: str, name: str = "arm.yaml") -> str:

@@ -30,7 +30,16 @@ def _one_thread():
 
 
 def _arena(folder: Path, **kwargs) -> dict:
-    return {"name": "arena_hard", "questions": str(folder / "question.jsonl"), **kwargs}
+    """An ``arena_hard`` task: the prompt source's options under ``init_args``, the task's beside."""
+    from aries_lit.evaluation.tasks import TASK_KEYS
+
+    own = {k: v for k, v in kwargs.items() if k in TASK_KEYS}
+    options = {k: v for k, v in kwargs.items() if k not in TASK_KEYS}
+    return {
+        "class_path": "arena_hard",
+        "init_args": {"questions": str(folder / "question.jsonl"), **options},
+        **own,
+    }
 
 
 def _baseline(folder: Path) -> str:

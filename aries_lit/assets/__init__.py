@@ -4,7 +4,7 @@ A path written ``aries_lit:<relative path>`` anywhere a data file is read (confi
 sources, ``--data.init_args.train``) names a file in this folder, whatever the current directory::
 
     train: aries_lit:hh_rlhf/harmless_base_test.jsonl.gz
-    prompts: {name: file, path: "aries_lit:gsm8k/train.jsonl.gz"}
+    prompts: {class_path: file, init_args: {path: "aries_lit:gsm8k/train.jsonl.gz"}}
 
 What is here, where it comes from and its license: ``README.md`` beside this file.
 """

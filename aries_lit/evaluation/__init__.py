@@ -6,7 +6,10 @@
 
     result = evaluate_checkpoints(
         ["runs/aries/02-iter1/model", "runs/aries/03-iter2/model"],
-        tasks=[{"name": "gsm8k", "limit": 200}, {"name": "alpaca_eval", "limit": 805}],
+        tasks=[
+            {"class_path": "gsm8k", "init_args": {"limit": 200}},
+            {"class_path": "alpaca_eval", "init_args": {"limit": 805}},
+        ],
         out_dir="runs/eval", num_refinements=3, judge="path/to/reward-model",
     )
     result["checkpoints"]["iter1-hf"]["tasks"]["gsm8k"]["accuracy"]["sr"]["mean"]

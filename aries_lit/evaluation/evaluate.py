@@ -61,6 +61,7 @@ from aries_lit.evaluation.tasks import (
     model_path,
     parse_tasks,
 )
+from aries_lit.registry import class_path_form
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,10 @@ def evaluate_checkpoints(
 
     Args:
         checkpoints: HF model folders or hub names, in report order (e.g. iteration order).
-        tasks: prompt sets, names or dicts, e.g. ``[{name: gsm8k, limit: 200}, {name: arithmetic,
-            count: 300, seed: 1}, {name: alpaca_eval, limit: 805}, {name: file, path: x.jsonl,
-            answer_field: gold, label: mine}]``; keys ``label``, ``kind``, ``temperature``,
+        tasks: prompt sets, names or prompt-source specs, e.g. ``[gsm8k, {class_path: arithmetic,
+            init_args: {count: 300, seed: 1}}, {class_path: alpaca_eval, init_args: {limit: 805}},
+            {class_path: file, init_args: {path: x.jsonl, answer_field: gold}, label: mine}]``;
+            beside ``class_path``, keys ``label``, ``kind``, ``temperature``,
             ``max_new_tokens``, ``generator`` (overrides), ``reward_model`` (bool: score this
             task with the reward model) and ``model_name`` (the model in ``arena_hard`` /
             ``mt_bench`` answer files) configure the evaluation, the rest the prompt source.
@@ -119,8 +121,8 @@ def evaluate_checkpoints(
         num_refinements: refinement turns N (turns 0..N are generated, ``N + 1`` candidates;
             SR = turn N).
         generator: generator name or settings (default ``sequential_refinement``, greedy for
-            tasks with answers, temperature 0.9 otherwise), e.g. ``{name: sequential_refinement,
-            backend: vllm, chunk_size: 256, template: paper, seed: 0, top_p: 1.0}``.
+            tasks with answers, temperature 0.9 otherwise), e.g. ``{class_path: sequential_refinement,
+            init_args: {backend: vllm, chunk_size: 256, template: paper, seed: 0, top_p: 1.0}}``.
         reward_model: reward model (HF folder or hub name, or reward-model selector arguments
             ``{model: ..., batch_size: ...}``) scoring every turn of tasks without gold answers
             (or tasks with ``reward_model: true``).
@@ -262,7 +264,7 @@ def _generate(plan: EvaluationPlan, progress: bool) -> dict[str, float]:
                 key = json.dumps(backend_spec, sort_keys=True, default=str)
                 if key not in backends:
                     backends[key] = SharedBackend(backend_spec, model)
-                gen = GENERATORS.build(spec, backend=backends[key])
+                gen = GENERATORS.build(class_path_form(spec), backend=backends[key])
                 gen_dir = _task_dir(plan, name, task)
                 prompts = plan.shard(task)
                 log.info("evaluate: %s on %s (%d prompts) -> %s", name, task.label, len(prompts), gen_dir)

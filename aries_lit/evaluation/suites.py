@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.io import write_text_atomic
+from aries_lit.registry import class_path_form, split_spec
 
 __all__ = [
     "ANSWER_DIR",
@@ -42,7 +43,7 @@ ANSWER_DIR = "model_answer"
 
 def suite_of(source: str | Mapping[str, Any]) -> str | None:
     """The suite of a task's prompt-source spec (``arena_hard``, ``mt_bench``) or ``None``."""
-    name = source if isinstance(source, str) else source.get("name") or source.get("class_path")
+    name = source if isinstance(source, str) else split_spec(source)[0]
     return next((suite for suite, path in SUITES.items() if name in (suite, path)), None)
 
 
@@ -57,7 +58,7 @@ def generate_mt_bench(
     from aries_lit.generators import GENERATORS, load_groups
     from aries_lit.prompts import mt_bench
 
-    spec = {**spec, "num_candidates": 1}
+    spec = class_path_form({**spec, "num_candidates": 1})
     first = [{"id": p["id"], "prompt": p["turns"][0]} for p in prompts]
     GENERATORS.build(spec, backend=backend).run(first, model, task_dir / "turn1", progress=progress)
     answers = {g["id"]: g["candidates"][0]["text"] for g in load_groups(task_dir / "turn1", first, 1)}

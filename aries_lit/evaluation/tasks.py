@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aries_lit.registry import note_name_form, split_spec
+
 __all__ = ["DEFAULT_TASKS", "KINDS", "TASK_KEYS", "Task", "checkpoint_names", "generator_spec", "parse_tasks"]
 
-DEFAULT_TASKS: list[dict[str, Any]] = [{"name": "gsm8k", "limit": 200}]
+DEFAULT_TASKS: list[dict[str, Any]] = [{"class_path": "gsm8k", "init_args": {"limit": 200}}]
 #: Task keys that configure the evaluation; every other key goes to the prompt source.
 TASK_KEYS = ("label", "kind", "temperature", "max_new_tokens", "generator", "reward_model", "model_name")
 KINDS = ("verifiable", "pairwise", "open")
@@ -76,23 +78,26 @@ def _require(task: Task, key: str) -> None:
 def _default_label(spec: str | Mapping[str, Any]) -> str:
     if isinstance(spec, str):
         return Path(spec).stem if os.path.sep in spec or "." in spec else spec
-    if spec.get("name") == "file" and spec.get("path"):
-        return Path(str(spec["path"])).stem.split(".")[0]
-    target = spec.get("name") or spec.get("class_path")
+    target, options = split_spec(spec)
+    if target == "file" and options.get("path"):
+        return Path(str(options["path"])).stem.split(".")[0]
     if target is None:
-        raise ValueError(f"task {dict(spec)} needs 'name' (a prompt source) or 'class_path'")
+        raise ValueError(f"task {dict(spec)} needs 'class_path' (a prompt source)")
     return str(target).rsplit(".", 1)[-1]
 
 
 def parse_tasks(tasks: Sequence[str | Mapping[str, Any]] | None) -> list[Task]:
-    """Tasks from names or dicts (``{"name": "gsm8k", "limit": 200}``); see :data:`TASK_KEYS`."""
+    """Tasks from names or dicts: a prompt-source spec (``{"class_path": "gsm8k", "init_args":
+    {"limit": 200}}``) plus the evaluation keys of :data:`TASK_KEYS` beside ``class_path``
+    (``label``, ...). The deprecated flat ``{"name": "gsm8k", "limit": 200}`` still works."""
     parsed = []
-    for spec in DEFAULT_TASKS if tasks is None else tasks:
+    for i, spec in enumerate(DEFAULT_TASKS if tasks is None else tasks):
         if isinstance(spec, str):
             parsed.append(Task(label=_safe(_default_label(spec)), source=spec))
             continue
         if not isinstance(spec, Mapping):
             raise TypeError(f"a task is a name or a dict, got {spec!r}")
+        note_name_form(spec, f"tasks[{i}]", "prompt_source")
         source = {k: v for k, v in spec.items() if k not in TASK_KEYS}
         generator = spec.get("generator") or {}
         if not isinstance(generator, Mapping):
@@ -180,16 +185,25 @@ def generator_spec(
     num_candidates: int,
     max_new_tokens: int,
 ) -> dict[str, Any]:
-    """The generator config of a task: defaults < ``base`` (the evaluation's) < the task's settings."""
+    """The generator config of a task: defaults < ``base`` (the evaluation's) < the task's settings.
+
+    The result is a flat record ``{"name": generator, option: value, ...}`` (written to the
+    report's config); build it with :func:`aries_lit.registry.class_path_form`."""
     if base is None:
         spec: dict[str, Any] = {"name": "sequential_refinement"}
     elif isinstance(base, str):
         spec = {"name": base}
     else:
+        note_name_form(base, "generator", "generator")
         spec = _flatten(base)
-        if "name" not in spec and "class_path" not in spec:
+        if "class_path" in spec:
+            spec["name"] = spec.pop("class_path")
+        note_name_form(spec.get("backend"), "generator.backend", "backend")
+        if "name" not in spec:
             spec["name"] = "sequential_refinement"
     spec.update(_flatten(task.generator))
+    if "class_path" in spec:
+        spec["name"] = spec.pop("class_path")
     if task.temperature is not None:
         spec["temperature"] = task.temperature
     if task.max_new_tokens is not None:

@@ -57,7 +57,7 @@ class Generator:
     Args:
         num_candidates: candidates per prompt (``N``; refinement turns for ``SR``).
         backend: a backend name (``"transformers"``, ``"vllm"``), a mapping
-            ``{"name"|"class_path": ..., "init_args": {...}}`` or a :class:`Backend`
+            ``{"class_path": ..., "init_args": {...}}`` or a :class:`Backend`
             instance (used as is and not closed). Built lazily with the model path.
         temperature, top_p, max_new_tokens, seed: sampling (``temperature=0`` is greedy).
             Candidate ``i`` uses seed ``seed + 10007 * i``.

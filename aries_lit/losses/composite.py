@@ -39,7 +39,7 @@ class ARIESLoss(Loss):
     ``preference`` is any :class:`PreferenceLoss` (DPO by default; the paper: "any RLHF
     algorithm's loss can replace the DPO term"), ``refine`` any :class:`RefineLoss` (refine-MSE,
     Eq. 9, by default; BT_refine gives :class:`BTARIESLoss`). Both may be given as objects, registry
-    names or ``{"name"|"class_path": ..., ...}`` specs; they are stored built. Paper setting:
+    names or ``{"class_path": ..., "init_args": {...}}`` specs; they are stored built. Paper setting:
     ``alpha = 0.8``. ``alpha = 1`` is the paper's "w/o DPO" ablation: the preference part is then
     not computed and its views are not required; ``alpha = 0`` likewise drops the refinement part.
 

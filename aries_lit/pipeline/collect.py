@@ -54,10 +54,11 @@ def generate(
     Args:
         model: the policy, a hub name or an HF-format folder.
         prompts: a prompt source: a registry name (``gsm8k``, ``alpaca_eval``, ``arithmetic``,
-            ``file``, ``preference_prompts``) with its options, e.g. ``{name: gsm8k, limit: 64}``,
-            or ``{class_path: ..., init_args: ...}``, or a path to a prompt file.
+            ``file``, ``preference_prompts``) alone or with its options, e.g. ``{class_path: gsm8k,
+            init_args: {limit: 64}}`` (or a dotted class path), or a path to a prompt file.
         generator: ``sequential_refinement`` (SR, the paper's) or ``parallel_sampling`` (PS) with
-            options, e.g. ``{name: sequential_refinement, num_candidates: 4, temperature: 0.7}``.
+            options, e.g. ``{class_path: sequential_refinement, init_args: {num_candidates: 4,
+            temperature: 0.7}}``.
         out_dir: where ``candidates.jsonl`` and ``manifest.json`` go (and, with the ``vllm``
             backend, ``vllm.log``: vLLM's output, and the traceback when it fails).
     """
@@ -115,7 +116,7 @@ def select(
         prompts: the same prompt source the candidates were generated from (gold answers for
             the verifier come from it).
         selector: ``rule``, ``reward_model``, ``llm_judge`` or ``verifier`` with options, e.g.
-            ``{name: rule, chosen_index: -1, rejected_index: 0}``.
+            ``{class_path: rule, init_args: {chosen_index: -1, rejected_index: 0}}``.
         out: the pairs file (default ``<candidates>/pairs.jsonl``); the selection's counts, the
             pairs file, (for ``reward_model``) the resolved path of the reward model that selected,
             and the pair-quality audit under ``"audit"`` (see

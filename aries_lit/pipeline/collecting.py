@@ -21,7 +21,7 @@ class CollectingDataModule(PreferenceDataModule):
 
     Args:
         prompts: a prompt source spec (see ``aries-lit generate``).
-        generator: a generator name or ``{name|class_path: ..., ...}`` (default SR).
+        generator: a generator name or ``{class_path: ..., init_args: {...}}`` (default SR).
         selector: a selector name or spec (default ``rule``).
         collect_dir: where candidates and pairs go (default ``<default_root_dir>/collect``).
         collect_model: the model that generates (default: the LightningModule's starting model).

@@ -28,6 +28,7 @@ from aries_lit.configs import set_dotted, stage_fit
 from aries_lit.errors import StageError
 from aries_lit.io import write_json_atomic
 from aries_lit.pipeline.curves import plot_training_curves
+from aries_lit.registry import note_name_form, split_spec
 
 MANIFEST = "manifest.json"
 #: per stage: seconds of this run's last attempt at collection and at training
@@ -82,6 +83,13 @@ def check_stages(stages: list[dict[str, Any]]) -> None:
         unknown = set(collect or {}) - {"prompts", "generator", "selector", "model"}
         if unknown:
             raise ValueError(f"{where} ('{name}'): unknown field(s) {sorted(unknown)} under 'collect'")
+        parts = (("prompts", "prompt_source"), ("generator", "generator"), ("selector", "selector"))
+        for part, item in parts:
+            spec = (collect or {}).get(part)
+            note_name_form(spec, f"{where} ('{name}').collect.{part}", item)
+            if part == "generator" and isinstance(spec, dict):
+                backend = split_spec(spec)[1].get("backend")
+                note_name_form(backend, f"{where} ('{name}').collect.generator.backend", "backend")
 
 
 def _stage_fit_config(
@@ -135,8 +143,10 @@ def run_stage(
             progress=progress,
         )
         selector = collect.get("selector", "rule")
-        if isinstance(selector, dict) and selector.get("name") == "llm_judge" and not selector.get("model"):
-            selector = {**selector, "model": collect_model}  # Self-Rewarding: the current policy judges
+        target, options = split_spec(selector)
+        # Self-Rewarding: the current policy judges
+        if isinstance(selector, dict) and target == "llm_judge" and not options.get("model"):
+            selector = {"class_path": target, "init_args": {**options, "model": collect_model}}
         pairs = Path(select(candidates, collect["prompts"], selector, str(stage_dir / "pairs.jsonl")))
         if not pairs.read_text().strip():
             raise StageError(

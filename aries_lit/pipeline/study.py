@@ -30,6 +30,7 @@ import copy
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from aries_lit.pipeline.iterate import (
     with_base_model,
     write_stage_manifest,
 )
+from aries_lit.registry import split_spec
 
 #: the reserved name of the base model's results (stage 0 of every arm)
 BASE = "base"
@@ -57,7 +59,7 @@ def _digest(obj: Any) -> str:
 
 def seeded_stage(stage: dict[str, Any], seed: int) -> dict[str, Any]:
     """The stage with ``seed`` as its training seed (initialisation and the data module's shuffling
-    order) and collection seed (sampling)."""
+    order) and collection seed (sampling; the generator becomes ``{class_path, init_args}``)."""
     stage = copy.deepcopy(stage)
     if isinstance(stage.get("fit"), dict):
         stage["fit"]["seed_everything"] = seed
@@ -67,15 +69,57 @@ def seeded_stage(stage: dict[str, Any], seed: int) -> dict[str, Any]:
     collect = stage.get("collect")
     if isinstance(collect, dict):
         generator = collect.get("generator", "sequential_refinement")
-        generator = {"name": generator} if isinstance(generator, str) else dict(generator)
-        generator["seed"] = seed
-        collect["generator"] = generator
+        target, options = split_spec(generator)
+        collect["generator"] = {"class_path": target, "init_args": {**options, "seed": seed}}
     return stage
 
 
+#: the ``collect`` options that hold a part spec
+_COLLECT_PARTS = ("prompts", "generator", "selector")
+
+
+def _hash_shape(spec: Any, nested: bool = False) -> Any:
+    """A part spec in the fixed shape that stage keys hash (see :func:`stage_key`)."""
+    if not isinstance(spec, Mapping):
+        return spec
+    target, options = split_spec(spec)
+    if target is None:
+        return dict(spec)
+    options = {k: _hash_shape(v, nested=True) if k == "backend" else v for k, v in options.items()}
+    if nested:
+        return {"name": target, "init_args": options} if options else {"name": target}
+    return {"name": target, **options}
+
+
+def _hash_collect(collect: Any) -> Any:
+    """``collect`` with its part specs in the hashed shape (:func:`stage_key`)."""
+    if not isinstance(collect, Mapping):
+        return collect
+    return {k: _hash_shape(v) if k in _COLLECT_PARTS else v for k, v in collect.items()}
+
+
 def stage_key(stage: dict[str, Any], input_key: str) -> str:
-    """A short hash of a stage's settings (its name aside) and of what it starts from."""
-    return _digest({"input": input_key, "stage": {k: v for k, v in stage.items() if k != "name"}})
+    """A short hash of a stage's settings (its name aside) and of what it starts from.
+
+    The spec form does not move the key: before hashing, every part spec of ``collect``
+    (``prompts``, ``generator``, ``selector``) is put in one fixed shape, whichever of
+    ``{class_path: X, init_args: {...}}``, ``{name: X, init_args: {...}}`` or the flat
+    ``{name: X, option: ...}`` the config uses: the flat ``{"name": X, **options}`` (the form the
+    study configs were written in when their results were recorded), with the part's
+    ``backend`` option as ``{"name": X, "init_args": {...}}`` (``init_args`` left out when it has
+    no options). A bare name (``selector: verifier``) is hashed as the string it is, as before, so
+    no key of an existing run moves; it differs from ``{class_path: verifier}``. The ``fit``
+    config (LightningCLI's ``class_path``/``init_args``) is hashed as written.
+    ``tests/test_study.py`` checks the keys of ``configs/study/cpu.yaml`` against its committed
+    result files.
+    """
+    settings = {k: _hash_collect(v) if k == "collect" else v for k, v in stage.items() if k != "name"}
+    return _digest({"input": input_key, "stage": settings})
+
+
+def collect_key(collect: dict[str, Any]) -> str:
+    """The hash naming a ``collect`` run's shared candidates folder (specs as in :func:`stage_key`)."""
+    return _digest(_hash_collect(collect))
 
 
 def _check_arms(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -213,7 +257,7 @@ class Study:
         candidates = None
         collect = stage.get("collect")
         if isinstance(collect, dict) and collect.get("model"):  # not the policy: shared by every arm
-            candidates = self.run_dir / "candidates" / _digest(collect)
+            candidates = self.run_dir / "candidates" / collect_key(collect)
         out = run_stage(stage, stage_dir, model, progress=self.progress, candidates_dir=candidates)
         write_stage_manifest(
             stage_dir,
@@ -241,15 +285,29 @@ class Study:
             record["data"] = json.loads(data_stats.read_text())
         return record
 
+    def arm_stages(
+        self, arm: dict[str, Any], seed: int, model: str | None = None
+    ) -> list[tuple[dict[str, Any], str]]:
+        """``(stage, key)`` of each stage of one arm and seed, as :meth:`run_arm` runs them: the
+        stage seeded and with ``collect.model: base`` set to ``model`` (default: the base model's
+        folder), its key chained from the base model's through the stages before it."""
+        model = self._model() if model is None else model
+        input_key = f"base:{self.base_model}"
+        out = []
+        for stage in arm["stages"]:
+            stage = seeded_stage(with_base_model(stage, model), seed)
+            key = stage_key(stage, input_key)
+            out.append((stage, key))
+            input_key = key
+        return out
+
     def run_arm(self, arm: dict[str, Any], seed: int) -> None:
         """Every stage of one arm and seed, each evaluated, each result file written."""
-        model, input_key = self._model(), f"base:{self.base_model}"
+        model = self._model()
         base_tasks, base_seconds = self.evaluate_model(model, "base")
         record = {"timings": {"eval_seconds": base_seconds}}
         self._write_result(arm["name"], seed, 0, BASE, "base", base_tasks, record)
-        for i, stage in enumerate(arm["stages"], start=1):
-            stage = seeded_stage(with_base_model(stage, self._model()), seed)
-            key = stage_key(stage, input_key)
+        for i, (stage, key) in enumerate(self.arm_stages(arm, seed), start=1):
             print(f"[aries-lit] study: arm '{arm['name']}' seed {seed} stage {i} '{stage['name']}' ({key})")
             model = self.run_stage_once(stage, key, model)
             record = self._stage_record(self.run_dir / "stages" / f"{key}-{stage['name']}")
@@ -258,7 +316,6 @@ class Study:
                 tasks, seconds = self.evaluate_model(model, key)
                 record.setdefault("timings", {})["eval_seconds"] = seconds
             self._write_result(arm["name"], seed, i, stage["name"], key, tasks, record)
-            input_key = key
 
     def _write_result(
         self, arm: str, seed: int, index: int, stage: str, key: str, tasks: dict, record: dict
@@ -328,4 +385,4 @@ def study(
     return str(path)
 
 
-__all__ = ["BASE", "Study", "seeded_stage", "stage_key", "study"]
+__all__ = ["BASE", "Study", "collect_key", "seeded_stage", "stage_key", "study"]

@@ -3,8 +3,9 @@
 A :class:`PromptSource` returns plain dicts ``{"id": str, "prompt": str | list[message],
 "answer": str (verifiable tasks), ...extra fields}``. Configs name one by its short name::
 
-    prompts: {name: gsm8k, split: test, limit: 150}
-    prompts: {name: file, path: my_prompts.jsonl, prompt_field: question, answer_field: gold}
+    prompts: {class_path: gsm8k, init_args: {split: test, limit: 150}}
+    prompts: {class_path: file, init_args: {path: my_prompts.jsonl, prompt_field: question,
+                                            answer_field: gold}}
     prompts: {class_path: my_pkg.MyPrompts, init_args: {...}}
 
 Registered: ``file``, ``gsm8k``, ``alpaca_eval``, ``arithmetic``
@@ -303,7 +304,7 @@ class PreferencePrompts(PromptSource):
 
 
 def build_prompt_source(spec: str | Mapping[str, Any] | PromptSource, **overrides: Any) -> PromptSource:
-    """A source from a registry name, ``{"name"|"class_path": ..., ...}``, an instance, or a path
+    """A source from a registry name, ``{"class_path": ..., "init_args": {...}}``, an instance, or a path
     to an existing file or folder (read with ``file``)."""
     if (
         isinstance(spec, (str, os.PathLike))

@@ -94,8 +94,8 @@ class LLMJudgeSelector(ScoredSelector):
 
     ``model``: the judge (for Self-Rewarding, the current policy). ``backend``: a backend
     name (``"transformers"``, ``"vllm"``), a spec dict for ``aries_lit.generators.BACKENDS``
-    (``{"name": "vllm", "tensor_parallel_size": 2}``; ``model`` is filled in), or an already
-    built backend object (used as is and not closed). Each candidate is graded
+    (``{"class_path": "vllm", "init_args": {"tensor_parallel_size": 2}}``; ``model`` is filled
+    in), or an already built backend object (used as is and not closed). Each candidate is graded
     ``num_samples`` times (the paper averages 3 samples; with ``temperature == 0`` one is
     enough) and the parseable grades averaged; a candidate with none counts as
     ``candidates/unparseable`` and takes no part. ``prompt_template`` replaces the

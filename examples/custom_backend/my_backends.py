@@ -6,8 +6,8 @@ give candidates a verifier can rank. It runs the whole collect path (generate ->
 seconds, without weights or a GPU::
 
     ARIES_LIT_PLUGINS=my_backends PYTHONPATH=examples/custom_backend aries-lit generate \\
-        --model calculator --prompts '{name: arithmetic, count: 8}' \\
-        --generator '{name: parallel_sampling, num_candidates: 4, backend: calculator}'
+        --model calculator --prompts '{class_path: arithmetic, init_args: {count: 8}}' \\
+        --generator '{class_path: parallel_sampling, init_args: {num_candidates: 4, backend: calculator}}'
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 ``csv`` reads prompts (and gold answers, for the verifier) from a CSV file with a header row::
 
     ARIES_LIT_PLUGINS=my_prompts PYTHONPATH=examples/custom_prompts aries-lit generate \\
-        --model runs/tiny-llama --prompts '{name: csv, path: examples/custom_prompts/questions.csv}'
+        --model runs/tiny-llama \\
+        --prompts '{class_path: csv, init_args: {path: examples/custom_prompts/questions.csv}}'
 """
 
 from __future__ import annotations

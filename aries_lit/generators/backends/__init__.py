@@ -1,7 +1,7 @@
 """Generation backends: ``transformers`` (alias ``hf``, default, CPU or GPU) and ``vllm`` (optional extra).
 
 ``BACKENDS.build("vllm", model=path, gpu_memory_utilization=0.5)`` or a config mapping
-``{"name": "vllm", "init_args": {...}}``; vLLM itself is imported only when its backend is built.
+``{"class_path": "vllm", "init_args": {...}}``; vLLM itself is imported only when its backend is built.
 """
 
 from aries_lit.generators.backends.base import (
