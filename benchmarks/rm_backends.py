@@ -18,10 +18,10 @@ from pathlib import Path
 from aries_lit.pipeline.collect import select
 
 #: the prompts of the study's iteration 2 (configs/study/arms/aries.yaml, seed 104)
-PROMPTS = {
-    "name": "arithmetic", "split": "train", "num_terms": 2, "max_operand": 19, "ops": "+-",
+PROMPTS = {"class_path": "arithmetic", "init_args": {
+    "split": "train", "num_terms": 2, "max_operand": 19, "ops": "+-",
     "test_fraction": 0.4, "validation_fraction": 0.2, "unique": True, "count": 96, "seed": 104,
-}  # fmt: skip
+}}  # fmt: skip
 
 
 def main() -> None:
@@ -32,9 +32,10 @@ def main() -> None:
     args = parser.parse_args()
     out = {}
     for backend in ("transformers", "vllm"):
-        spec = {"name": "reward_model", "model": args.model, "batch_size": 16, "backend": backend}
+        options = {"model": args.model, "batch_size": 16, "backend": backend}
         if backend == "vllm":
-            spec["engine_kwargs"] = {"kv_cache_memory_bytes": 512 << 20}
+            options["engine_kwargs"] = {"kv_cache_memory_bytes": 512 << 20}
+        spec = {"class_path": "reward_model", "init_args": options}
         target = Path(args.out) / backend / "pairs.jsonl"
         select(args.candidates, PROMPTS, spec, str(target))
         out[backend] = [json.loads(line) for line in target.read_text().splitlines()]

@@ -253,7 +253,8 @@ def test_harmlessness_config_judges_answers_against_the_chosen_reply(
     import yaml
 
     config = yaml.safe_load((REPO / "configs" / "eval" / "hh_harmless_smollm2.yaml").read_text())
-    task = {**config["tasks"][0], "limit": 3}
+    task = config["tasks"][0]
+    task["init_args"]["limit"] = 3
     result = evaluate_checkpoints(
         [str(tiny_model_dir)], tasks=[task], out_dir=str(tmp_path / "eval"), num_refinements=1,
         generator={"name": "sequential_refinement", "backend": "transformers", "seed": 0},
@@ -264,7 +265,7 @@ def test_harmlessness_config_judges_answers_against_the_chosen_reply(
     assert sum(metrics["win_rate"]["sr"][k] for k in ("wins", "losses", "ties")) == 3
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     first = report["results"]["m"]["tasks"]["hh-harmless"]["records"][0]
-    prompts = load_prompts({k: v for k, v in task.items() if k not in ("label", "kind")})
+    prompts = load_prompts({k: v for k, v in task.items() if k != "label"})
     assert first["reference_output"] == prompts[0]["reference_output"] and first["reference_output"].strip()
     assert "measure what that reward model prefers" in result["markdown"]
     assert "AlpacaEval" not in result["markdown"]
