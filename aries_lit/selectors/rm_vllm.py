@@ -15,23 +15,16 @@ with this one.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-from aries_lit.generators.backends.base import EngineError, current_engine_log_dir
-from aries_lit.generators.backends.reaper import ProcessReaper, child_pids
-from aries_lit.generators.backends.vllm import (
-    ENGINE_LOG_NAME,
-    EngineLog,
-    release_memory,
-    shutdown_llm,
-)
+from aries_lit.generators.backends.base import EngineError
+from aries_lit.generators.backends.vllm import VLLMEngine
 
 __all__ = ["VLLMRewardScorer"]
 
 
-class VLLMRewardScorer:
+class VLLMRewardScorer(VLLMEngine):
     """Scores token-id sequences with a reward-model folder on ``vllm.LLM(runner="pooling")``.
 
     Args:
@@ -73,19 +66,7 @@ class VLLMRewardScorer:
             kwargs["max_model_len"] = int(max_model_len)
         kwargs.update(engine_kwargs or {})
         self.engine_args = kwargs
-        if log_file is None and current_engine_log_dir() is not None:
-            log_file = current_engine_log_dir() / ENGINE_LOG_NAME
-        self.engine_log = EngineLog(log_file)
-        self.engine_log.open(f"vLLM pooling engine for the reward model {model}")
-        start, t0, before = self.engine_log.size(), time.perf_counter(), child_pids()
-        try:
-            with self.engine_log.engine_start():
-                self._llm: Any = vllm.LLM(**kwargs)
-        except Exception as err:
-            raise self.engine_log.failure(f"to start the pooling engine for {model}", err, start) from err
-        self.reaper = ProcessReaper(child_pids() - before)
-        self.engine_log.capture_logger()
-        self.load_seconds = time.perf_counter() - t0
+        self.start_engine(vllm, kwargs, log_file, f"pooling engine for the reward model {model}")
 
     def score(self, token_ids: list[list[int]]) -> list[float]:
         """The raw score of each sequence, in order (vLLM batches them itself)."""
@@ -113,15 +94,3 @@ class VLLMRewardScorer:
                 )
             scores.append(float(probs[0]))
         return scores
-
-    def close(self) -> None:
-        """Stop the engine (idempotent)."""
-        llm = getattr(self, "_llm", None)
-        if llm is None:
-            return
-        self._llm = None
-        self.reaper.stop()
-        shutdown_llm(llm)
-        del llm
-        release_memory()
-        self.engine_log.close()

@@ -197,8 +197,46 @@ def _check_batched_tokens(kwargs: dict[str, Any]) -> None:
         )
 
 
+class VLLMEngine:
+    """Owns one ``vllm.LLM``: starts it with its log (:class:`EngineLog`) and a reaper for its
+    engine processes, and stops it. The generation backend and the reward-model scorer
+    (:class:`~aries_lit.selectors.rm_vllm.VLLMRewardScorer`) both derive from it."""
+
+    _llm: Any = None
+
+    def start_engine(self, vllm: Any, kwargs: dict[str, Any], log_file: str | Path | None, what: str) -> None:
+        """Start ``vllm.LLM(**kwargs)``; its output goes to ``log_file`` (default: ``vllm.log`` in
+        the current :func:`engine_log_dir`), a failure is one :class:`EngineError` line on ``what``."""
+        if log_file is None and current_engine_log_dir() is not None:
+            log_file = current_engine_log_dir() / ENGINE_LOG_NAME
+        self.engine_log = EngineLog(log_file)
+        self.engine_log.open(f"vLLM {what}")
+        start, t0, before = self.engine_log.size(), time.perf_counter(), child_pids()
+        try:
+            with self.engine_log.engine_start():
+                self._llm = vllm.LLM(**kwargs)
+        except Exception as err:
+            raise self.engine_log.failure(f"to start the {what}", err, start) from err
+        # the engine processes die with this process, even when it is killed
+        self.reaper = ProcessReaper(child_pids() - before)
+        self.engine_log.capture_logger()
+        self.load_seconds = time.perf_counter() - t0
+
+    def close(self) -> None:
+        """Stop the engine and free what it held (idempotent)."""
+        llm = self._llm
+        if llm is None:
+            return
+        self._llm = None
+        self.reaper.stop()
+        shutdown_llm(llm)
+        del llm
+        release_memory()
+        self.engine_log.close()
+
+
 @BACKENDS.register("vllm")
-class VLLMBackend(Backend):
+class VLLMBackend(VLLMEngine, Backend):
     """Generation with ``vllm.LLM.generate`` (continuous batching, prefix caching).
 
     Args:
@@ -282,25 +320,9 @@ class VLLMBackend(Backend):
         kwargs.update(engine_kwargs or {})
         _check_batched_tokens(kwargs)
         self.engine_args = kwargs
-        self._llm: Any = None
         self._tokenizer = load_tokenizer(str(model), padding_side="left")
         self._stop_ids = stop_token_ids(self._tokenizer)
-        if log_file is None and current_engine_log_dir() is not None:
-            log_file = current_engine_log_dir() / ENGINE_LOG_NAME
-        self.engine_log = EngineLog(log_file)
-        self.engine_log.open(f"vLLM engine for {model}")
-        start = self.engine_log.size()
-        t0 = time.perf_counter()
-        before = child_pids()
-        try:
-            with self.engine_log.engine_start():
-                self._llm = vllm.LLM(**kwargs)
-        except Exception as err:
-            raise self.engine_log.failure(f"to start the engine for {model}", err, start) from err
-        # the engine processes die with this process, even when it is killed
-        self.reaper = ProcessReaper(child_pids() - before)
-        self.engine_log.capture_logger()
-        self.load_seconds = time.perf_counter() - t0
+        self.start_engine(vllm, kwargs, log_file, f"engine for {model}")
         self.generated_tokens = 0
         self.generate_seconds = 0.0
         where = f"; its log: {self.engine_log.path}" if self.engine_log.path else ""
@@ -351,17 +373,6 @@ class VLLMBackend(Backend):
             self.generated_tokens += n
             results.append(Completion(o.text, len(prompt_ids), n, reason))
         return results
-
-    def close(self) -> None:
-        llm = getattr(self, "_llm", None)
-        if llm is None:
-            return
-        self._llm = None
-        self.reaper.stop()
-        shutdown_llm(llm)
-        del llm
-        release_memory()
-        self.engine_log.close()
 
 
 def shutdown_llm(llm: Any) -> None:
