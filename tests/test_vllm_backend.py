@@ -164,6 +164,7 @@ class FakeLLM:
 
     def __init__(self, **kwargs) -> None:
         FakeLLM.last_kwargs = kwargs
+        FakeLLM.reserved_env = os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU")
         if FakeLLM.fail_start:
             os.write(2, b"(EngineCore pid=1) ERROR [core.py:1] ValueError: no room for the KV cache\n")
             raise RuntimeError("Engine core initialization failed.\nSee root cause above.")
@@ -209,6 +210,43 @@ def test_vllm_cpu_defaults_and_what_overrides_them(fake_llm, monkeypatch, smollm
     monkeypatch.setattr(fake_llm, "_has_cuda", lambda: True)
     args = build()
     assert "enable_chunked_prefill" not in args and args["gpu_memory_utilization"] == 0.9
+
+
+def test_reserved_cpus_gives_both_cores_of_a_small_machine_to_the_worker(monkeypatch):
+    from aries_lit.generators.backends import vllm as backend_module
+    from aries_lit.generators.backends.vllm import RESERVED_CPU_ENV, reserved_cpus
+
+    monkeypatch.delenv(RESERVED_CPU_ENV, raising=False)
+    monkeypatch.setattr(backend_module, "usable_cores", lambda: 2)
+    assert reserved_cpus(None, on_gpu=False) == 0
+    assert reserved_cpus(None, on_gpu=True) is None
+    assert reserved_cpus(1, on_gpu=False) == 1
+    monkeypatch.setattr(backend_module, "usable_cores", lambda: 8)
+    assert reserved_cpus(None, on_gpu=False) is None  # vLLM's own default on bigger machines
+    monkeypatch.setattr(backend_module, "usable_cores", lambda: 2)
+    monkeypatch.setenv(RESERVED_CPU_ENV, "1")
+    assert reserved_cpus(None, on_gpu=False) is None  # the user's variable is left to vLLM
+    with pytest.raises(ValueError, match="cpu_reserved_cores must be >= 0, got -1"):
+        reserved_cpus(-1, on_gpu=False)
+
+
+def test_vllm_engine_starts_with_the_reserved_cores_and_restores_the_environment(
+    fake_llm, monkeypatch, smollm2_dir
+):
+    from aries_lit.generators import BACKENDS
+    from aries_lit.generators.backends.vllm import RESERVED_CPU_ENV
+
+    monkeypatch.setattr(fake_llm, "_has_cuda", lambda: False)
+    monkeypatch.setattr(fake_llm, "usable_cores", lambda: 2)
+    monkeypatch.delenv(RESERVED_CPU_ENV, raising=False)
+    for options, seen in (({}, "0"), ({"cpu_reserved_cores": 1}, "1")):
+        with BACKENDS.build("vllm", model=str(smollm2_dir), **options):
+            pass
+        assert FakeLLM.reserved_env == seen and RESERVED_CPU_ENV not in os.environ
+    monkeypatch.setenv(RESERVED_CPU_ENV, "1")
+    with BACKENDS.build("vllm", model=str(smollm2_dir)):
+        pass
+    assert FakeLLM.reserved_env == "1" and os.environ[RESERVED_CPU_ENV] == "1"
 
 
 def test_vllm_failures_are_one_line_naming_the_log(fake_llm, smollm2_dir, tmp_path):
