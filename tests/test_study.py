@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aries_lit.checkpoints import hf_model_complete
 from aries_lit.pipeline.study import Study, seeded_stage, stage_key
 from aries_lit.pipeline.study_report import build_report, final_summary, load_results, write_report
 from aries_lit.pipeline.study_stats import accuracy_summary, paired_difference, pooled_items
@@ -288,6 +289,23 @@ def _study_config(tmp_path: Path, model_dir: Path) -> Path:
 
 
 @pytest.mark.slow
+def test_drop_resume_checkpoints_keeps_everything_else(tmp_path):
+    from aries_lit.pipeline.study import drop_resume_checkpoints
+
+    ckpts = tmp_path / "train" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    (ckpts / "last.ckpt").write_bytes(b"x" * 10)
+    (ckpts / "step=4.ckpt").write_bytes(b"x" * 5)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"w")
+    (tmp_path / "train" / "data_stats.json").write_text("{}")
+    assert drop_resume_checkpoints(tmp_path) == 15
+    assert list(ckpts.iterdir()) == []
+    assert (tmp_path / "model" / "model.safetensors").exists()
+    assert (tmp_path / "train" / "data_stats.json").exists()
+    assert drop_resume_checkpoints(tmp_path / "missing") == 0
+
+
 def test_study_shares_stages_resumes_after_a_kill_and_reports(tiny_model_dir, tmp_path):
     config = _study_config(tmp_path, tiny_model_dir)
     cmd = [sys.executable, "-m", "aries_lit.cli", "study", "--config", str(config), "--progress", "false"]
@@ -314,6 +332,10 @@ def test_study_shares_stages_resumes_after_a_kill_and_reports(tiny_model_dir, tm
 
     stages = sorted(p.name.split("-", 1)[1] for p in (run / "stages").iterdir())
     assert stages == ["iter1", "iter1", "sft"]  # the ablation reused ARIES-SFT
+    # finished stages keep their model and drop the resume checkpoint their fit wrote each step
+    assert list(run.glob("stages/*/train/checkpoints/*.ckpt")) == []
+    assert len(list(run.glob("stages/*/train/checkpoints"))) == 3
+    assert all(hf_model_complete(str(p)) for p in run.glob("stages/*/model"))
     sft = json.loads(next((run / "stages").glob("*-sft/manifest.json")).read_text())
     assert sft["status"] == "done" and sft["attempts"] == 1  # not redone after the kill
     for cand in run.rglob("candidates.jsonl"):

@@ -193,6 +193,17 @@ def _task_results(report: dict[str, Any]) -> dict[str, Any]:
     return tasks
 
 
+def drop_resume_checkpoints(stage_dir: Path) -> int:
+    """Delete a finished stage's Lightning checkpoints (weights and optimizer state, ~12x the
+    model in fp32 with Adam); they only serve to resume its fit, and its Hugging Face model
+    folder, which later stages read, is kept. Returns the bytes freed."""
+    freed = 0
+    for ckpt in (stage_dir / "train" / "checkpoints").glob("*.ckpt"):
+        freed += ckpt.stat().st_size
+        ckpt.unlink()
+    return freed
+
+
 class Study:
     """Runs the arms of a study config and writes their result files (see the module docstring)."""
 
@@ -205,8 +216,10 @@ class Study:
         results_dir: str = "docs/study/results",
         progress: bool = True,
         eval_stages: str = "all",
+        keep_checkpoints: bool = False,
     ) -> None:
         self.base_model = base_model
+        self.keep_checkpoints = keep_checkpoints
         self.arms = _check_arms(arms)
         if eval_stages not in ("all", "last"):
             raise ValueError(f"eval_stages: must be 'all' or 'last', got {eval_stages!r}")
@@ -270,6 +283,8 @@ class Study:
                 "seconds_last_attempt": round(time.perf_counter() - t0, 1),
             },
         )
+        if not self.keep_checkpoints:
+            drop_resume_checkpoints(stage_dir)
         return out
 
     def _stage_record(self, stage_dir: Path) -> dict[str, Any]:
@@ -353,6 +368,7 @@ def study(
     report_only: bool = False,
     progress: bool = True,
     eval_stages: str = "all",
+    keep_checkpoints: bool = False,
 ) -> str:
     """Run a study (arms x seeds from one base, evaluated alike) and write its report.
 
@@ -373,11 +389,16 @@ def study(
         progress: progress bars.
         eval_stages: ``all`` evaluates every stage's model; ``last`` only the base and each arm's
             last stage (a faster demo; the report then has one row per arm and seed).
+        keep_checkpoints: keep each finished stage's Lightning checkpoint (1.6 GB for a 135M
+            model); by default it is deleted once the stage's model is saved, since it only
+            serves to resume that stage's fit.
     """
     from aries_lit.pipeline.study_report import final_summary, load_results, write_report
 
     if not report_only:
-        runner = Study(base_model, arms, evaluation, run_dir, results_dir, progress, eval_stages)
+        runner = Study(
+            base_model, arms, evaluation, run_dir, results_dir, progress, eval_stages, keep_checkpoints
+        )
         runner.run(only_arms, only_seeds)
     path = write_report(results_dir, compare=compare)
     print(final_summary(load_results(results_dir), compare=compare))
