@@ -288,7 +288,6 @@ def _study_config(tmp_path: Path, model_dir: Path) -> Path:
     return path
 
 
-@pytest.mark.slow
 def test_drop_resume_checkpoints_keeps_everything_else(tmp_path):
     from aries_lit.pipeline.study import drop_resume_checkpoints
 
@@ -306,6 +305,7 @@ def test_drop_resume_checkpoints_keeps_everything_else(tmp_path):
     assert drop_resume_checkpoints(tmp_path / "missing") == 0
 
 
+@pytest.mark.slow
 def test_study_shares_stages_resumes_after_a_kill_and_reports(tiny_model_dir, tmp_path):
     config = _study_config(tmp_path, tiny_model_dir)
     cmd = [sys.executable, "-m", "aries_lit.cli", "study", "--config", str(config), "--progress", "false"]
