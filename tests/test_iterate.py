@@ -68,12 +68,51 @@ def _assert_complete(run: Path) -> None:
         assert len(keys) == len(set(keys)), "duplicate candidates"
 
 
+def test_drop_resume_checkpoints_keeps_everything_else(tmp_path):
+    from aries_lit.pipeline.iterate import drop_resume_checkpoints
+
+    ckpts = tmp_path / "train" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    (ckpts / "last.ckpt").write_bytes(b"x" * 10)
+    (ckpts / "step=4.ckpt").write_bytes(b"x" * 5)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"w")
+    (tmp_path / "train" / "data_stats.json").write_text("{}")
+    assert drop_resume_checkpoints(tmp_path) == 15
+    assert list(ckpts.iterdir()) == []
+    assert (tmp_path / "model" / "model.safetensors").exists()
+    assert (tmp_path / "train" / "data_stats.json").exists()
+    assert drop_resume_checkpoints(tmp_path / "missing") == 0
+
+
+def test_drop_resume_checkpoints_follows_the_stage_checkpoint_dirpath(tmp_path):
+    from aries_lit.pipeline.iterate import drop_resume_checkpoints, resume_checkpoint_dir
+
+    custom = tmp_path / "elsewhere"
+    custom.mkdir()
+    (custom / "last.ckpt").write_bytes(b"x" * 7)
+    (custom / "notes.txt").write_text("kept")
+    default = tmp_path / "stage" / "train" / "checkpoints"
+    default.mkdir(parents=True)
+    (default / "last.ckpt").write_bytes(b"x")  # not the stage's folder once dirpath is set
+    stage = tmp_path / "stage"
+    (stage / "fit_config.yaml").write_text(yaml.safe_dump({"checkpoint": {"dirpath": str(custom)}}))
+    assert resume_checkpoint_dir(stage) == custom
+    assert drop_resume_checkpoints(stage) == 7
+    assert sorted(p.name for p in custom.iterdir()) == ["notes.txt"]
+    assert (default / "last.ckpt").exists()
+    (stage / "fit_config.yaml").write_text(yaml.safe_dump({"checkpoint": {"every_n_train_steps": 1}}))
+    assert resume_checkpoint_dir(stage) == default
+
+
 def test_iterate_runs_two_iterations_and_skips_finished_stages(tiny_model_dir, tmp_path):
     config = _config(tmp_path, tiny_model_dir, logger=True)
     run = subprocess.run(_cmd(config), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     _assert_complete(tmp_path / "run")
     assert json.loads((tmp_path / "run" / "models.json").read_text())["iter2"].endswith("03-iter2/model")
+    # finished stages drop the resume checkpoint their fit wrote every step, and keep their model
+    assert list((tmp_path / "run").glob("*/train/checkpoints/*.ckpt")) == []
     for stage in ("00-sft", "01-offline", "02-iter1", "03-iter2"):  # training curves per stage
         assert (tmp_path / "run" / stage / "curves.png").read_bytes().startswith(b"\x89PNG"), stage
     again = subprocess.run(_cmd(config), cwd=REPO, capture_output=True, text=True, timeout=900)
@@ -111,12 +150,16 @@ def test_killed_during_collection_and_during_training_then_rerun_completes(tiny_
     ckpt = run / "03-iter2" / "train" / "checkpoints" / "last.ckpt"
     _kill_when(config, lambda: ckpt.exists())
     assert not (run / "03-iter2" / "model" / "config.json").exists()
-    # 3) rerun to the end
-    final = subprocess.run(_cmd(config), cwd=REPO, capture_output=True, text=True, timeout=900)
+    # 3) rerun to the end, keeping the finished stage's checkpoints this time
+    final = subprocess.run(
+        [*_cmd(config), "--keep_checkpoints", "true"], cwd=REPO, capture_output=True, text=True, timeout=900
+    )
     assert final.returncode == 0, final.stderr[-3000:]
     _assert_complete(run)
     manifests = _manifests(run)
     assert manifests["00-sft"]["attempts"] == 1 and manifests["01-offline"]["attempts"] == 1
     assert manifests["02-iter1"]["attempts"] == 2 and manifests["03-iter2"]["attempts"] == 2
     assert "Restoring states from the checkpoint" in final.stderr + final.stdout
+    assert ckpt.exists(), "--keep_checkpoints true kept iteration 2's resume checkpoint"
+    assert not (run / "00-sft" / "train" / "checkpoints" / "last.ckpt").exists()  # dropped in run 1
     shutil.rmtree(run)

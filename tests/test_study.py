@@ -288,23 +288,6 @@ def _study_config(tmp_path: Path, model_dir: Path) -> Path:
     return path
 
 
-def test_drop_resume_checkpoints_keeps_everything_else(tmp_path):
-    from aries_lit.pipeline.study import drop_resume_checkpoints
-
-    ckpts = tmp_path / "train" / "checkpoints"
-    ckpts.mkdir(parents=True)
-    (ckpts / "last.ckpt").write_bytes(b"x" * 10)
-    (ckpts / "step=4.ckpt").write_bytes(b"x" * 5)
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "model.safetensors").write_bytes(b"w")
-    (tmp_path / "train" / "data_stats.json").write_text("{}")
-    assert drop_resume_checkpoints(tmp_path) == 15
-    assert list(ckpts.iterdir()) == []
-    assert (tmp_path / "model" / "model.safetensors").exists()
-    assert (tmp_path / "train" / "data_stats.json").exists()
-    assert drop_resume_checkpoints(tmp_path / "missing") == 0
-
-
 @pytest.mark.slow
 def test_study_shares_stages_resumes_after_a_kill_and_reports(tiny_model_dir, tmp_path):
     config = _study_config(tmp_path, tiny_model_dir)

@@ -3,7 +3,8 @@
 base -> ARIES-SFT -> ARIES offline -> iteration 1 (collect with the previous model, select,
 train) -> iteration 2 ... Each stage starts from the previous stage's HF-format model and
 uses it as its reference. Per stage, ``<run_dir>/<NN>-<name>/`` holds its resolved fit
-config, candidates, pairs, Lightning checkpoints, the final HF model, a manifest and
+config, candidates, pairs, Lightning checkpoints (deleted once the stage is done unless
+``keep_checkpoints``), the final HF model, a manifest and
 ``curves.png`` (the training curves, :mod:`aries_lit.pipeline.curves`).
 
 Killed at any point and rerun with the same command, the run skips finished stages and
@@ -175,6 +176,27 @@ def run_stage(
     return str(out)
 
 
+def resume_checkpoint_dir(stage_dir: Path) -> Path:
+    """Where a stage's fit writes its Lightning checkpoints: ``checkpoint.dirpath`` of its
+    ``fit_config.yaml`` when the stage sets one, else ``<stage_dir>/train/checkpoints`` (the
+    ``aries-lit fit`` default under the stage's ``trainer.default_root_dir``)."""
+    config_path = stage_dir / "fit_config.yaml"
+    config = yaml.safe_load(config_path.read_text()) if config_path.exists() else None
+    dirpath = ((config or {}).get("checkpoint") or {}).get("dirpath")
+    return Path(dirpath).expanduser() if dirpath else stage_dir / "train" / "checkpoints"
+
+
+def drop_resume_checkpoints(stage_dir: Path) -> int:
+    """Delete a finished stage's Lightning checkpoints (weights and optimizer state, ~12x the
+    model in fp32 with Adam; 1.6 GB for a 135M model): they only serve to resume its fit. Its
+    Hugging Face model folder, which later stages read, is kept. Returns the bytes freed."""
+    freed = 0
+    for ckpt in resume_checkpoint_dir(stage_dir).glob("*.ckpt"):
+        freed += ckpt.stat().st_size
+        ckpt.unlink()
+    return freed
+
+
 def _plot_curves(stage_dir: Path, name: str) -> None:
     """``<stage>/curves.png`` from the stage's CSV training log; a plot never fails a stage."""
     try:
@@ -194,6 +216,7 @@ def iterate(
     only_stages: list[str] | None = None,
     from_stage: str | None = None,
     progress: bool = True,
+    keep_checkpoints: bool = False,
 ) -> dict[str, str]:
     """Run the ARIES loop: each stage trains from the previous stage's model (its reference too).
 
@@ -209,6 +232,8 @@ def iterate(
         only_stages: run just these stages (``--only_stages [sft,offline]``); earlier finished
             stages still provide the models.
         from_stage: rerun this stage and all after it (their old folders are kept as ``*.old-<time>``).
+        keep_checkpoints: keep each finished stage's Lightning checkpoints; by default they are
+            deleted once its model is saved (they only serve to resume its fit).
     """
     check_stages(stages)
     root = Path(run_dir)
@@ -279,6 +304,8 @@ def iterate(
                 "seconds_last_attempt": round(took, 1),
             },
         )
+        if not keep_checkpoints:
+            drop_resume_checkpoints(stage_dir)
         remaining = len(stages) - i - 1
         print(
             f"[aries-lit] stage {i + 1}/{len(stages)} '{name}' done in {_fmt(took)}; model {out}; "

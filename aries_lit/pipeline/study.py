@@ -41,6 +41,7 @@ from aries_lit.io import write_json_atomic
 from aries_lit.pipeline.iterate import (
     TIMINGS,
     check_stages,
+    drop_resume_checkpoints,
     read_stage_manifest,
     run_stage,
     with_base_model,
@@ -191,17 +192,6 @@ def _task_results(report: dict[str, Any]) -> dict[str, Any]:
             ]
         tasks[label] = entry
     return tasks
-
-
-def drop_resume_checkpoints(stage_dir: Path) -> int:
-    """Delete a finished stage's Lightning checkpoints (weights and optimizer state, ~12x the
-    model in fp32 with Adam); they only serve to resume its fit, and its Hugging Face model
-    folder, which later stages read, is kept. Returns the bytes freed."""
-    freed = 0
-    for ckpt in (stage_dir / "train" / "checkpoints").glob("*.ckpt"):
-        freed += ckpt.stat().st_size
-        ckpt.unlink()
-    return freed
 
 
 class Study:
