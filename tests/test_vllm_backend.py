@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from helpers import read_json_gz
@@ -210,6 +211,36 @@ def test_vllm_cpu_defaults_and_what_overrides_them(fake_llm, monkeypatch, smollm
     monkeypatch.setattr(fake_llm, "_has_cuda", lambda: True)
     args = build()
     assert "enable_chunked_prefill" not in args and args["gpu_memory_utilization"] == 0.9
+    assert "kv_cache_memory_bytes" not in args
+
+
+def test_cpu_kv_cache_is_explicit_unless_the_user_sized_it(fake_llm, monkeypatch, smollm2_dir):
+    """vLLM's own CPU sizing reads its NUMA node's meminfo, which on VMs with hot-plugged memory
+    holds a fraction of RAM, and then refuses to start; so the backend sizes the cache itself."""
+    import psutil
+
+    from aries_lit.generators import BACKENDS
+
+    def build(**kwargs):
+        with BACKENDS.build("vllm", model=str(smollm2_dir), **kwargs) as backend:
+            return backend.engine_args
+
+    gib = 2**30
+    memory = SimpleNamespace(total=24 * gib, available=20 * gib)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
+    monkeypatch.setattr(fake_llm, "_has_cuda", lambda: False)
+    monkeypatch.delenv(fake_llm.KV_CACHE_ENV, raising=False)
+    assert build()["kv_cache_memory_bytes"] == int(0.15 * 24 * gib)
+    memory.available = 4 * gib  # at most half of what is free now
+    assert build()["kv_cache_memory_bytes"] == 2 * gib
+    memory.available = 100 * 2**20
+    assert build()["kv_cache_memory_bytes"] == 256 * 2**20
+    # the user's own sizing wins: a memory fraction, vLLM's variable, or the argument itself
+    assert "kv_cache_memory_bytes" not in build(gpu_memory_utilization=0.5)
+    assert "kv_cache_memory_bytes" not in build(engine_kwargs={"gpu_memory_utilization": 0.5})
+    assert build(engine_kwargs={"kv_cache_memory_bytes": gib})["kv_cache_memory_bytes"] == gib
+    monkeypatch.setenv(fake_llm.KV_CACHE_ENV, "3")
+    assert "kv_cache_memory_bytes" not in build()
 
 
 def test_reserved_cpus_gives_both_cores_of_a_small_machine_to_the_worker(monkeypatch):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.generators.backends.base import EngineError
-from aries_lit.generators.backends.vllm import VLLMEngine
+from aries_lit.generators.backends.vllm import VLLMEngine, cpu_kv_cache_default
 
 __all__ = ["VLLMRewardScorer"]
 
@@ -32,7 +32,9 @@ class VLLMRewardScorer(VLLMEngine):
         dtype: weights dtype (``float32`` on CPUs without AVX-512: bf16 is ~10x slower there).
         max_model_len: the longest sequence scored (inputs are cut to it by the caller).
         engine_kwargs: any other ``vllm.LLM`` argument; wins over the defaults
-            (``enforce_eager`` on CPU, ``gpu_memory_utilization`` 0.9 on GPU and 0.2 of RAM on CPU).
+            (``enforce_eager`` on CPU, ``gpu_memory_utilization`` 0.9 on GPU and 0.2 of RAM on CPU,
+            with the generation backend's explicit CPU KV cache,
+            :func:`~aries_lit.generators.backends.vllm.cpu_kv_cache_bytes`).
         log_file: where vLLM's output goes (see the module docstring).
     """
 
@@ -61,6 +63,7 @@ class VLLMRewardScorer(VLLMEngine):
             "dtype": dtype,
             "enforce_eager": not on_gpu,
             "gpu_memory_utilization": 0.9 if on_gpu else 0.2,
+            **cpu_kv_cache_default(on_gpu, "gpu_memory_utilization" in (engine_kwargs or {})),
         }
         if max_model_len is not None:
             kwargs["max_model_len"] = int(max_model_len)

@@ -244,6 +244,34 @@ def reserved_cpu_env(reserved: int | None) -> Iterator[None]:
             os.environ[RESERVED_CPU_ENV] = saved
 
 
+#: vLLM's environment variable for the CPU KV-cache size in GiB (wins over our default)
+KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
+
+
+def cpu_kv_cache_bytes(fraction: float = 0.15) -> int:
+    """The KV cache the CPU engines get unless told otherwise: ``fraction`` of RAM, at most half
+    of the memory available now, at least 256 MiB.
+
+    vLLM 0.32 sizes its CPU KV cache from the ``meminfo`` of its NUMA node, which on virtual
+    machines with hot-plugged memory counts only part of RAM (seen: node 0 at 7.7 of 23 GiB); its
+    ``gpu_memory_utilization`` share of that, less the weights, came out negative and the engine
+    refused to start. An explicit ``kv_cache_memory_bytes`` skips that reading (0.15 of 23 GiB is
+    3.5 GiB, ~80k tokens of SmolLM2-135M in float32).
+    """
+    import psutil
+
+    vm = psutil.virtual_memory()
+    return int(max(256 * 2**20, min(fraction * vm.total, 0.5 * vm.available)))
+
+
+def cpu_kv_cache_default(on_gpu: bool, memory_fraction_set: bool) -> dict[str, Any]:
+    """``{"kv_cache_memory_bytes": ...}`` on CPU when neither ``gpu_memory_utilization`` nor
+    ``VLLM_CPU_KVCACHE_SPACE`` is set (see :func:`cpu_kv_cache_bytes`), else ``{}``."""
+    if on_gpu or memory_fraction_set or os.environ.get(KV_CACHE_ENV):
+        return {}
+    return {"kv_cache_memory_bytes": cpu_kv_cache_bytes()}
+
+
 class VLLMEngine:
     """Owns one ``vllm.LLM``: starts it with its log (:class:`EngineLog`) and a reaper for its
     engine processes, and stops it. The generation backend and the reward-model scorer
@@ -300,7 +328,8 @@ class VLLMBackend(VLLMEngine, Backend):
         dtype: weights dtype (``"bfloat16"``, ``"float16"``, ``"float32"``, ``"auto"``).
         tensor_parallel_size: GPUs per model.
         gpu_memory_utilization: fraction of GPU memory (of RAM on CPU) vLLM may use;
-            ``None`` = 0.9 on GPU, 0.2 on CPU.
+            ``None`` = 0.9 on GPU; on CPU 0.2 with an explicit KV cache of 15% of RAM
+            (:func:`cpu_kv_cache_bytes`) unless ``VLLM_CPU_KVCACHE_SPACE`` is set.
         enforce_eager: skip CUDA graphs / torch.compile (faster start, slower decode);
             ``None`` = False on GPU, True on CPU.
         max_model_len: context length cap (``None`` = the model's).
@@ -360,6 +389,8 @@ class VLLMBackend(VLLMEngine, Backend):
         from aries_lit.models import load_tokenizer
 
         on_gpu = _has_cuda()
+        fraction_set = gpu_memory_utilization is not None or "gpu_memory_utilization" in (engine_kwargs or {})
+        kv_default = cpu_kv_cache_default(on_gpu, fraction_set)
         if gpu_memory_utilization is None:
             gpu_memory_utilization = 0.9 if on_gpu else 0.2
         if enforce_eager is None:
@@ -370,6 +401,7 @@ class VLLMBackend(VLLMEngine, Backend):
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
             enforce_eager=enforce_eager,
+            **kv_default,
         )
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
