@@ -213,6 +213,7 @@ def test_report_from_result_files(tmp_path):
     assert (tmp_path / "refinement_curves.png").read_bytes().startswith(b"\x89PNG")
     assert build_report(load_results(tmp_path)) == build_report(load_results(tmp_path))  # deterministic
 
+    assert "| aries SR > idpo SR, interval excludes 0 | 100.0 [" in report and "| 0: +100.0 | yes |" in report
     # a baseline still running (only its base finished) is not compared with a finished arm
     (tmp_path / "idpo" / "seed0" / "01-iter1.json").unlink()
     report = write_report(tmp_path, compare={"treatment": "aries", "baseline": "idpo"}).read_text()
@@ -354,3 +355,23 @@ def test_study_shares_stages_resumes_after_a_kill_and_reports(tiny_model_dir, tm
     a_last = {p.name: json.loads(p.read_text()) for p in (tmp_path / "last/aries/seed0").glob("*.json")}
     assert a_last["01-sft.json"]["tasks"] == {} and "fit_seconds" in a_last["01-sft.json"]["timings"]
     assert a_last["02-iter1.json"]["tasks"] == a["02-iter1.json"]["tasks"]
+
+
+def test_a_target_is_not_met_when_one_seed_reverses_another(tmp_path):
+    """Seed 0: aries far ahead; seed 1: behind. Pooled over seeds the items' interval excludes 0
+    (it treats the seeds as fixed), but the target is not met: the seeds disagree."""
+    n = 40
+    right, wrong = "11", "00"
+    first = lambda m: {f"i{k}": right if k < m else wrong for k in range(n)}  # noqa: E731
+    aries = {0: first(n), 1: first(30)}
+    idpo = {0: first(0), 1: first(34)}
+    for arm, by_seed in (("aries", aries), ("idpo", idpo)):
+        for seed, items in by_seed.items():
+            r = _result(arm, seed, 1, "iter1", items)
+            path = tmp_path / arm / f"seed{seed}" / "01-iter1.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(r))
+    report = write_report(tmp_path, compare={"treatment": "aries", "baseline": "idpo"}).read_text()
+    row = next(x for x in report.splitlines() if x.startswith("| aries SR > idpo SR"))
+    assert "| 0: +100.0, 1: -10.0 | no (seeds disagree) |" in row, row
+    assert "| 0: +0.0, 1: +0.0 | yes |" in report  # SR >= Direct holds in each seed (no refinement change)
