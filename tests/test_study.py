@@ -375,3 +375,17 @@ def test_a_target_is_not_met_when_one_seed_reverses_another(tmp_path):
     row = next(x for x in report.splitlines() if x.startswith("| aries SR > idpo SR"))
     assert "| 0: +100.0, 1: -10.0 | no (seeds disagree) |" in row, row
     assert "| 0: +0.0, 1: +0.0 | yes |" in report  # SR >= Direct holds in each seed (no refinement change)
+
+
+def test_arms_are_compared_on_the_seeds_both_ran(tmp_path):
+    """An ablation run on seed 0 only is compared with the treatment's seed 0, not its seed mean."""
+    n = 40
+    first = lambda m: {f"i{k}": "11" if k < m else "00" for k in range(n)}  # noqa: E731
+    runs = {("aries", 0): first(20), ("aries", 1): first(40), ("abl", 0): first(20)}
+    for (arm, seed), items in runs.items():
+        path = tmp_path / arm / f"seed{seed}" / "01-iter1.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_result(arm, seed, 1, "iter1", items)))
+    report = write_report(tmp_path, compare={"treatment": "aries", "ablations": ["abl"]}).read_text()
+    row = next(x for x in report.splitlines() if x.startswith("| abl SR below aries SR"))
+    assert row.startswith("| abl SR below aries SR | 0.0 [") and "| 0: +0.0 | no |" in row, row
