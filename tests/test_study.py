@@ -389,3 +389,8 @@ def test_arms_are_compared_on_the_seeds_both_ran(tmp_path):
     report = write_report(tmp_path, compare={"treatment": "aries", "ablations": ["abl"]}).read_text()
     row = next(x for x in report.splitlines() if x.startswith("| abl SR below aries SR"))
     assert row.startswith("| abl SR below aries SR | 0.0 [") and "| 0: +0.0 | no |" in row, row
+    # the same holds for the baseline, in the targets, the paired-comparison table and the console
+    report = write_report(tmp_path, compare={"treatment": "abl", "baseline": "aries"}).read_text()
+    assert "| abl SR - aries SR | 40 | 0.0 |" in report
+    console = final_summary(load_results(tmp_path), {"treatment": "abl", "baseline": "aries"})
+    assert "abl SR - aries SR: 0.0 points" in console, console

@@ -210,7 +210,8 @@ def final_summary(results: list[dict[str, Any]], compare: dict[str, Any] | None 
         t_arm, b_arm = (compare or {}).get("treatment"), (compare or {}).get("baseline")
         if t_arm in finals and b_arm in finals:
             if _same_stage(finals, t_arm, b_arm):
-                d = paired_difference(_final_pooled(finals[t_arm], task), _final_pooled(finals[b_arm], task))
+                a, b = _common_seeds(finals[t_arm], finals[b_arm])
+                d = paired_difference(_final_pooled(a, task), _final_pooled(b, task))
                 lines.append(
                     f"{t_arm} SR - {b_arm} SR: {_pct(d['mean'])} points, 95% interval "
                     f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}], {_p_text(d['p_value'])} "
@@ -310,7 +311,7 @@ def build_report(
             lines.append(f"Not compared yet ({_pending(finals, compare['treatment'], compare['baseline'])}).")
         elif compare and compare.get("treatment") in finals and compare.get("baseline") in finals:
             t_arm, b_arm = compare["treatment"], compare["baseline"]
-            t_rec, b_rec = finals[t_arm], finals[b_arm]
+            t_rec, b_rec = _common_seeds(finals[t_arm], finals[b_arm])
             t_last, b_last = _num_turns(t_rec, task) - 1, _num_turns(b_rec, task) - 1
             rows = []
             for label, tt, bt in (("SR", t_last, b_last), ("Direct", 0, 0)):
@@ -321,8 +322,8 @@ def build_report(
                 )  # fmt: skip
             lines += ["", f"### {task}: paired comparison of the final models", ""]
             lines.append(
-                "Per item, correctness is averaged over each arm's seeds; the difference is taken "
-                "item by item (same test items)."
+                "Per item, correctness is averaged over the seeds both arms ran; the difference is "
+                "taken item by item (same test items)."
             )
             lines += [
                 "",
