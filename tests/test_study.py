@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from aries_lit.checkpoints import hf_model_complete
-from aries_lit.pipeline.study import Study, seeded_stage, stage_key
+from aries_lit.pipeline.study import Study, eval_key, find_recorded_evaluation, seeded_stage, stage_key
 from aries_lit.pipeline.study_report import build_report, final_summary, load_results, write_report
 from aries_lit.pipeline.study_stats import accuracy_summary, paired_difference, pooled_items
 
@@ -159,6 +159,80 @@ def test_an_arm_can_stop_early_and_override_its_config(tmp_path):
         Study("m", [{**arm, "overrides": {"stages.*.fitt.lr": 2}}], {})
     with pytest.raises(ValueError, match="eval_stages: must be 'all' or 'last', got 'some'"):
         Study("m", [arm], {}, eval_stages="some")
+
+
+def test_eval_key_follows_the_settings_not_the_spec_form():
+    task = {"class_path": "arithmetic", "init_args": {"split": "test", "count": 300}, "label": "a"}
+    backend = {"class_path": "vllm", "init_args": {"dtype": "float32"}}
+    gen = {"class_path": "sequential_refinement", "init_args": {"temperature": 0.0, "backend": backend}}
+    ev = {"tasks": [task], "num_refinements": 3, "generator": gen}
+    flat = {"tasks": [{"name": "arithmetic", "split": "test", "count": 300, "label": "a"}],
+            "num_refinements": 3, "generator": {"name": "sequential_refinement", "temperature": 0.0,
+                          "backend": {"name": "vllm", "dtype": "float32"}}}  # fmt: skip
+    assert eval_key("m", ev) == eval_key("m", flat)
+    assert eval_key("m", ev) != eval_key("n", ev)  # the base model's evaluation is stored as "base"
+    assert eval_key("m", ev) != eval_key("m", {**ev, "num_refinements": 2})
+    hot = {**gen, "init_args": {**gen["init_args"], "temperature": 0.7}}
+    assert eval_key("m", ev) != eval_key("m", {**ev, "generator": hot})
+
+
+def _fake_evaluator(monkeypatch) -> list[str]:
+    """``evaluate_checkpoints`` replaced by one that records what it evaluated and writes a report."""
+    import aries_lit.evaluation as evaluation
+
+    calls: list[str] = []
+
+    def fake(checkpoints, names, out_dir, progress, **options):
+        calls.append(names[0])
+        task = {"metrics": {"n": 1, "kind": "verifiable", "model": checkpoints[0]}, "records": []}
+        report = {"results": {names[0]: {"tasks": {"t": task}}}}
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "report.json").write_text(json.dumps(report))
+
+    monkeypatch.setattr(evaluation, "evaluate_checkpoints", fake)
+    return calls
+
+
+def test_a_fresh_run_folder_reuses_recorded_evaluations_only_under_the_same_settings(tmp_path, monkeypatch):
+    """A machine that lost the run folder still reruns a stage another stage needs, but takes its
+    evaluation (and the base model's) from the committed result files when the base model and
+    evaluation settings match; other settings, ``reuse_evaluations: false`` or a result file
+    without ``eval_key`` evaluate again."""
+    calls = _fake_evaluator(monkeypatch)
+    monkeypatch.setattr(Study, "run_stage_once", lambda self, stage, key, model: f"{model}/{stage['name']}")
+    arm = {"name": "a", "config": _arm_file(tmp_path, "stages:\n  - {name: sft, fit: {lr: 1}}\n")}
+    results = tmp_path / "results"
+    evaluation = {"tasks": [{"name": "arithmetic", "count": 3}], "num_refinements": 1}
+
+    def run(run_dir: str, **kwargs) -> dict[str, dict]:
+        Study("m", [arm], kwargs.pop("evaluation", evaluation), run_dir=str(tmp_path / run_dir),
+              results_dir=str(results), progress=False, **kwargs).run()  # fmt: skip
+        return {p.name: json.loads(p.read_text()) for p in (results / "a" / "seed0").glob("*.json")}
+
+    first = run("machine1")
+    assert len(calls) == 2 and sorted(first) == ["00-base.json", "01-sft.json"]
+    assert {r["eval_key"] for r in first.values()} == {eval_key("m", evaluation)}
+    key = first["01-sft.json"]["key"]
+    found = find_recorded_evaluation(results, key, eval_key("m", evaluation))
+    assert found is not None and found[0] == first["01-sft.json"]["tasks"] and found[2].name == "01-sft.json"
+
+    calls.clear()
+    assert run("machine2") == first and calls == []  # nothing evaluated again, the same result files
+    assert json.loads((tmp_path / f"machine2/eval/{key}/study_summary.json").read_text())["reused_from"]
+
+    assert run("machine3", reuse_evaluations=False) == first and len(calls) == 2
+    calls.clear()
+    run("machine4", evaluation={**evaluation, "num_refinements": 2})
+    assert calls == ["base", key]  # other settings: evaluated, and the files record the new key
+    assert find_recorded_evaluation(results, key, eval_key("m", evaluation)) is None
+
+    for path in (results / "a" / "seed0").glob("*.json"):  # files written before eval_key existed
+        record = json.loads(path.read_text())
+        record.pop("eval_key")
+        path.write_text(json.dumps(record))
+    calls.clear()
+    run("machine5")
+    assert calls == ["base", key]
 
 
 # --------------------------------------------------------------------------- report statistics

@@ -123,6 +123,40 @@ def collect_key(collect: dict[str, Any]) -> str:
     return _digest(_hash_collect(collect))
 
 
+def eval_key(base_model: str, evaluation: dict[str, Any]) -> str:
+    """The hash of what an evaluation depends on besides the model: the study's base model (its
+    name as configured) and its ``evaluation`` options, part specs (each task, the generator and
+    its backend) in one shape whichever form the config writes them in. Result files record it
+    (``eval_key``), so a finished evaluation is reused only under the same settings."""
+    options = dict(evaluation)
+    if isinstance(options.get("tasks"), list):
+        options["tasks"] = [_hash_shape(t) for t in options["tasks"]]
+    if "generator" in options:
+        options["generator"] = _hash_shape(options["generator"])
+    return _digest({"base_model": base_model, "evaluation": options})
+
+
+def find_recorded_evaluation(
+    results_dir: str | Path, key: str, evaluation_key: str
+) -> tuple[dict[str, Any], float, Path] | None:
+    """``(tasks, seconds, result file)`` of a result file in ``results_dir`` that evaluated the model
+    of stage ``key`` under evaluation settings ``evaluation_key``, or ``None``.
+
+    Result files without an ``eval_key`` (written before it was recorded), with other settings or
+    without an evaluation (``eval_stages: last``) are never used."""
+    for path in sorted(Path(results_dir).glob("*/seed*/*.json")):
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(result, dict) or result.get("key") != key or not result.get("tasks"):
+            continue
+        seconds = (result.get("timings") or {}).get("eval_seconds")
+        if result.get("eval_key") == evaluation_key and seconds is not None:
+            return result["tasks"], seconds, path
+    return None
+
+
 def _check_arms(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen = set()
     out = []
@@ -207,8 +241,10 @@ class Study:
         progress: bool = True,
         eval_stages: str = "all",
         keep_checkpoints: bool = False,
+        reuse_evaluations: bool = True,
     ) -> None:
         self.base_model = base_model
+        self.reuse_evaluations = reuse_evaluations
         self.keep_checkpoints = keep_checkpoints
         self.arms = _check_arms(arms)
         if eval_stages not in ("all", "last"):
@@ -218,6 +254,7 @@ class Study:
             if key in evaluation:
                 raise ValueError(f"evaluation: '{key}' is set by the study; remove it")
         self.evaluation = dict(evaluation)
+        self.eval_key = eval_key(base_model, self.evaluation)
         self.run_dir = Path(run_dir).expanduser()
         self.results_dir = Path(results_dir)
         self.progress = progress
@@ -227,7 +264,11 @@ class Study:
         return str(path) if path.exists() else self.base_model
 
     def evaluate_model(self, model: str, key: str) -> tuple[dict[str, Any], float]:
-        """Evaluate one model once (resumable; cached by ``key``); ``(task results, seconds)``."""
+        """Evaluate one model once (resumable; cached by ``key``); ``(task results, seconds)``.
+
+        On a machine whose run folder lacks the evaluation, a result file in ``results_dir`` that
+        recorded it under the same evaluation settings (:func:`find_recorded_evaluation`) is used
+        instead of evaluating again, unless ``reuse_evaluations`` is off."""
         from aries_lit.evaluation import evaluate_checkpoints
 
         out = self.run_dir / "eval" / key
@@ -235,6 +276,14 @@ class Study:
         if summary.exists():
             saved = json.loads(summary.read_text())
             return saved["tasks"], saved["seconds"]
+        recorded = None
+        if self.reuse_evaluations:
+            recorded = find_recorded_evaluation(self.results_dir, key, self.eval_key)
+        if recorded is not None:
+            tasks, seconds, path = recorded
+            print(f"[aries-lit] study: the evaluation of '{key}' is reused from {path}")
+            write_json(summary, {"tasks": tasks, "seconds": seconds, "reused_from": str(path)})
+            return tasks, seconds
         t0 = time.perf_counter()
         evaluate_checkpoints(
             checkpoints=[model], names=[key], out_dir=str(out), progress=self.progress, **self.evaluation
@@ -326,10 +375,12 @@ class Study:
         self, arm: str, seed: int, index: int, stage: str, key: str, tasks: dict, record: dict
     ) -> None:
         path = self.results_dir / arm / f"seed{seed}" / f"{index:02d}-{stage}.json"
+        evaluated = {"eval_key": self.eval_key} if tasks else {}
         write_json(
             path,
-            {"arm": arm, "seed": seed, "index": index, "stage": stage, "key": key, **record, "tasks": tasks},
-        )
+            {"arm": arm, "seed": seed, "index": index, "stage": stage, "key": key, **evaluated, **record,
+             "tasks": tasks},
+        )  # fmt: skip
 
     def run(self, only_arms: list[str] | None = None, only_seeds: list[int] | None = None) -> None:
         """All arms, seed by seed (every arm's first seed before any arm's second)."""
@@ -359,6 +410,7 @@ def study(
     progress: bool = True,
     eval_stages: str = "all",
     keep_checkpoints: bool = False,
+    reuse_evaluations: bool = True,
 ) -> str:
     """Run a study (arms x seeds from one base, evaluated alike) and write its report.
 
@@ -382,13 +434,18 @@ def study(
         keep_checkpoints: keep each finished stage's Lightning checkpoint (1.6 GB for a 135M
             model); by default it is deleted once the stage's model is saved, since it only
             serves to resume that stage's fit.
+        reuse_evaluations: on a fresh machine (a run folder without the evaluation), take a
+            stage's or the base model's evaluation from a result file in ``results_dir`` that
+            recorded it under the same base model and evaluation settings, instead of evaluating
+            again; the stage itself is still run when a later stage needs its model.
     """
     from aries_lit.pipeline.study_report import final_summary, load_results, write_report
 
     if not report_only:
         runner = Study(
-            base_model, arms, evaluation, run_dir, results_dir, progress, eval_stages, keep_checkpoints
-        )
+            base_model, arms, evaluation, run_dir, results_dir, progress, eval_stages, keep_checkpoints,
+            reuse_evaluations,
+        )  # fmt: skip
         runner.run(only_arms, only_seeds)
     path = write_report(results_dir, compare=compare)
     print(final_summary(load_results(results_dir), compare=compare))
@@ -396,4 +453,13 @@ def study(
     return str(path)
 
 
-__all__ = ["BASE", "Study", "collect_key", "seeded_stage", "stage_key", "study"]
+__all__ = [
+    "BASE",
+    "Study",
+    "collect_key",
+    "eval_key",
+    "find_recorded_evaluation",
+    "seeded_stage",
+    "stage_key",
+    "study",
+]
