@@ -97,7 +97,8 @@ STUDY_BASE_MODEL_DIR = "/root/.cache/aries_lit/smollm2-135m-instruct"
 def test_shipped_study_config_keys_match_the_committed_result_files(monkeypatch):
     """The stage keys of ``configs/study/cpu.yaml``, computed as the runner does, are the ``key``
     of every committed result file in ``docs/study/cpu`` (they name the study's stage folders: a
-    change of configs or of :func:`stage_key` that moves them would rerun finished stages)."""
+    change of configs or of :func:`stage_key` that moves them would rerun finished stages), and
+    each evaluated file's ``eval_key`` is the shipped evaluation settings'."""
     from aries_lit.configs import load_run_config
 
     monkeypatch.chdir(REPO)
@@ -109,8 +110,11 @@ def test_shipped_study_config_keys_match_the_committed_result_files(monkeypatch)
             for index, (stage, key) in enumerate(study.arm_stages(arm, seed, STUDY_BASE_MODEL_DIR), start=1):
                 computed[(arm["name"], seed, index, stage["name"])] = key
     checked = 0
+    evaluated_under = eval_key(config["base_model"], config["evaluation"])
     for path in sorted((REPO / config["results_dir"]).glob("*/seed*/*.json")):
         result = json.loads(path.read_text())
+        # evaluated under the shipped settings: a fresh machine reuses these evaluations
+        assert not result["tasks"] or result.get("eval_key") == evaluated_under, path
         where = (result["arm"], result["seed"], result["index"], result["stage"])
         if result["index"] == 0 or where not in computed:
             continue
