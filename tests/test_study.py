@@ -455,6 +455,21 @@ def test_a_target_is_not_met_when_one_seed_reverses_another(tmp_path):
     assert "| 0: +0.0, 1: +0.0 | yes |" in report  # SR >= Direct holds in each seed (no refinement change)
 
 
+def test_an_ablation_is_below_only_when_the_interval_excludes_zero(tmp_path):
+    """An ablation a little under ARIES on every seed, interval across 0: not shown; far under: yes."""
+    n = 40
+    first = lambda m: {f"i{k}": "11" if k < m else "00" for k in range(n)}  # noqa: E731
+    for arm, m in (("aries", 30), ("near", 29), ("far", 10)):
+        path = tmp_path / arm / "seed0" / "01-iter1.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_result(arm, 0, 1, "iter1", first(m))))
+    report = write_report(tmp_path, compare={"treatment": "aries", "ablations": ["near", "far"]}).read_text()
+    near = next(x for x in report.splitlines() if x.startswith("| near SR below aries SR"))
+    far = next(x for x in report.splitlines() if x.startswith("| far SR below aries SR"))
+    assert near.endswith("| 0: +2.5 | not shown (right direction, interval includes 0) |"), near
+    assert far.endswith("| 0: +50.0 | yes |"), far
+
+
 def test_arms_are_compared_on_the_seeds_both_ran(tmp_path):
     """An ablation run on seed 0 only is compared with the treatment's seed 0, not its seed mean."""
     n = 40

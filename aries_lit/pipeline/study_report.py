@@ -136,16 +136,25 @@ def _targets(finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[s
 
     A target is met when the seed-pooled difference meets it *and* every seed both arms ran
     points the same way: the items' interval treats the seeds as fixed, so it cannot show that
-    one seed's result reverses another's. Two arms are compared on the seeds both ran."""
+    one seed's result reverses another's. Two arms are compared on the seeds both ran. An
+    ablation is "below" only when the interval excludes 0 as well; a difference in the right
+    direction whose interval includes 0 is reported as not shown, not as met."""
 
     def fmt(d: dict[str, Any]) -> str:
         return f"{_pct(d['mean'])} [{_pct(d['ci_low'])}, {_pct(d['ci_high'])}], {d['n']} items"
 
     def row(
-        target: str, d: dict[str, Any], seeds: list[tuple[int, float]], pooled_met: bool, strict: bool
+        target: str,
+        d: dict[str, Any],
+        seeds: list[tuple[int, float]],
+        pooled_met: bool,
+        strict: bool,
+        excludes_zero: bool = True,
     ) -> list[str]:
         agree = all(x > 0 or (not strict and x >= 0) for _, x in seeds)
         met = "yes" if pooled_met and agree else ("no (seeds disagree)" if pooled_met else "no")
+        if met == "yes" and not excludes_zero:
+            met = "not shown (right direction, interval includes 0)"
         by_seed = ", ".join(f"{seed}: {x * 100:+.1f}" for seed, x in seeds)
         return [target, fmt(d), by_seed, met]
 
@@ -174,7 +183,7 @@ def _targets(finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[s
                 a, b = _common_seeds(t_rec, finals[ablation])
                 d = paired_difference(_final_pooled(a, task), _final_pooled(b, task))
                 seeds = _by_seed(a, b, task)
-                rows.append(row(target, d, seeds, d["mean"] > 0, strict=True))
+                rows.append(row(target, d, seeds, d["mean"] > 0, strict=True, excludes_zero=d["ci_low"] > 0))
             else:
                 rows.append([target, f"not yet: {_pending(finals, treatment, ablation)}", "-", "pending"])
     return rows
@@ -335,7 +344,8 @@ def build_report(
             lines.append(
                 "Arms are compared on the seeds both ran. Met: the seed-pooled difference meets the "
                 "target and every such seed points the same way (by seed: the paired difference of "
-                "that seed alone, in points)."
+                "that seed alone, in points); an ablation is below ARIES only when the interval "
+                "excludes 0 too."
             )
             header = ["target", "measured (points, 95% interval)", "by seed", "met"]
             lines += ["", _table(header, _targets(finals, task, compare))]
