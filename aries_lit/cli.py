@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -274,7 +275,9 @@ def resolve_class_paths(config: Any, where: str = "config") -> Any:
     return walk(config, [])
 
 
-def run_function(function: Callable[..., Any], args: list[str], prog: str) -> Any:
+def run_function(
+    function: Callable[..., Any], args: list[str], prog: str, config_files: list[str] | None = None
+) -> Any:
     """Parse ``args`` against ``function``'s typed signature (``--config``, ``--print_config``,
     ``--help`` included) and call it. Unlike ``jsonargparse.CLI``, nothing in the config is
     instantiated by the parser: specs stay mappings for the registries to build, and a stage's
@@ -295,6 +298,9 @@ def run_function(function: Callable[..., Any], args: list[str], prog: str) -> An
     parser.epilog = _spec_epilog(specs) or None
     kwargs = parser.parse_args(args).as_dict()
     kwargs.pop("config", None)
+    if "report_command" in options and not kwargs.get("report_command") and config_files:
+        # the command the study report prints to rerun it: this command with its config files
+        kwargs["report_command"] = " ".join([prog, *(f"--config {shlex.quote(f)}" for f in config_files)])
     for name, registry in specs.items():  # an unknown name or option fails before any work
         check_spec_option(name, kwargs.get(name), registry)
     return function(**kwargs)
@@ -394,6 +400,7 @@ def _main(argv: list[str]) -> None:
     command, args = argv[0], argv[1:]
     if command not in DESCRIPTIONS:
         raise UsageError(f"unknown command '{command}'; commands: {', '.join(DESCRIPTIONS)}")
+    config_files = _config_files(args)  # as typed: the study report prints the command with them
     if not any(a in ("-h", "--help") for a in args):
         args = prepare_config_args(args, class_paths=command in LIGHTNING_COMMANDS)
     if command in LIGHTNING_COMMANDS:
@@ -402,7 +409,7 @@ def _main(argv: list[str]) -> None:
     from aries_lit.commands import COMMANDS
 
     def run() -> None:
-        run_function(COMMANDS[command], args, prog=f"aries-lit {command}")
+        run_function(COMMANDS[command], args, prog=f"aries-lit {command}", config_files=config_files)
 
     if command in ("generate", "evaluate"):  # under torchrun: one shard of the prompts per rank
         from aries_lit.distributed import process_group_from_env

@@ -417,6 +417,8 @@ def test_study_shares_stages_resumes_after_a_kill_and_reports(tiny_model_dir, tm
 
     report = (results / "report.md").read_text()
     assert "| aries_no_dpo SR below aries SR |" in report and "| aries | 02-iter1 |" in report
+    assert f"`aries-lit study --config {config}`" in report  # the exact command, and how to rebuild
+    assert f"`aries-lit study --config {config} --report_only true`" in report
     # the report is rebuilt from the result files alone
     (results / "report.md").unlink()
     only = subprocess.run([*cmd, "--report_only", "true", "--run_dir", str(tmp_path / "gone")], env=env,

@@ -411,6 +411,7 @@ def study(
     eval_stages: str = "all",
     keep_checkpoints: bool = False,
     reuse_evaluations: bool = True,
+    report_command: str | None = None,
 ) -> str:
     """Run a study (arms x seeds from one base, evaluated alike) and write its report.
 
@@ -438,6 +439,8 @@ def study(
             stage's or the base model's evaluation from a result file in ``results_dir`` that
             recorded it under the same base model and evaluation settings, instead of evaluating
             again; the stage itself is still run when a later stage needs its model.
+        report_command: the command the report prints to rerun the study and rebuild the
+            report; the CLI sets it to ``aries-lit study --config <the config file>``.
     """
     from aries_lit.pipeline.study_report import final_summary, load_results, write_report
 
@@ -447,7 +450,7 @@ def study(
             reuse_evaluations,
         )  # fmt: skip
         runner.run(only_arms, only_seeds)
-    path = write_report(results_dir, compare=compare)
+    path = write_report(results_dir, compare=compare, command=report_command)
     print(final_summary(load_results(results_dir), compare=compare))
     print(f"[aries-lit] study report: {path}")
     return str(path)

@@ -260,9 +260,14 @@ def _pending(finals: dict[str, list[dict[str, Any]]], a: str, b: str) -> str:
 
 
 def build_report(
-    results: list[dict[str, Any]], compare: dict[str, Any] | None = None, plot_path: Path | None = None
+    results: list[dict[str, Any]],
+    compare: dict[str, Any] | None = None,
+    plot_path: Path | None = None,
+    command: str | None = None,
 ) -> str:
-    """The Markdown report for ``results`` (see the module docstring for the statistics)."""
+    """The Markdown report for ``results`` (see the module docstring for the statistics); with
+    ``command`` (e.g. ``aries-lit study --config configs/study/cpu.yaml``), how to rerun the
+    study and rebuild the report."""
     groups = _groups(results)
     tasks = sorted({t for r in results for t, v in r["tasks"].items() if "items" in v})
     lines = ["# ARIES study report", ""]
@@ -271,6 +276,13 @@ def build_report(
         "accuracy in %, 95% intervals over test items (seeds pooled per item), spread = range of "
         "the per-seed accuracies."
     )
+    if command:
+        lines += [
+            "",
+            f"Run or resume the study: `{command}` (add `--run_dir DIR` for a run folder outside the "
+            "repository, `--only_arms [ARM] --only_seeds [SEED]` for one piece). Rebuild this report "
+            f"from the result files alone: `{command} --report_only true`.",
+        ]
     finals: dict[str, list[dict[str, Any]]] = {}
     for task in tasks:
         lines += ["", f"## {task}: Direct and SR by arm and stage", ""]
@@ -415,11 +427,13 @@ def build_report(
     return "\n".join(lines) + "\n"
 
 
-def write_report(results_dir: str | Path, compare: dict[str, Any] | None = None) -> Path:
+def write_report(
+    results_dir: str | Path, compare: dict[str, Any] | None = None, command: str | None = None
+) -> Path:
     """Write ``report.md`` (and the refinement-curve plot) into ``results_dir``; return its path."""
     root = Path(results_dir)
     results = load_results(root)
-    text = build_report(results, compare=compare, plot_path=root / CURVES_PNG)
+    text = build_report(results, compare=compare, plot_path=root / CURVES_PNG, command=command)
     path = root / REPORT
     path.write_text(text)
     return path
