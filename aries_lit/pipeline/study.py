@@ -143,13 +143,16 @@ def find_recorded_evaluation(
     of stage ``key`` under evaluation settings ``evaluation_key``, or ``None``.
 
     Result files without an ``eval_key`` (written before it was recorded), with other settings or
-    without an evaluation (``eval_stages: last``) are never used."""
-    for path in sorted(Path(results_dir).glob("*/seed*/*.json")):
+    without an evaluation (``eval_stages: last``) are never used; nor are unreadable ones (the
+    report names them)."""
+    from aries_lit.pipeline.study_report import RESULT_FILES, read_result
+
+    for path in sorted(Path(results_dir).glob(RESULT_FILES)):
         try:
-            result = json.loads(path.read_text())
-        except (OSError, ValueError):
+            result = read_result(path)
+        except (OSError, ValueError, TypeError):
             continue
-        if not isinstance(result, dict) or result.get("key") != key or not result.get("tasks"):
+        if result["key"] != key or not result["tasks"]:
             continue
         seconds = (result.get("timings") or {}).get("eval_seconds")
         if result.get("eval_key") == evaluation_key and seconds is not None:

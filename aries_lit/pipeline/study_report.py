@@ -27,21 +27,28 @@ REPORT = "report.md"
 CURVES_PNG = "refinement_curves.png"
 
 
+#: where the study writes its result files under ``results_dir``: ``<arm>/seed<k>/<NN>-<stage>.json``
+RESULT_FILES = "*/seed*/*.json"
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """One result file, checked for the fields every result has (errors name the file and field)."""
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    for key in ("arm", "seed", "index", "stage", "key", "tasks"):
+        if key not in record:
+            raise ValueError(f"{path}: field '{key}' is missing")
+    return record
+
+
 def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
     """Every result file under ``results_dir`` (sorted by arm, seed, stage index)."""
     root = Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such results folder (run the study first)")
-    out = []
-    for path in sorted(root.glob("*/seed*/*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
-        for key in ("arm", "seed", "index", "stage", "key", "tasks"):
-            if key not in record:
-                raise ValueError(f"{path}: field '{key}' is missing")
-        out.append(record)
+    out = [read_result(path) for path in sorted(root.glob(RESULT_FILES))]
     if not out:
         raise FileNotFoundError(f"{root}: no result files (<arm>/seed<k>/<NN>-<stage>.json)")
     return sorted(out, key=lambda r: (r["arm"], r["seed"], r["index"]))
@@ -440,8 +447,10 @@ def write_report(
 
 
 __all__ = [
+    "RESULT_FILES",
     "build_report",
     "final_summary",
     "load_results",
+    "read_result",
     "write_report",
 ]
