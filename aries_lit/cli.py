@@ -20,16 +20,16 @@ LIGHTNING_COMMANDS = ("fit", "validate")
 
 def _lightning_cli_class():
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
-    from aries_lit.checkpoints import ExportHFModel
+    from aries_lit.checkpoints import AtomicModelCheckpoint, ExportHFModel, set_aside_torn_checkpoints
+    from aries_lit.locks import FolderLock, is_primary_process
 
     class AriesCLI(LightningCLI):
         """LightningCLI with a resumable checkpoint callback and the HF export always present."""
 
         def add_arguments_to_parser(self, parser: Any) -> None:
-            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.add_lightning_class_args(AtomicModelCheckpoint, "checkpoint")
             parser.set_defaults(
                 {
                     "checkpoint.save_last": True,
@@ -44,6 +44,12 @@ def _lightning_cli_class():
             if config.get("checkpoint") is not None and not config["checkpoint"].get("dirpath"):
                 root = config["trainer"].get("default_root_dir") or os.getcwd()
                 config["checkpoint"]["dirpath"] = str(Path(root) / "checkpoints")
+            if self.subcommand == "fit" and is_primary_process():
+                root = config["trainer"].get("default_root_dir") or os.getcwd()
+                self._root_lock = FolderLock(root, "fit").acquire()  # held until the process ends
+                if config.get("checkpoint") is not None:
+                    for note in set_aside_torn_checkpoints(config["checkpoint"]["dirpath"]):
+                        print(f"[aries-lit] note: {note}", file=sys.stderr)
             if config["trainer"].get("logger") in (None, True):
                 # Lightning's default logger is TensorBoard when tensorboard(X) is installed and CSV
                 # otherwise; aries_lit always writes the CSV log (its curves read it). More loggers:
@@ -58,6 +64,10 @@ def _lightning_cli_class():
 
         def after_fit(self) -> None:
             import torch.distributed as dist
+
+            lock = getattr(self, "_root_lock", None)
+            if lock is not None:
+                lock.release()
 
             if dist.is_available() and dist.is_initialized():
                 dist.destroy_process_group()  # DDP on CPU can abort at exit without this
@@ -130,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     from argparse import ArgumentError
 
     from aries_lit.console import quiet_known_noise
-    from aries_lit.errors import EngineError, StageError
+    from aries_lit.disk import disk_full_message
+    from aries_lit.errors import EngineError, FolderInUseError, StageError
     from aries_lit.parse_errors import condense
     from aries_lit.registry import RegistryError, import_plugins
 
@@ -144,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"aries-lit: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     user_errors = (ValueError, RegistryError, FileNotFoundError, EngineError, StageError, ArgumentError)
+    user_errors += (FolderInUseError,)
     user_errors += (TypeError,)  # only when raised while building a class from the config
     try:
         _main(argv)
@@ -156,6 +168,12 @@ def main(argv: list[str] | None = None) -> None:
         configs = [c for c in _config_files(argv[1:]) if c not in message]
         if configs and not _names_a_data_file(err):
             message = f"{', '.join(configs)}: {message}"
+        print(f"aries-lit: error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except OSError as err:  # a full disk (checked before a step, or ENOSPC mid-write)
+        message = disk_full_message(err)
+        if message is None or os.environ.get("ARIES_LIT_DEBUG"):
+            raise
         print(f"aries-lit: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None
 

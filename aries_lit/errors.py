@@ -26,6 +26,17 @@ class StageError(RuntimeError):
     rerunning the same command resumes."""
 
 
+class FolderInUseError(RuntimeError):
+    """A second run tried to write a folder that a live run holds (:mod:`aries_lit.locks`). One
+    line: the folder and the holder's host and process id."""
+
+
+class DiskSpaceError(OSError):
+    """Too little free space for what a step is about to write, or the disk filled mid-write
+    (``ENOSPC``). One line: the folder, what is needed and what is free; what was finished is
+    kept (files are written atomically), so the same command resumes once space is freed."""
+
+
 class DataValidationError(ValueError):
     """Bad input data, located: ``data/pairs.jsonl, record 17, field 'chosen': empty response``.
 
@@ -77,4 +88,4 @@ def _rebuild(
     return DataValidationError(path, record, field, message, reason=reason)
 
 
-__all__ = ["DataValidationError", "EngineError", "StageError"]
+__all__ = ["DataValidationError", "DiskSpaceError", "EngineError", "FolderInUseError", "StageError"]

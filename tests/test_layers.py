@@ -58,6 +58,8 @@ LAYERS = [
         "distributed",
         "errors",
         "io",
+        "disk",
+        "locks",
         "model_paths",
         "parse_errors",
         "provenance",

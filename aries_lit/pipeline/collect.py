@@ -31,6 +31,7 @@ from aries_lit.generators.store import (
     shard_dir,
 )
 from aries_lit.io import write_json_atomic, write_text_atomic
+from aries_lit.locks import folder_lock
 from aries_lit.prompts.sources import load_prompts
 from aries_lit.provenance import SELECTION_STATS_FILE
 from aries_lit.selectors import SELECTORS, Selector
@@ -64,7 +65,8 @@ def generate(
     """
     gen: Generator = GENERATORS.build(generator)
     items = load_prompts(prompts)
-    out = generate_sharded(gen, items, _expand(model), out_dir, progress=progress)
+    with folder_lock(out_dir, "generate"):  # a second generate on this folder stops at once
+        out = generate_sharded(gen, items, _expand(model), out_dir, progress=progress)
     if rank_world()[0] == 0:
         print(f"[aries-lit] candidates in {out}")
     return str(out)
@@ -144,9 +146,11 @@ def select(
             "that have all their candidates"
         )
     target = Path(out or Path(candidates) / PAIRS_FILE)
-    with engine_log_dir(target.parent):  # an llm_judge on vllm logs to <pairs folder>/vllm.log
-        result = sel.select(groups)
-    write_text_atomic(target, "".join(json.dumps(pair, ensure_ascii=False) + "\n" for pair in result.pairs))
+    with folder_lock(target.parent, "select"):
+        with engine_log_dir(target.parent):  # an llm_judge on vllm logs to <pairs folder>/vllm.log
+            result = sel.select(groups)
+        pairs_text = "".join(json.dumps(pair, ensure_ascii=False) + "\n" for pair in result.pairs)
+        write_text_atomic(target, pairs_text)
     stats: dict[str, Any] = {
         "selector": repr(sel),
         **sel.provenance(),  # e.g. the resolved path of the reward model that selected

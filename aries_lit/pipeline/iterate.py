@@ -28,6 +28,7 @@ from aries_lit.checkpoints import hf_model_complete
 from aries_lit.configs import set_dotted, stage_fit
 from aries_lit.errors import StageError
 from aries_lit.io import write_json_atomic
+from aries_lit.locks import folder_lock
 from aries_lit.pipeline.curves import plot_training_curves
 from aries_lit.registry import note_name_form, split_spec
 
@@ -277,35 +278,37 @@ def iterate(
             f"{_fmt(elapsed_total)})",
             flush=True,
         )
-        attempts = manifest.get("attempts", 0) + 1
-        write_stage_manifest(
-            stage_dir if stage_dir.exists() else (stage_dir.mkdir(parents=True) or stage_dir),
-            {
-                **manifest,
-                "name": name,
-                "status": "running",
-                "input_model": model,
-                "attempts": attempts,
-                "started_at": manifest.get("started_at", _now()),
-            },
-        )
-        out = run_stage(with_base_model(stage, models["base"]), stage_dir, model, progress=progress)
-        took = time.time() - started
-        write_stage_manifest(
-            stage_dir,
-            {
-                "name": name,
-                "status": "done",
-                "input_model": model,
-                "model": out,
-                "attempts": attempts,
-                "started_at": manifest.get("started_at", _now()),
-                "finished_at": _now(),
-                "seconds_last_attempt": round(took, 1),
-            },
-        )
-        if not keep_checkpoints:
-            drop_resume_checkpoints(stage_dir)
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        with folder_lock(stage_dir, "stage"):
+            attempts = manifest.get("attempts", 0) + 1
+            write_stage_manifest(
+                stage_dir if stage_dir.exists() else (stage_dir.mkdir(parents=True) or stage_dir),
+                {
+                    **manifest,
+                    "name": name,
+                    "status": "running",
+                    "input_model": model,
+                    "attempts": attempts,
+                    "started_at": manifest.get("started_at", _now()),
+                },
+            )
+            out = run_stage(with_base_model(stage, models["base"]), stage_dir, model, progress=progress)
+            took = time.time() - started
+            write_stage_manifest(
+                stage_dir,
+                {
+                    "name": name,
+                    "status": "done",
+                    "input_model": model,
+                    "model": out,
+                    "attempts": attempts,
+                    "started_at": manifest.get("started_at", _now()),
+                    "finished_at": _now(),
+                    "seconds_last_attempt": round(took, 1),
+                },
+            )
+            if not keep_checkpoints:
+                drop_resume_checkpoints(stage_dir)
         remaining = len(stages) - i - 1
         print(
             f"[aries-lit] stage {i + 1}/{len(stages)} '{name}' done in {_fmt(took)}; model {out}; "

@@ -38,6 +38,7 @@ from aries_lit.checkpoints import hf_model_complete
 from aries_lit.configs import apply_overrides, load_run_config
 from aries_lit.evaluation.report import write_json
 from aries_lit.io import write_json_atomic
+from aries_lit.locks import folder_lock
 from aries_lit.pipeline.iterate import (
     TIMINGS,
     check_stages,
@@ -303,30 +304,31 @@ class Study:
         if manifest.get("status") == "done" and hf_model_complete(manifest.get("model", "")):
             return manifest["model"]
         stage_dir.mkdir(parents=True, exist_ok=True)
-        attempts = manifest.get("attempts", 0) + 1
-        started = manifest.get("started_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
-        base = {"name": stage["name"], "key": key, "input_model": model, "attempts": attempts}
-        write_stage_manifest(stage_dir, {**base, "status": "running", "started_at": started})
-        write_json_atomic(stage_dir / "stage.json", stage, indent=2, default=str)
-        t0 = time.perf_counter()
-        candidates = None
-        collect = stage.get("collect")
-        if isinstance(collect, dict) and collect.get("model"):  # not the policy: shared by every arm
-            candidates = self.run_dir / "candidates" / collect_key(collect)
-        out = run_stage(stage, stage_dir, model, progress=self.progress, candidates_dir=candidates)
-        write_stage_manifest(
-            stage_dir,
-            {
-                **base,
-                "status": "done",
-                "model": out,
-                "started_at": started,
-                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "seconds_last_attempt": round(time.perf_counter() - t0, 1),
-            },
-        )
-        if not self.keep_checkpoints:
-            drop_resume_checkpoints(stage_dir)
+        with folder_lock(stage_dir, "stage"):
+            attempts = manifest.get("attempts", 0) + 1
+            started = manifest.get("started_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+            base = {"name": stage["name"], "key": key, "input_model": model, "attempts": attempts}
+            write_stage_manifest(stage_dir, {**base, "status": "running", "started_at": started})
+            write_json_atomic(stage_dir / "stage.json", stage, indent=2, default=str)
+            t0 = time.perf_counter()
+            candidates = None
+            collect = stage.get("collect")
+            if isinstance(collect, dict) and collect.get("model"):  # not the policy: shared by every arm
+                candidates = self.run_dir / "candidates" / collect_key(collect)
+            out = run_stage(stage, stage_dir, model, progress=self.progress, candidates_dir=candidates)
+            write_stage_manifest(
+                stage_dir,
+                {
+                    **base,
+                    "status": "done",
+                    "model": out,
+                    "started_at": started,
+                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "seconds_last_attempt": round(time.perf_counter() - t0, 1),
+                },
+            )
+            if not self.keep_checkpoints:
+                drop_resume_checkpoints(stage_dir)
         return out
 
     def _stage_record(self, stage_dir: Path) -> dict[str, Any]:
