@@ -46,7 +46,7 @@ def _lightning_cli_class():
                 config["checkpoint"]["dirpath"] = str(Path(root) / "checkpoints")
             if self.subcommand == "fit" and is_primary_process():
                 root = config["trainer"].get("default_root_dir") or os.getcwd()
-                self._root_lock = FolderLock(root, "fit").acquire()  # held until the process ends
+                _FIT_LOCKS.append(FolderLock(root, "fit").acquire())  # released when fit returns
                 if config.get("checkpoint") is not None:
                     for note in set_aside_torn_checkpoints(config["checkpoint"]["dirpath"]):
                         print(f"[aries-lit] note: {note}", file=sys.stderr)
@@ -65,9 +65,6 @@ def _lightning_cli_class():
         def after_fit(self) -> None:
             import torch.distributed as dist
 
-            lock = getattr(self, "_root_lock", None)
-            if lock is not None:
-                lock.release()
 
             if dist.is_available() and dist.is_initialized():
                 dist.destroy_process_group()  # DDP on CPU can abort at exit without this
@@ -83,6 +80,18 @@ def lightning_main(argv: list[str]) -> None:
     if argv[0] == "fit" and not any(a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in argv):
         argv = [*argv, "--ckpt_path", "last"]  # a rerun of the same command resumes
     quiet = {"exit_on_error": False}
+    try:
+        _run_lightning_cli(AriesCLI, L, TrainingModule, argv, quiet)
+    finally:
+        while _FIT_LOCKS:  # also when fit failed: a rerun in this process must not refuse itself
+            _FIT_LOCKS.pop().release()
+
+
+#: the ``fit`` root locks this process holds (:class:`aries_lit.locks.FolderLock`)
+_FIT_LOCKS: list[Any] = []
+
+
+def _run_lightning_cli(AriesCLI: Any, L: Any, TrainingModule: Any, argv: list[str], quiet: dict) -> None:
     with warnings.catch_warnings():
         # LightningCLI warns when both ``args`` and ``sys.argv`` hold arguments; ``sys.argv`` must
         # stay as it is (DDP relaunches it for the other ranks), so only the warning goes
