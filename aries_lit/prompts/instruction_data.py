@@ -2,10 +2,11 @@
 (:mod:`aries_lit.prompts.instruction_following`).
 
 Written for this project (aries_lit), not taken from IFEval or any other evaluation set;
-``tests/test_instruction_prompts.py`` checks that no base task, and no run of 8 words of a generated
-prompt that is mostly base task, occurs in any of IFEval's 541 prompts. Each base task is a short writing request with one
-``{topic}`` field, phrased so that a good answer fits in about 100 tokens; each topic is a noun
-phrase that reads well in every task (after "about", "Describe", "Explain", ...).
+``tests/test_instruction_prompts.py`` checks that no base task, and no run of 8 words of a
+generated prompt that is mostly base task, occurs in any of IFEval's 541 prompts. Each base task
+is a short writing request with one ``{topic}`` field, phrased so that a good answer fits in about
+100 tokens; each topic is a noun phrase that reads well in every task (after "about", "Describe",
+"Explain", ...).
 """
 
 from __future__ import annotations
