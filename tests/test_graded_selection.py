@@ -144,7 +144,9 @@ def test_shipped_config_generates_and_selects_on_the_tiny_model(
     stats = json.loads((candidates / "selection_stats.json").read_text())
     assert stats["groups"] == 6 and "graded" in stats["audit"]
     assert stats["pairs"] + sum(v for k, v in stats.items() if k.startswith("skipped/")) == 6
-    main(["select", "--config", str(folder / "select.yaml"),
-          "--selector", "rule", "--out", str(tmp_path / "rule.jsonl")])  # fmt: skip
-    rule = json.loads((tmp_path / "selection_stats.json").read_text())
-    assert rule["groups"] == 6
+    main(["select", "--config", str(folder / "select_rule.yaml")])  # the paper's rule, same candidates
+    rule_dir = candidates.with_name("instruction_following_tiny_rule")
+    rule = json.loads((rule_dir / "selection_stats.json").read_text())
+    assert rule["groups"] == 6 and rule["selector"].startswith("RuleSelector")
+    graded = json.loads((candidates / "selection_stats.json").read_text())
+    assert graded["selector"].startswith("GradedSelector")  # not replaced by the rule selection
