@@ -237,7 +237,7 @@ def test_a_moved_class_path_still_works_with_a_note(capsys):
          "prompts: prompt_source 'arithmetic' does not take 'bogus'; it takes num_terms, digits"),
         (["generate", "--model", "m", "--prompts", "arithmetic",
           "--generator", "{class_path: sequential_refinment}"],
-         "generator: unknown generator 'sequential_refinment'; known: PS, SR, parallel_sampling"),
+         "generator: unknown generator 'sequential_refinment'; known: PS, SR, oracle_feedback, parallel"),
         (["generate", "--model", "m", "--prompts", "arithmetic", "--generator",
           "{class_path: parallel_sampling,"
           " init_args: {backend: {class_path: vllm, init_args: {dtyp: float32}}}}"],

@@ -1,4 +1,5 @@
-"""Candidate generators (``SR`` sequential self-refinement, ``PS`` parallel sampling) and backends.
+"""Candidate generators (``SR`` sequential self-refinement, ``PS`` parallel sampling,
+``oracle_feedback`` refinement told which instructions the previous answer breaks) and backends.
 
 ::
 
@@ -23,6 +24,7 @@ from aries_lit.generators.backends import (
     engine_log_dir,
 )
 from aries_lit.generators.base import GENERATORS, Generator
+from aries_lit.generators.oracle_feedback import OracleFeedbackRefinement
 from aries_lit.generators.parallel_sampling import ParallelSampling
 from aries_lit.generators.sequential_refinement import SequentialRefinement
 from aries_lit.generators.store import (
@@ -41,6 +43,7 @@ __all__ = [
     "Completion",
     "EngineError",
     "Generator",
+    "OracleFeedbackRefinement",
     "ParallelSampling",
     "SamplingSettings",
     "SequentialRefinement",

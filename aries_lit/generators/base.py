@@ -125,6 +125,14 @@ class Generator:
         """``text`` (and any extra fields) of a candidate record from a backend completion."""
         return {"text": completion.text}
 
+    def carry_over(self, record: dict[str, Any], index: int, store: CandidateStore) -> dict[str, Any] | None:
+        """A candidate record to store for ``index`` without generating (``None``: generate it).
+
+        Must hold ``id``, ``text``, ``prompt_tokens``, ``completion_tokens`` and ``finish_reason``;
+        ``index``, ``generator`` and ``settings_hash`` are added. Nothing is carried by default.
+        """
+        return None
+
     # --- configuration ----------------------------------------------------------------
     def sampling_for(self, index: int) -> SamplingSettings:
         return self.settings.with_seed(self.settings.seed + SEED_STRIDE * index)
@@ -278,6 +286,19 @@ class Generator:
             chunk = todo[start : start + size]
             for index in range(self.num_candidates):
                 items = [r for r in chunk if (r["id"], index) not in store]
+                carried = [c for r in items if (c := self.carry_over(r, index, store)) is not None]
+                if carried:  # e.g. a chain that stopped early repeats its last answer
+                    kept = {c["id"] for c in carried}
+                    store.append(
+                        [
+                            {**c, "index": index, "generator": self.name, "settings_hash": settings_hash}
+                            for c in carried
+                        ]
+                    )
+                    stats["candidates"] += len(carried)
+                    items = [r for r in items if r["id"] not in kept]
+                    if bar is not None:
+                        bar.update(len(carried))
                 if not items:
                     continue
                 contexts = [self.context(tokenizer, r, index, store) for r in items]

@@ -9,7 +9,8 @@ A :class:`PromptSource` returns plain dicts ``{"id": str, "prompt": str | list[m
     prompts: {class_path: my_pkg.MyPrompts, init_args: {...}}
 
 Registered: ``file``, ``gsm8k``, ``alpaca_eval``, ``arithmetic``
-(:mod:`aries_lit.prompts.arithmetic`) and ``preference_prompts``. Bad input raises
+(:mod:`aries_lit.prompts.arithmetic`), ``instruction_following``
+(:mod:`aries_lit.prompts.instruction_following`) and ``preference_prompts``. Bad input raises
 :class:`~aries_lit.errors.DataValidationError` naming the file, record and field.
 Default paths name the data sets shipped in the package (``aries_lit:gsm8k/test.jsonl.gz``, see
 :mod:`aries_lit.assets`), so they resolve from any directory; other relative paths resolve against
@@ -29,6 +30,7 @@ from aries_lit.assets import PREFIX, resolve_data_path
 from aries_lit.chat import CHAT_ROLES
 from aries_lit.errors import DataValidationError
 from aries_lit.prompts import arithmetic as _arithmetic  # noqa: F401 - registers ``arithmetic``
+from aries_lit.prompts import instruction_following as _if  # noqa: F401 - registers ``instruction_following``
 from aries_lit.prompts.base import PROMPT_SOURCES, PromptSource
 from aries_lit.records import load_preference_records, open_records
 

@@ -6,6 +6,7 @@ Registered short names (``SELECTORS.build("rule")``, or ``class_path`` to user c
 - ``reward_model``: a sequence-classification reward model; best chosen, worst rejected.
 - ``llm_judge``: the Self-Rewarding LLM-as-a-judge baseline (5-point additive rubric).
 - ``verifier``: a correct answer chosen, an incorrect one rejected (gold answers).
+- ``graded``: the fraction of a prompt's IFEval constraints met; best chosen, worst rejected.
 - ``reference``: the prompt's reference answer chosen, an incorrect candidate rejected (offline data).
 
 Formats are described in :mod:`aries_lit.selectors.base`; answer extraction for
@@ -14,6 +15,7 @@ pair-quality audit of every selection in :mod:`aries_lit.selectors.quality`.
 """
 
 from aries_lit.selectors.base import SELECTORS, ScoredSelector, SelectionResult, Selector
+from aries_lit.selectors.graded import GradedSelector
 from aries_lit.selectors.llm_judge import SELF_REWARDING_JUDGE_PROMPT, LLMJudgeSelector, parse_judge_score
 from aries_lit.selectors.reference import ReferenceSelector
 from aries_lit.selectors.reward_model import RewardModelSelector
@@ -23,6 +25,7 @@ from aries_lit.selectors.verifier import VerifierSelector
 __all__ = [
     "SELECTORS",
     "SELF_REWARDING_JUDGE_PROMPT",
+    "GradedSelector",
     "LLMJudgeSelector",
     "ReferenceSelector",
     "RewardModelSelector",
