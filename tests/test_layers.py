@@ -66,7 +66,7 @@ LAYERS = [
         "paper_text",
         shared=True,
     ),
-    layer("models, records", "models", "records"),
+    layer("models, records", "models", "records", "instructions"),
     layer("prompts", "prompts"),
     layer("generators", "generators"),
     layer("selectors", "selectors"),
