@@ -86,10 +86,14 @@ def test_strict_vs_loose():
 
 def test_bad_instructions_name_file_record_and_field():
     with pytest.raises(DataValidationError, match=r"^p\.jsonl, record 4, field 'instruction_id_list\[1\]'"):
-        parse_instructions(["punctuation:no_comma", "punctuation:no_commas"], [{}, {}], path="p.jsonl", record=4)
+        parse_instructions(
+            ["punctuation:no_comma", "punctuation:no_commas"], [{}, {}], path="p.jsonl", record=4
+        )
     with pytest.raises(DataValidationError, match=r"did you mean 'punctuation:no_comma'"):
         parse_instructions(["punctuation:no_commas"], [{}], path="p.jsonl", record=4)
-    with pytest.raises(DataValidationError, match=r"field 'kwargs\[0\]': 'keywords:existence' takes no argument 'words'"):
+    with pytest.raises(
+        DataValidationError, match=r"field 'kwargs\[0\]': 'keywords:existence' takes no argument 'words'"
+    ):
         parse_instructions(["keywords:existence"], [{"words": ["a"]}], path="p.jsonl", record=4)
     with pytest.raises(DataValidationError, match=r"field 'kwargs': 2 kwargs for 1 instruction ids"):
         parse_instructions(["punctuation:no_comma"], [{}, {}], path="p.jsonl", record=4)
@@ -104,7 +108,10 @@ def test_bad_instructions_name_file_record_and_field():
 
 
 def test_describe_is_the_checkers_text():
-    assert describe(one("punctuation:no_comma")) == "In your entire response, refrain from the use of any commas."
+    assert (
+        describe(one("punctuation:no_comma"))
+        == "In your entire response, refrain from the use of any commas."
+    )
     words = one("length_constraints:number_words", num_words=50, relation="less than")
     assert describe(words) == "Answer with less than 50 words."
 

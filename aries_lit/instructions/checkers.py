@@ -100,7 +100,9 @@ def _registry() -> dict[str, Any]:
     try:
         from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT
     except ImportError as err:
-        raise ImportError(f"IFEval's checkers need the if-verifiable package: {INSTALL_HINT} ({err})") from err
+        raise ImportError(
+            f"IFEval's checkers need the if-verifiable package: {INSTALL_HINT} ({err})"
+        ) from err
     return INSTRUCTION_DICT
 
 
@@ -184,9 +186,7 @@ def _build(instruction: Instruction, prompt: str) -> tuple[Any, str]:
     return checker, description
 
 
-def parse_instructions(
-    ids: Any, kwargs_list: Any, *, path: Any, record: int | None
-) -> list[Instruction]:
+def parse_instructions(ids: Any, kwargs_list: Any, *, path: Any, record: int | None) -> list[Instruction]:
     """Checked instructions of one record (``instruction_id_list`` and ``kwargs``, IFEval's fields).
 
     Raises :class:`~aries_lit.errors.DataValidationError` naming ``path``, ``record`` and the field
@@ -196,7 +196,11 @@ def parse_instructions(
     every argument name, unused ones ``None``)."""
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise DataValidationError(
-            path, record, "instruction_id_list", "expected a non-empty list of instruction ids", reason="wrong_type"
+            path,
+            record,
+            "instruction_id_list",
+            "expected a non-empty list of instruction ids",
+            reason="wrong_type",
         )
     if not isinstance(kwargs_list, list):
         raise DataValidationError(path, record, "kwargs", "expected a list of dicts", reason="wrong_type")
@@ -211,7 +215,9 @@ def parse_instructions(
     for i, (instruction_id, kwargs) in enumerate(zip(ids, kwargs_list)):
         if instruction_id not in registry:
             close = difflib.get_close_matches(instruction_id, list(registry), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else "; see aries_lit.instructions.INSTRUCTION_IDS"
+            hint = (
+                f"; did you mean '{close[0]}'?" if close else "; see aries_lit.instructions.INSTRUCTION_IDS"
+            )
             raise DataValidationError(
                 path, record, f"instruction_id_list[{i}]", f"unknown instruction id '{instruction_id}'{hint}",
                 reason="unknown_instruction",
@@ -233,7 +239,11 @@ def parse_instructions(
             _build(instruction, "")
         except (ValueError, TypeError, KeyError) as err:
             raise DataValidationError(
-                path, record, f"kwargs[{i}]", f"'{instruction_id}' refuses its arguments: {err}", reason="bad_kwargs"
+                path,
+                record,
+                f"kwargs[{i}]",
+                f"'{instruction_id}' refuses its arguments: {err}",
+                reason="bad_kwargs",
             ) from err
         parsed.append(instruction)
     return parsed
@@ -273,7 +283,9 @@ def random_instruction(instruction_id: str, rng: random.Random, *, prompt: str =
     restored). ``combination:repeat_prompt`` repeats ``prompt``, which must then be given."""
     registry = _registry()
     if instruction_id not in registry:
-        raise ValueError(f"unknown instruction id '{instruction_id}'; see aries_lit.instructions.INSTRUCTION_IDS")
+        raise ValueError(
+            f"unknown instruction id '{instruction_id}'; see aries_lit.instructions.INSTRUCTION_IDS"
+        )
     checker = registry[instruction_id](instruction_id)
     fixed: dict[str, Any] = {}
     if "prompt_to_repeat" in _checker_parameters(registry[instruction_id]):
