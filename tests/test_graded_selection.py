@@ -12,6 +12,7 @@ from aries_lit.generators import GENERATORS, Backend, Completion, OracleFeedback
 from aries_lit.generators.store import read_candidates, read_manifest
 from aries_lit.instructions import Instruction, describe
 from aries_lit.models import load_tokenizer
+from aries_lit.prompts.feedback import FEEDBACK_TEMPLATE, NOTHING_BROKEN
 from aries_lit.selectors import SELECTORS, GradedSelector, RuleSelector
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ class ScriptedBackend(Backend):
         self.calls.append(list(contexts))
         out = []
         for context in contexts:
-            if "FEEDBACK" in context or "breaks" in context:
+            if f"- {describe(NO_COMMA, TASK)}" in context:  # the feedback names the broken rule
                 text = "Grey rain falls."
             elif "EXAMPLE RESPONSE" in context:
                 text = "Grey rain falls again."
@@ -95,19 +96,20 @@ def test_oracle_feedback_names_the_broken_instructions(tiny_model_dir, tmp_path,
     assert isinstance(gen, OracleFeedbackRefinement)
     out = gen.run([PROMPT], model=str(tiny_model_dir), out_dir=tmp_path / "c", progress=False)
     first_refinement = backend.calls[1][0]
-    assert describe(NO_COMMA, TASK) in first_refinement and describe(SHORT, TASK) in first_refinement
+    assert f"- {describe(NO_COMMA, TASK)}\n- {describe(SHORT, TASK)}" in first_refinement
     candidates = sorted(read_candidates(out / "candidates.jsonl"), key=lambda c: c["index"])
     refined = ["Grey rain falls."] * 3 if stop else ["Grey rain falls.", *["Grey rain falls again."] * 2]
     assert [c["text"] for c in candidates] == [ScriptedBackend.DIRECT, *refined]
     assert "feedback" not in candidates[0] and all(c["feedback"] == "oracle" for c in candidates[1:])
     manifest = read_manifest(out)
     assert manifest["settings"]["feedback"] == "oracle" and manifest["generator"] == "oracle_feedback"
+    assert manifest["settings"]["template"] == FEEDBACK_TEMPLATE
     if stop:  # the chain stopped once both constraints passed: two backend calls, two carried answers
         assert len(backend.calls) == 2
         assert [c.get("stopped", False) for c in candidates] == [False, False, True, True]
         assert all(c["completion_tokens"] == 0 for c in candidates[2:])
-    else:  # all pass: the next prompt is the plain template, naming nothing
-        assert len(backend.calls) == 4 and "FEEDBACK" not in backend.calls[2][0]
+    else:  # all pass: the next prompt names nothing
+        assert len(backend.calls) == 4 and NOTHING_BROKEN in backend.calls[2][0]
 
     groups = load_groups(out, [PROMPT])
     graded = GradedSelector().select(groups)

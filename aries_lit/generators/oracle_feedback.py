@@ -10,7 +10,6 @@ carry ``"feedback": "oracle"`` (refinements) and its manifest settings ``"feedba
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from aries_lit.chat import chat_context, prompt_text
@@ -19,40 +18,29 @@ from aries_lit.generators.base import GENERATORS
 from aries_lit.generators.sequential_refinement import SequentialRefinement
 from aries_lit.generators.store import CandidateStore
 from aries_lit.instructions import Instruction, describe, follows
+from aries_lit.prompts.feedback import FEEDBACK_TEMPLATE, feedback_refinement_prompt
 from aries_lit.prompts.instruction_following import record_instructions
-from aries_lit.prompts.templates import RefinementTemplate
 
 #: The mark written to every candidate (and the manifest settings) this generator refines.
 ORACLE = "oracle"
-
-
-def _feedback_prompt(
-    template: RefinementTemplate, question: str, previous: str, broken: Sequence[str]
-) -> str:
-    """The refinement prompt ``z(x, y_prev)`` followed by the instructions ``y_prev`` breaks."""
-    prompt = template.fill(question, previous)
-    if not broken:
-        return prompt
-    notes = "\n".join(f"- {text}" for text in broken)
-    return (
-        "FEEDBACK: the EXAMPLE RESPONSE below breaks these instructions of the QUESTION; "
-        f"the new RESPONSE must follow them:\n{notes}\n\n{prompt}"
-    )
 
 
 @GENERATORS.register("oracle_feedback")
 class OracleFeedbackRefinement(SequentialRefinement):
     """A direct answer, then refinements whose prompt lists the instructions the previous answer breaks.
 
-    Turn 0 answers ``chat(x)``; turn ``n`` answers the refinement template ``z`` filled with the
-    question and ``y_{n-1}``, preceded by the checker descriptions
-    (:func:`aries_lit.instructions.describe`) of the constraints ``y_{n-1}`` fails
-    (:func:`aries_lit.instructions.follows`, strict unless ``loose``). When ``y_{n-1}`` meets
-    them all the prompt is the plain template, or, with ``stop_when_all_pass``, the chain stops:
-    the remaining turns repeat ``y_{n-1}`` without generating (``"stopped": true``, 0 tokens), so
-    every prompt still has ``num_candidates`` candidates and rule selection sees ``y_N == y_k``.
-    A truncated answer never stops the chain. Prompts need ``instruction_id_list`` and ``kwargs``.
-    Other arguments: those of :class:`~aries_lit.generators.base.Generator`.
+    Turn 0 answers ``chat(x)``; turn ``n`` answers the feedback template
+    (:func:`aries_lit.prompts.feedback.feedback_refinement_prompt`; ``feedback_template``, default
+    :data:`~aries_lit.prompts.feedback.FEEDBACK_TEMPLATE`, with ``{question}``,
+    ``{example_response}`` and ``{broken}``) filled with the question, ``y_{n-1}`` and the checker
+    descriptions (:func:`aries_lit.instructions.describe`) of the constraints ``y_{n-1}`` fails
+    (:func:`aries_lit.instructions.follows`, strict unless ``loose``). When ``y_{n-1}`` meets them
+    all the list says so, or, with ``stop_when_all_pass``, the chain stops: the remaining turns
+    repeat ``y_{n-1}`` without generating (``"stopped": true``, 0 tokens), so every prompt still
+    has ``num_candidates`` candidates and rule selection sees ``y_N == y_k``. A truncated answer
+    never stops the chain. Prompts need ``instruction_id_list`` and ``kwargs``. The feedback
+    template is recorded as the generation's refinement template (the selectors' template-echo
+    check reads it). Other arguments: those of :class:`~aries_lit.generators.base.Generator`.
     """
 
     def __init__(
@@ -63,11 +51,13 @@ class OracleFeedbackRefinement(SequentialRefinement):
         top_p: float = 1.0,
         max_new_tokens: int = 256,
         seed: int = 0,
-        template: str = "paper",
         chunk_size: int | None = 256,
+        feedback_template: str | None = None,
         stop_when_all_pass: bool = False,
         loose: bool = False,
     ) -> None:
+        text = FEEDBACK_TEMPLATE if feedback_template is None else feedback_template
+        feedback_refinement_prompt("q", "a", [], text)  # a template without its fields fails here
         super().__init__(
             num_candidates=num_candidates,
             backend=backend,
@@ -75,7 +65,7 @@ class OracleFeedbackRefinement(SequentialRefinement):
             top_p=top_p,
             max_new_tokens=max_new_tokens,
             seed=seed,
-            template=template,
+            template=text,
             chunk_size=chunk_size,
         )
         self.stop_when_all_pass = bool(stop_when_all_pass)
@@ -107,7 +97,7 @@ class OracleFeedbackRefinement(SequentialRefinement):
         question = prompt_text(record["prompt"])
         previous = self.template.extract(previous_text)
         broken = [describe(i, question) for i in self.broken(record, previous)]
-        return _feedback_prompt(self.template, question, previous, broken)
+        return feedback_refinement_prompt(question, previous, broken, self.template.text)
 
     def context(self, tokenizer: Any, record: dict[str, Any], index: int, store: CandidateStore) -> str:
         if index == 0:
