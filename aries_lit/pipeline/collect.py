@@ -55,9 +55,11 @@ def generate(
     Args:
         model: the policy, a hub name or an HF-format folder.
         prompts: a prompt source: a registry name (``gsm8k``, ``alpaca_eval``, ``arithmetic``,
-            ``file``, ``preference_prompts``) alone or with its options, e.g. ``{class_path: gsm8k,
-            init_args: {limit: 64}}`` (or a dotted class path), or a path to a prompt file.
-        generator: ``sequential_refinement`` (SR, the paper's) or ``parallel_sampling`` (PS) with
+            ``instruction_following``, ``file``, ``preference_prompts``) alone or with its options,
+            e.g. ``{class_path: gsm8k, init_args: {limit: 64}}`` (or a dotted class path), or a
+            path to a prompt file.
+        generator: ``sequential_refinement`` (SR, the paper's), ``parallel_sampling`` (PS) or
+            ``oracle_feedback`` (refinement told which instructions it breaks; not SR) with
             options, e.g. ``{class_path: sequential_refinement, init_args: {num_candidates: 4,
             temperature: 0.7}}``.
         out_dir: where ``candidates.jsonl`` and ``manifest.json`` go (and, with the ``vllm``
@@ -117,7 +119,8 @@ def select(
         candidates: a generation folder written by ``generate``.
         prompts: the same prompt source the candidates were generated from (gold answers for
             the verifier come from it).
-        selector: ``rule``, ``reward_model``, ``llm_judge`` or ``verifier`` with options, e.g.
+        selector: ``rule``, ``reward_model``, ``llm_judge``, ``verifier`` or ``graded`` (fraction
+            of IFEval constraints met) with options, e.g.
             ``{class_path: rule, init_args: {chosen_index: -1, rejected_index: 0}}``.
         out: the pairs file (default ``<candidates>/pairs.jsonl``); the selection's counts, the
             pairs file, (for ``reward_model``) the resolved path of the reward model that selected,
