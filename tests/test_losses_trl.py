@@ -185,3 +185,14 @@ def test_cpo_agrees_with_trl_cpo_loss(ls):
     with_nll = build({"name": "cpo", "beta": 0.2, "cpo_alpha": 1.5, "label_smoothing": ls})(logps)
     nll = -logps.policy[DIRECT_CHOSEN].sum() / logps.num_tokens[DIRECT_CHOSEN].sum()
     assert float(with_nll.loss) == pytest.approx(float(losses.mean() + 1.5 * nll), **TOL)
+
+
+def test_simpo_agrees_with_trl_cpo_simpo_loss():
+    cpo = pytest.importorskip("trl.experimental.cpo.cpo_trainer", reason="TRL's CPO trainer is needed")
+    logps = ours_inputs(make_batch(8))
+    avg_w = logps.policy[DIRECT_CHOSEN] / logps.num_tokens[DIRECT_CHOSEN]
+    avg_l = logps.policy[DIRECT_REJECTED] / logps.num_tokens[DIRECT_REJECTED]
+    fields = dict(alpha=0.0, beta=2.0, loss_type="simpo", label_smoothing=0.0, simpo_gamma=0.5)
+    losses, *_ = cpo.CPOTrainer.cpo_loss(_stand_in(**fields), avg_w, avg_l)
+    ours = build({"name": "simpo", "beta": 2.0, "gamma": 0.5})(logps)
+    assert float(ours.loss) == pytest.approx(float(losses.mean()), **TOL)
