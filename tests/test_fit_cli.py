@@ -192,3 +192,18 @@ def test_two_process_ddp_metrics_agree_across_ranks(tiny_model_dir, tmp_path):
         for key in ("train/rewards/accuracy_step", "train/refine/v_l_to_w_step", "train/rewards/margin_step"):
             assert a["metrics"][key] == pytest.approx(b["metrics"][key], abs=1e-6), key
     assert (tmp_path / "run" / "hf_model" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("loss", ["aries_lit.losses.ORPOLoss", "aries_lit.losses.CPOLoss"])
+def test_reference_free_loss_fits_without_loading_a_reference(loss, tiny_model_dir, tmp_path, monkeypatch):
+    """ORPO/CPO train end to end on the tiny model; loading the reference would fail the run."""
+    from aries_lit.modules.policy import PolicyModule
+
+    def no_reference(self):
+        raise AssertionError("a reference-free loss loaded the reference model")
+
+    monkeypatch.setattr(PolicyModule, "reference_model", no_reference)
+    config = REPO / "configs" / "tiny" / "orpo.yaml"
+    args = ["--model.init_args.loss", loss, *_overrides(tiny_model_dir, tmp_path)]
+    main(["fit", "--config", str(config), *args])
+    assert (tmp_path / "hf_model" / "model.safetensors").exists()

@@ -691,3 +691,89 @@ def test_aries_sft_raises_both_likelihoods(tiny):
     before, after = train(tiny, ARIESSFT(reduction="token_mean"))
     for view in (DIRECT_CHOSEN, REFINE_L_CHOSEN):
         assert after.policy[view].item() > before.policy[view].item() + 0.5, view
+
+
+# --------------------------------------------------------------------------- TRL's other losses, ORPO, CPO
+
+NEW_PAIRWISE = (
+    "robust",
+    "exo_pair",
+    "nca_pair",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sigmoid_norm",
+)
+
+
+@pytest.mark.parametrize("name", [*NEW_PAIRWISE, "orpo", "cpo"])
+def test_new_losses_fill_aries_preference_slot(name):
+    """Each is a PreferenceLoss: inside ``aries`` it gives (1 - alpha) * itself + alpha * refine-MSE."""
+    logps = random_logps(5, seed=11)
+    alone = LOSSES.build(name)
+    assert isinstance(alone, PreferenceLoss)
+    aries = ARIESLoss(preference=name, alpha=0.8)
+    expected = 0.2 * alone(logps).loss + 0.8 * RefineMSELoss()(logps).loss
+    torch.testing.assert_close(aries(logps).loss, expected, **TOL)
+    assert aries.requires_reference()  # refine-MSE needs it
+    assert ARIESLoss(preference=name, alpha=0.0).requires_reference() == (name not in ("orpo", "cpo"))
+
+
+@pytest.mark.parametrize("name", ["orpo", "cpo"])
+def test_reference_free_losses_run_without_reference(name):
+    loss = LOSSES.build(name)
+    assert not loss.requires_reference()
+    out = loss(random_logps(4, seed=2, reference=False))
+    assert torch.isfinite(out.loss) and "loss/nll" in out.metrics
+
+
+def test_orpo_matches_its_equation():
+    logps = random_logps(6, seed=5)
+    beta = 0.3
+    terms = []
+    for w, l_, nw, nl in zip(
+        col(logps, DIRECT_CHOSEN),
+        col(logps, DIRECT_REJECTED),
+        col(logps, DIRECT_CHOSEN, "n"),
+        col(logps, DIRECT_REJECTED, "n"),
+    ):
+        aw, al = w / nw, l_ / nl
+        odds = (aw - math.log1p(-math.exp(aw))) - (al - math.log1p(-math.exp(al)))
+        terms.append(log_sigmoid(odds))
+    nll = -sum(col(logps, DIRECT_CHOSEN)) / sum(col(logps, DIRECT_CHOSEN, "n"))
+    assert float(
+        LOSSES.build({"class_path": "orpo", "init_args": {"beta": beta}})(logps).loss
+    ) == pytest.approx(nll - beta * mean(terms), rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["dpo", "ipo", "hinge", "simpo", *NEW_PAIRWISE])
+def test_rpo_alpha_adds_the_chosen_token_nll(name):
+    logps = random_logps(5, seed=7)
+    plain = LOSSES.build(name)(logps).loss
+    rpo = LOSSES.build({"class_path": name, "init_args": {"rpo_alpha": 0.5}})(logps)
+    nll = -sum(col(logps, DIRECT_CHOSEN)) / sum(col(logps, DIRECT_CHOSEN, "n"))
+    assert float(rpo.loss) == pytest.approx(float(plain) + 0.5 * nll, rel=1e-9)
+    assert float(rpo.metrics["loss/nll"]) == pytest.approx(nll, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name,args,message",
+    [
+        ("robust", {"beta": -1.0}, "robust: beta must be"),
+        ("robust", {"label_smoothing": 0.5}, "label_smoothing must be in [0, 0.5)"),
+        ("exo_pair", {"label_smoothing": 0.0}, "label_smoothing must be in (0, 0.5)"),
+        ("discopop", {"tau": 0.0}, "discopop: tau must be"),
+        ("sppo_hard", {"rpo_alpha": -0.1}, "sppo_hard: rpo_alpha must be"),
+        ("dpo", {"rpo_alpha": float("nan")}, "dpo: rpo_alpha must be"),
+        ("orpo", {"beta": 0.0}, "orpo: beta must be"),
+        ("cpo", {"cpo_alpha": -1.0}, "cpo: cpo_alpha must be"),
+    ],
+)
+def test_new_losses_reject_bad_hyper_parameters(name, args, message):
+    with pytest.raises(ValueError) as err:
+        LOSSES.build({"class_path": name, "init_args": args})
+    assert message in str(err.value)

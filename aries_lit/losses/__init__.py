@@ -1,4 +1,5 @@
-"""Loss objects: SFT, ARIES-SFT, DPO, IPO, hinge, SimPO, refine-MSE, BT_refine, ARIES, BT_ARIES,
+"""Loss objects: SFT, ARIES-SFT, DPO, IPO, hinge, SimPO, every other TRL DPO ``loss_type``, ORPO,
+CPO, refine-MSE, BT_refine, ARIES, BT_ARIES,
 and the Bradley-Terry reward-model loss.
 
 Every loss is registered in :data:`LOSSES` under a short name (``LOSSES.build("dpo")``) and
@@ -28,12 +29,41 @@ from aries_lit.losses.base import (
     split_view,
 )
 from aries_lit.losses.composite import ARIESLoss, BTARIESLoss
+from aries_lit.losses.pairwise_trl import (
+    AOTLoss,
+    AOTUnpairedLoss,
+    APODownLoss,
+    APOZeroLoss,
+    BCOPairLoss,
+    DiscoPOPLoss,
+    EXOPairLoss,
+    NCAPairLoss,
+    PairwiseLoss,
+    RobustDPOLoss,
+    SigmoidNormLoss,
+    SPPOHardLoss,
+)
 from aries_lit.losses.preference import DPOLoss, HingeLoss, IPOLoss, SimPOLoss
+from aries_lit.losses.reference_free import CPOLoss, ORPOLoss
 from aries_lit.losses.refine import BTRefineLoss, RefineMSELoss
 from aries_lit.losses.reward import BradleyTerryLoss, PairRewards, RewardLoss
 from aries_lit.losses.sft import ARIESSFT, SFT
 
 __all__ = [
+    "AOTLoss",
+    "AOTUnpairedLoss",
+    "APODownLoss",
+    "APOZeroLoss",
+    "BCOPairLoss",
+    "DiscoPOPLoss",
+    "EXOPairLoss",
+    "NCAPairLoss",
+    "PairwiseLoss",
+    "RobustDPOLoss",
+    "SPPOHardLoss",
+    "SigmoidNormLoss",
+    "CPOLoss",
+    "ORPOLoss",
     "ALL_VIEWS",
     "ARIESLoss",
     "ARIESSFT",

@@ -6,6 +6,9 @@ outputs are a scalar loss (the batch mean of the per-pair losses) and ``[B]`` me
 
 Notation: ``lr_w = log pi(y_w|x) - log pi_ref(y_w|x)`` and ``lr_l`` likewise (summed over the
 response tokens), ``|y|`` the response token count, ``sigma`` the logistic function.
+
+Every loss takes ``rpo_alpha`` (default 0): ``rpo_alpha * NLL(y_w|x)`` (per-token mean over the
+chosen completions, as TRL normalises it; :mod:`aries_lit.losses.rpo`) is added to the loss.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from aries_lit.losses.base import (
     detach_metrics,
     direct_reward_metrics,
 )
+from aries_lit.losses.rpo import add_rpo, check_rpo_alpha
 
 __all__ = [
     "DPOLoss",
@@ -93,12 +97,14 @@ class DPOLoss(PreferenceLoss):
     ``logps/direct/{chosen,rejected}``, each ``[B]``.
     """
 
-    def __init__(self, beta: float = 0.1, label_smoothing: float = 0.0) -> None:
+    def __init__(self, beta: float = 0.1, label_smoothing: float = 0.0, rpo_alpha: float = 0.0) -> None:
         check_beta("dpo", beta)
+        check_rpo_alpha("dpo", rpo_alpha)
         if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing < 0.5):
             raise ValueError(f"dpo: label_smoothing must be in [0, 0.5), got {label_smoothing!r}")
         self.beta = beta
         self.label_smoothing = label_smoothing
+        self.rpo_alpha = rpo_alpha
 
     def __call__(self, logps: ViewLogProbs) -> LossOutput:
         check_inputs(logps, self.views, True, "dpo")
@@ -109,7 +115,8 @@ class DPOLoss(PreferenceLoss):
         losses = -(1.0 - ls) * F.logsigmoid(margin)
         if ls > 0:
             losses = losses - ls * F.logsigmoid(-margin)
-        return LossOutput(losses.mean(), {**direct_reward_metrics(chosen, rejected), **_logps_metrics(logps)})
+        out = LossOutput(losses.mean(), {**direct_reward_metrics(chosen, rejected), **_logps_metrics(logps)})
+        return add_rpo(out, logps, self.rpo_alpha, "dpo")
 
 
 @LOSSES.register("ipo")
@@ -125,9 +132,11 @@ class IPOLoss(PreferenceLoss):
     summed log-ratios), each ``[B]``.
     """
 
-    def __init__(self, beta: float = 0.1) -> None:
+    def __init__(self, beta: float = 0.1, rpo_alpha: float = 0.0) -> None:
         check_beta("ipo", beta)
+        check_rpo_alpha("ipo", rpo_alpha)
         self.beta = beta
+        self.rpo_alpha = rpo_alpha
 
     def __call__(self, logps: ViewLogProbs) -> LossOutput:
         check_inputs(logps, self.views, True, "ipo")
@@ -138,7 +147,8 @@ class IPOLoss(PreferenceLoss):
         )
         losses = (h - 1.0 / (2.0 * self.beta)) ** 2
         metrics = direct_reward_metrics(self.beta * lr_w, self.beta * lr_l)
-        return LossOutput(losses.mean(), {**metrics, **_logps_metrics(logps)})
+        out = LossOutput(losses.mean(), {**metrics, **_logps_metrics(logps)})
+        return add_rpo(out, logps, self.rpo_alpha, "ipo")
 
 
 @LOSSES.register("hinge")
@@ -151,16 +161,19 @@ class HingeLoss(PreferenceLoss):
     loss ``[]``; metrics as :class:`DPOLoss`, each ``[B]``.
     """
 
-    def __init__(self, beta: float = 0.1) -> None:
+    def __init__(self, beta: float = 0.1, rpo_alpha: float = 0.0) -> None:
         check_beta("hinge", beta)
+        check_rpo_alpha("hinge", rpo_alpha)
         self.beta = beta
+        self.rpo_alpha = rpo_alpha
 
     def __call__(self, logps: ViewLogProbs) -> LossOutput:
         check_inputs(logps, self.views, True, "hinge")
         chosen = self.beta * logps.log_ratio(DIRECT_CHOSEN)
         rejected = self.beta * logps.log_ratio(DIRECT_REJECTED)
         losses = torch.relu(1.0 - (chosen - rejected))
-        return LossOutput(losses.mean(), {**direct_reward_metrics(chosen, rejected), **_logps_metrics(logps)})
+        out = LossOutput(losses.mean(), {**direct_reward_metrics(chosen, rejected), **_logps_metrics(logps)})
+        return add_rpo(out, logps, self.rpo_alpha, "hinge")
 
 
 @LOSSES.register("simpo")
@@ -178,14 +191,16 @@ class SimPOLoss(PreferenceLoss):
 
     needs_reference = False
 
-    def __init__(self, beta: float = 2.0, gamma: float = 0.5) -> None:
+    def __init__(self, beta: float = 2.0, gamma: float = 0.5, rpo_alpha: float = 0.0) -> None:
         check_beta("simpo", beta)
+        check_rpo_alpha("simpo", rpo_alpha)
         if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
             raise ValueError(
                 f"simpo: gamma (the target reward margin) must be a finite number >= 0, got {gamma!r}"
             )
         self.beta = beta
         self.gamma = gamma
+        self.rpo_alpha = rpo_alpha
 
     def __call__(self, logps: ViewLogProbs) -> LossOutput:
         check_inputs(logps, self.views, False, "simpo")
@@ -194,4 +209,5 @@ class SimPOLoss(PreferenceLoss):
             self.beta * logps.policy[DIRECT_REJECTED] / response_lengths(logps, DIRECT_REJECTED, "simpo")
         )
         losses = -F.logsigmoid(chosen - rejected - self.gamma)
-        return LossOutput(losses.mean(), {**direct_reward_metrics(chosen, rejected), **_logps_metrics(logps)})
+        out = LossOutput(losses.mean(), {**direct_reward_metrics(chosen, rejected), **_logps_metrics(logps)})
+        return add_rpo(out, logps, self.rpo_alpha, "simpo")

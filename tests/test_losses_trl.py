@@ -1,0 +1,198 @@
+"""Every loss that TRL 1.16 has, computed by TRL's own code and by ours on the same log-probs.
+
+The DPO loss types run TRL's ``DPOTrainer._compute_loss`` on a stand-in trainer (the config fields
+it reads) and a stand-in model whose fused-head output carries given per-token log-probs; the
+reference log-probs go in as precomputed (``ref_chosen_logps``/``ref_rejected_logps``). ORPO and CPO
+call ``ORPOTrainer.odds_ratio_loss`` and ``CPOTrainer.cpo_loss`` (``trl.experimental``); their NLL
+term TRL computes from logits, so it is compared separately (ours against the per-token mean).
+TRL 1.16's ``bco_pair`` keeps no running mean, so there is no state to compare.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from aries_lit.losses import DIRECT_CHOSEN, DIRECT_REJECTED, LOSSES, SFT, ViewLogProbs
+
+trl = pytest.importorskip("trl", reason="the TRL agreement tests need trl (pip install trl==1.16.0)")
+from trl.trainer.dpo_trainer import DPOTrainer  # noqa: E402
+
+TOL = dict(rel=1e-6, abs=1e-6)
+B, T = 6, 12
+
+
+def build(spec: dict):
+    """Our loss from ``{"name": short_name, **init_args}``."""
+    spec = dict(spec)
+    return LOSSES.build({"class_path": spec.pop("name"), "init_args": spec})
+
+
+def make_batch(seed: int, scale: float = 1.0) -> dict:
+    """Per-token policy log-probs ``[2B, T-1]`` (chosen rows first), masks and reference sums."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, T - 3, (2 * B,), generator=g)
+    completion_mask = torch.zeros(2 * B, T, dtype=torch.long)
+    for i, n in enumerate(lengths.tolist()):
+        start = int(torch.randint(1, T - n + 1, (1,), generator=g))  # position 0 is always prompt
+        completion_mask[i, start : start + n] = 1
+    shift = completion_mask[:, 1:].to(torch.float64)
+    per_token = -torch.rand(2 * B, T - 1, generator=g, dtype=torch.float64) * 2 * scale * shift
+    ref = per_token.sum(1) + torch.randn(2 * B, generator=g, dtype=torch.float64) * scale
+    return {"per_token": per_token, "completion_mask": completion_mask, "ref": ref}
+
+
+def ours_inputs(batch: dict) -> ViewLogProbs:
+    sums = batch["per_token"].sum(1)
+    n = batch["completion_mask"][:, 1:].sum(1)
+    return ViewLogProbs(
+        policy={DIRECT_CHOSEN: sums[:B], DIRECT_REJECTED: sums[B:]},
+        reference={DIRECT_CHOSEN: batch["ref"][:B], DIRECT_REJECTED: batch["ref"][B:]},
+        num_tokens={DIRECT_CHOSEN: n[:B], DIRECT_REJECTED: n[B:]},
+    )
+
+
+def trl_loss(batch: dict, loss_types: list[str], weights: list[float] | None = None, **cfg) -> float:
+    """TRL 1.16's DPO loss of ``batch``: ``DPOTrainer._compute_loss`` on stand-in trainer and model."""
+    per_token = batch["per_token"]
+    outputs = SimpleNamespace(
+        log_probs=per_token,
+        entropy=torch.zeros_like(per_token),
+        mean_logits=torch.zeros_like(per_token),
+        is_top1=torch.zeros_like(per_token, dtype=torch.bool),
+        aux_loss=None,
+    )
+    ident = lambda x: x  # noqa: E731 - single-process gather
+    trainer = SimpleNamespace(
+        model=SimpleNamespace(training=True),
+        accelerator=SimpleNamespace(device=torch.device("cpu"), gather_for_metrics=ident, gather=ident),
+        aux_loss_enabled=False,
+        ld_alpha=None,
+        precompute_ref_logps=True,
+        f_divergence_type="reverse_kl",
+        f_alpha_divergence_coef=0.5,
+        loss_types=loss_types,
+        loss_weights=weights or [1.0] * len(loss_types),
+        beta=cfg.get("beta", 0.1),
+        label_smoothing=cfg.get("label_smoothing", 0.0),
+        use_weighting=False,
+        args=SimpleNamespace(discopop_tau=cfg.get("discopop_tau", 0.05), gradient_checkpointing_kwargs=None),
+        _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
+        _total_train_tokens=0,
+        _tp_size=1,
+    )
+    cm = batch["completion_mask"]
+    inputs = {
+        "input_ids": torch.zeros_like(cm),
+        "attention_mask": torch.ones_like(cm),
+        "completion_mask": cm,
+        "ref_chosen_logps": batch["ref"][:B],
+        "ref_rejected_logps": batch["ref"][B:],
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss = DPOTrainer._compute_loss(trainer, lambda **kw: outputs, inputs, return_outputs=False)
+    return float(loss)
+
+
+# (TRL loss_type, TRL config fields, our registry spec)
+DPO_CASES = [
+    ("sigmoid", {"beta": 0.1}, {"name": "dpo", "beta": 0.1}),
+    ("hinge", {"beta": 0.3}, {"name": "hinge", "beta": 0.3}),
+    ("ipo", {"beta": 0.2}, {"name": "ipo", "beta": 0.2}),
+    ("exo_pair", {"beta": 0.1, "label_smoothing": 1e-3}, {"name": "exo_pair", "beta": 0.1}),
+    ("nca_pair", {"beta": 0.1}, {"name": "nca_pair", "beta": 0.1}),
+    ("robust", {"beta": 0.1, "label_smoothing": 0.2}, {"name": "robust", "label_smoothing": 0.2}),
+    ("bco_pair", {"beta": 0.2}, {"name": "bco_pair", "beta": 0.2}),
+    ("sppo_hard", {"beta": 0.5}, {"name": "sppo_hard", "beta": 0.5}),
+    ("aot", {"beta": 0.1, "label_smoothing": 0.1}, {"name": "aot", "label_smoothing": 0.1}),
+    ("aot_unpaired", {"beta": 0.1, "label_smoothing": 0.1}, {"name": "aot_unpaired", "label_smoothing": 0.1}),
+    ("apo_zero", {"beta": 0.1}, {"name": "apo_zero", "beta": 0.1}),
+    ("apo_down", {"beta": 0.1}, {"name": "apo_down", "beta": 0.1}),
+    ("discopop", {"beta": 0.1, "discopop_tau": 0.05}, {"name": "discopop", "beta": 0.1, "tau": 0.05}),
+    ("sigmoid_norm", {"beta": 0.5}, {"name": "sigmoid_norm", "beta": 0.5}),
+]
+
+
+def test_the_cases_cover_every_trl_loss_type():
+    """Every ``loss_type`` TRL 1.16 accepts is compared here (``sft`` below), none missed."""
+    import inspect
+
+    source = inspect.getsource(DPOTrainer._compute_loss)
+    trl_types = set(__import__("re").findall(r'loss_type == "(\w+)"', source))
+    assert trl_types == {c[0] for c in DPO_CASES} | {"sft"}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("loss_type,cfg,spec", DPO_CASES, ids=[c[0] for c in DPO_CASES])
+def test_dpo_loss_types_agree_with_trl(loss_type, cfg, spec, seed):
+    batch = make_batch(seed, scale=3.0)
+    ours = float(build(spec)(ours_inputs(batch)).loss)
+    assert ours == pytest.approx(trl_loss(batch, [loss_type], **cfg), **TOL)
+
+
+def test_trl_sft_loss_type_is_our_token_mean_sft():
+    batch = make_batch(3)
+    assert float(SFT()(ours_inputs(batch)).loss) == pytest.approx(trl_loss(batch, ["sft"]), **TOL)
+
+
+@pytest.mark.parametrize(
+    "name,loss_type", [("dpo", "sigmoid"), ("ipo", "ipo"), ("robust", "robust"), ("apo_zero", "apo_zero")]
+)
+def test_rpo_alpha_is_trls_sft_term(name, loss_type):
+    """``rpo_alpha`` = TRL's ``loss_type=[<loss>, "sft"], loss_weights=[1, rpo_alpha]`` (RPO)."""
+    batch = make_batch(4, scale=2.0)
+    extra = {"label_smoothing": 0.1} if name == "robust" else {}
+    ours = build({"name": name, "beta": 0.2, "rpo_alpha": 0.7, **extra})(ours_inputs(batch))
+    plain = build({"name": name, "beta": 0.2, **extra})(ours_inputs(batch))
+    expected = trl_loss(batch, [loss_type, "sft"], [1.0, 0.7], beta=0.2, **extra)
+    assert float(ours.loss) == pytest.approx(expected, **TOL)
+    assert float(ours.loss) != pytest.approx(float(plain.loss), **TOL)
+
+
+def _stand_in(**fields) -> SimpleNamespace:
+    return SimpleNamespace(accelerator=SimpleNamespace(device=torch.device("cpu")), **fields)
+
+
+def test_orpo_agrees_with_trl_odds_ratio_loss():
+    orpo = pytest.importorskip("trl.experimental.orpo.orpo_trainer", reason="TRL's ORPO trainer is needed")
+    batch = make_batch(5)
+    logps = ours_inputs(batch)
+    out = build({"name": "orpo", "beta": 0.25})(logps)
+    avg_w = logps.policy[DIRECT_CHOSEN] / logps.num_tokens[DIRECT_CHOSEN]
+    avg_l = logps.policy[DIRECT_REJECTED] / logps.num_tokens[DIRECT_REJECTED]
+    losses, *_ = orpo.ORPOTrainer.odds_ratio_loss(_stand_in(beta=0.25), avg_w, avg_l)
+    nll = -logps.policy[DIRECT_CHOSEN].sum() / logps.num_tokens[DIRECT_CHOSEN].sum()
+    assert float(out.metrics["loss/nll"]) == pytest.approx(float(nll), **TOL)
+    assert float(out.loss) == pytest.approx(float(nll - losses.mean()), **TOL)
+
+
+@pytest.mark.parametrize("ls", [0.0, 0.1])
+def test_cpo_agrees_with_trl_cpo_loss(ls):
+    cpo = pytest.importorskip("trl.experimental.cpo.cpo_trainer", reason="TRL's CPO trainer is needed")
+    batch = make_batch(6, scale=0.3)
+    logps = ours_inputs(batch)
+    fields = dict(alpha=0.0, beta=0.2, loss_type="sigmoid", label_smoothing=ls, simpo_gamma=0.5)
+    losses, *_ = cpo.CPOTrainer.cpo_loss(
+        _stand_in(**fields), logps.policy[DIRECT_CHOSEN], logps.policy[DIRECT_REJECTED]
+    )
+    ours = build({"name": "cpo", "beta": 0.2, "cpo_alpha": 0.0, "label_smoothing": ls})(logps)
+    assert float(ours.loss) == pytest.approx(float(losses.mean()), **TOL)
+    with_nll = build({"name": "cpo", "beta": 0.2, "cpo_alpha": 1.5, "label_smoothing": ls})(logps)
+    nll = -logps.policy[DIRECT_CHOSEN].sum() / logps.num_tokens[DIRECT_CHOSEN].sum()
+    assert float(with_nll.loss) == pytest.approx(float(losses.mean() + 1.5 * nll), **TOL)
+
+
+def test_simpo_agrees_with_trl_cpo_simpo_loss():
+    cpo = pytest.importorskip("trl.experimental.cpo.cpo_trainer", reason="TRL's CPO trainer is needed")
+    logps = ours_inputs(make_batch(8))
+    avg_w = logps.policy[DIRECT_CHOSEN] / logps.num_tokens[DIRECT_CHOSEN]
+    avg_l = logps.policy[DIRECT_REJECTED] / logps.num_tokens[DIRECT_REJECTED]
+    fields = dict(alpha=0.0, beta=2.0, loss_type="simpo", label_smoothing=0.0, simpo_gamma=0.5)
+    losses, *_ = cpo.CPOTrainer.cpo_loss(_stand_in(**fields), avg_w, avg_l)
+    ours = build({"name": "simpo", "beta": 2.0, "gamma": 0.5})(logps)
+    assert float(ours.loss) == pytest.approx(float(losses.mean()), **TOL)
