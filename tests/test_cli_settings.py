@@ -64,7 +64,10 @@ def test_a_short_registry_name_in_class_path_is_the_loss(tmp_path, capsys):
 def test_unknown_loss_name_lists_the_known_ones(tmp_path, capsys):
     path = _fit_config(tmp_path, class_path="ariez")
     (line,) = _error(["fit", "--config", str(path)], capsys)
-    assert f"{path}: model.init_args.loss.class_path: unknown loss 'ariez'; known: aries," in line
+    assert f"{path}: model.init_args.loss.class_path: unknown loss 'ariez'; known: " in line
+    known = line.split("known: ", 1)[1].split(", or a dotted class path")[0].split(", ")
+    assert {"aries", "dpo", "bt_aries", "ipo", "orpo"} <= set(known)
+    assert known == sorted(known)
 
 
 def test_unknown_key_names_the_config_and_key(tmp_path, capsys):
