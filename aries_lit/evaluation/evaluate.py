@@ -18,6 +18,12 @@ Task kinds, inferred from the prompt records (or set with ``kind``):
   AlpacaEval ``model_outputs.json`` files are written for Direct and SR; with a ``judge``
   (a reward model) both answers are scored, giving the win rate and the length-controlled
   win rate (:mod:`aries_lit.evaluation.winrate`) at every turn. Default temperature 0.9.
+- ``ifeval``: records have IFEval's ``instruction_id_list`` and ``kwargs`` (the ``ifeval`` and
+  ``instruction_following`` prompt sources). Every turn is checked by IFEval's checkers: prompt- and
+  instruction-level accuracy, strict and loose, per instruction type, flips and truncations
+  (:mod:`aries_lit.evaluation.ifeval`); each turn's answers are written in IFEval's response format.
+  Default temperature 0 (greedy). With ``generator: {class_path: oracle_feedback}`` the refinements
+  are told which instructions fail: an oracle, reported as such, never SR.
 - ``open``: neither; scored by the ``reward_model`` when one is configured. Default temperature 0.9.
 
 ``arena_hard`` tasks also write Arena-Hard's ``model_answer`` files (pairwise with a ``baseline``
@@ -43,6 +49,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from aries_lit.evaluation.ifeval import IFEVAL_KIND, ifeval_metrics, ifeval_records, write_responses
 from aries_lit.evaluation.metrics import build_records, gather, local_metrics, reward_metrics, winrate_metrics
 from aries_lit.evaluation.plan import EvaluationPlan, make_plan
 from aries_lit.evaluation.score_cache import rm_config, score_pairs
@@ -297,6 +304,10 @@ def _read_records(plan: EvaluationPlan, checker: str) -> Records:
                     f"{gen_dir}: {len(prompts) - len(groups)} prompts lack "
                     f"some of their {plan.num_turns} candidates after generation"
                 )
+            if plan.kinds[task.label] == IFEVAL_KIND:
+                template = plan.generators[task.label].get("template")
+                records[(name, task.label)] = ifeval_records(groups, template, source=f"task '{task.label}'")
+                continue
             records[(name, task.label)] = build_records(groups, plan.kinds[task.label], checker)
             if suite_of(task.source) == "arena_hard":  # what Arena-Hard's answer files need
                 for record, prompt in zip(records[(name, task.label)], prompts):
@@ -363,13 +374,19 @@ def _results(
         task_results = {}
         for task in plan.tasks:
             recs = records[(name, task.label)]
+            all_recs = gather(recs, plan.world)
             if plan.kinds[task.label] == MT_BENCH_KIND:
                 metrics = mt_bench_metrics(recs, confidence)
+            elif plan.kinds[task.label] == IFEVAL_KIND:  # on all records: the same on every rank
+                metrics = ifeval_metrics(all_recs, plan.num_turns, confidence, ci)
+                if plan.rank == 0:
+                    metrics["responses"] = write_responses(
+                        plan.out / name / task.label, all_recs, plan.num_turns
+                    )
             else:
                 metrics = local_metrics(recs, plan.kinds[task.label], plan.num_turns, confidence, ci)
             if plan.wants_rm(task):
                 metrics["reward"] = reward_metrics(recs, plan.num_turns, confidence)
-            all_recs = gather(recs, plan.world)
             if plan.judged(task):
                 metrics["win_rate"] = winrate_metrics(all_recs, plan.num_turns, lc_options, confidence)
                 metrics["judge"] = str(rm_config(plan.judge)["model"])

@@ -61,7 +61,9 @@ class EvaluationPlan:
             self.reward_model is not None
             and self.kinds[task.label] != MT_BENCH_KIND
             and (
-                task.reward_model if task.reward_model is not None else self.kinds[task.label] != "verifiable"
+                task.reward_model
+                if task.reward_model is not None
+                else self.kinds[task.label] not in ("verifiable", "ifeval")
             )
         )
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from aries_lit.evaluation.ifeval import ifeval_markdown
 from aries_lit.io import write_json_atomic
 
 __all__ = [
@@ -208,8 +209,15 @@ def markdown_summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> s
     ]
     for task in config.get("tasks", []):
         kind, label = task["kind"], task["label"]
+        gen = config.get("generators", {}).get(label, {})
         if kind == "verifiable":
             what = f"accuracy % with {conf}% {config.get('ci', 'wilson')} interval; Δ = SR - Direct (points)"
+        elif kind == "ifeval":
+            oracle = gen.get("name") == "oracle_feedback"
+            what = (
+                f"IFEval prompt-level strict accuracy % with {conf}% interval; Δ = last turn - Direct"
+                + ("; refinements get **oracle feedback** (the checkers' verdicts): not SR" if oracle else "")
+            )
         elif kind == "pairwise":
             versus = "the baseline's answers" if task.get("suite") == "arena_hard" else "the reference"
             what = (
@@ -226,7 +234,6 @@ def markdown_summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> s
             what = (
                 "mean reward-model score ±1 standard error" if config.get("reward_model") else "answer length"
             )
-        gen = config.get("generators", {}).get(label, {})
         lines.append(
             f"- **{label}** ({kind}, {task['num_prompts']} prompts, {gen.get('name')}, "
             f"temperature {gen.get('temperature')}, max_new_tokens {gen.get('max_new_tokens')}): {what}."
@@ -254,6 +261,7 @@ def markdown_summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> s
         for label, task in res["tasks"].items():
             for metric, values in _curve_values(task["metrics"]):
                 curve_rows.append([name, label, metric, *values])
+    lines += ifeval_markdown(results, float(config.get("confidence", 0.95)))
     if curve_rows:
         turns = max(len(r) - 3 for r in curve_rows)
         lines += ["", "### Refinement curves (turn 0 = Direct)", ""]

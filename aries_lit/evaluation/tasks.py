@@ -2,7 +2,7 @@
 generator config.
 
 A task is a prompt source of the ``prompt_sources`` registry plus the evaluation keys of
-:data:`TASK_KEYS`; its kind (``verifiable``, ``pairwise``, ``open``) is inferred from its prompt
+:data:`TASK_KEYS`; its kind (``verifiable``, ``ifeval``, ``pairwise``, ``open``) is inferred from its prompt
 records unless set (see :mod:`aries_lit.evaluation.evaluate`).
 """
 
@@ -22,8 +22,8 @@ __all__ = ["DEFAULT_TASKS", "KINDS", "TASK_KEYS", "Task", "checkpoint_names", "g
 DEFAULT_TASKS: list[dict[str, Any]] = [{"class_path": "gsm8k", "init_args": {"limit": 200}}]
 #: Task keys that configure the evaluation; every other key goes to the prompt source.
 TASK_KEYS = ("label", "kind", "temperature", "max_new_tokens", "generator", "reward_model", "model_name")
-KINDS = ("verifiable", "pairwise", "open")
-DEFAULT_TEMPERATURE = {"verifiable": 0.0, "pairwise": 0.9, "open": 0.9, "mt_bench": 0.7}
+KINDS = ("verifiable", "ifeval", "pairwise", "open")
+DEFAULT_TEMPERATURE = {"verifiable": 0.0, "ifeval": 0.0, "pairwise": 0.9, "open": 0.9, "mt_bench": 0.7}
 
 
 def _safe(name: str) -> str:
@@ -56,9 +56,13 @@ class Task:
                 raise ValueError(f"task '{self.label}': unknown kind '{self.kind}' (use {', '.join(KINDS)})")
             if self.kind == "verifiable":
                 _require(self, "answer")
+            elif self.kind == "ifeval":
+                _require(self, "instruction_id_list")
             elif self.kind == "pairwise":
                 _require(self, "reference_output")
             return self.kind
+        if self.prompts and all(p.get("instruction_id_list") for p in self.prompts):
+            return "ifeval"
         if self.prompts and all(p.get("answer") is not None for p in self.prompts):
             return "verifiable"
         if self.prompts and all(p.get("reference_output") is not None for p in self.prompts):
