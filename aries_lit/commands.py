@@ -40,6 +40,7 @@ def _smollm2_to(out: str) -> Path:
 
 
 from aries_lit.evaluation.evaluate import evaluate  # noqa: E402
+from aries_lit.evaluation.ifeval_files import score_ifeval  # noqa: E402
 from aries_lit.pipeline.collect import generate, select  # noqa: E402
 from aries_lit.pipeline.iterate import iterate  # noqa: E402
 from aries_lit.pipeline.study import study  # noqa: E402
@@ -50,5 +51,6 @@ COMMANDS = {
     "select": select,
     "iterate": iterate,
     "evaluate": evaluate,
+    "score-ifeval": score_ifeval,
     "study": study,
 }

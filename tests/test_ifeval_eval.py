@@ -41,9 +41,20 @@ def _group(i, instruction_ids, kwargs, texts, finish=None):
 
 HAND_MADE = [
     # no commas + all lowercase: turn 0 breaks both, turn 1 fixes both
-    _group(0, ["punctuation:no_comma", "change_case:english_lowercase"], [{}, {}], ["Hi, this is a short answer in English", "hi this is a short answer in english"]),
+    _group(
+        0,
+        ["punctuation:no_comma", "change_case:english_lowercase"],
+        [{}, {}],
+        ["Hi, this is a short answer in English", "hi this is a short answer in english"],
+    ),
     # all lowercase: turn 0 follows, turn 1 breaks it (and hits the token limit)
-    _group(1, ["change_case:english_lowercase"], [{}], ["this answer is written in plain english", "THIS ANSWER IS NOT IN LOWER CASE"], finish={1: "length"}),
+    _group(
+        1,
+        ["change_case:english_lowercase"],
+        [{}],
+        ["this answer is written in plain english", "THIS ANSWER IS NOT IN LOWER CASE"],
+        finish={1: "length"},
+    ),
     # no commas: followed at both turns, same text
     _group(2, ["punctuation:no_comma"], [{}], ["a b", "a b"]),
     # an empty answer follows nothing
@@ -90,7 +101,8 @@ def test_ratio_summary_is_the_cluster_robust_ratio_estimator():
 
 
 def test_refinement_text_is_read_through_its_template():
-    group = _group(0, ["punctuation:no_comma"], [{}], ["a, b", "ANALYSIS: it has a comma, fix it\nRESPONSE: a b"])
+    texts = ["a, b", "ANALYSIS: it has a comma, fix it\nRESPONSE: a b"]
+    group = _group(0, ["punctuation:no_comma"], [{}], texts)
     (record,) = ifeval_records([group], template="analysis")
     assert record["turns"][1]["text"] == "a b" and record["turns"][1]["strict"] == [True]
 
@@ -237,10 +249,10 @@ def test_ifeval_kind_needs_instructions(tiny_model_dir, tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps({"id": "a", "prompt": "hi"}) + "\n")
     with pytest.raises(ValueError, match="has no 'instruction_id_list' field"):
+        task = {"class_path": "file", "init_args": {"path": str(path)}, "kind": "ifeval"}
         evaluate_checkpoints(
-            [str(tiny_model_dir)], tasks=[{"class_path": "file", "init_args": {"path": str(path)}, "kind": "ifeval"}],
-            out_dir=str(tmp_path / "o"), plots=False, progress=False,
-        )  # fmt: skip
+            [str(tiny_model_dir)], tasks=[task], out_dir=str(tmp_path / "o"), plots=False, progress=False
+        )
 
 
 def test_a_bad_instruction_in_a_prompt_file_is_one_line(tiny_model_dir, tmp_path, capsys):
