@@ -298,7 +298,7 @@ def backend_spec(backend: str) -> dict[str, Any] | str:
     return {"class_path": "transformers", "init_args": {"dtype": "float32", "batch_size": 16}}
 
 
-def run_ours(cfg: dict[str, Any]) -> dict[str, Any]:
+def run_ours(cfg: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from aries_lit.configs import set_dotted
@@ -312,7 +312,7 @@ def run_ours(cfg: dict[str, Any]) -> dict[str, Any]:
     s = cfg["settings"]
     train_spec, held_spec = cfg["train_spec"], cfg["held_spec"]
     is_aries = loop == "aries"
-    out: dict[str, Any] = {"side": "ours", "loop": loop, "backend": cfg["backend"], "phases": {}}
+    out.update({"side": "ours", "loop": loop, "backend": cfg["backend"], "phases": {}})
     items = load_prompts(train_spec)
     out["prompts"], out["prompts_digest"] = len(items), prompts_digest(items)
     gen_init = {
@@ -378,8 +378,9 @@ def run_ours(cfg: dict[str, Any]) -> dict[str, Any]:
             "enable_progress_bar": False,
             "num_sanity_val_steps": 0,
             "logger": False,
-            "enable_checkpointing": False,
         },
+        # no resume checkpoints (TRL side: save_strategy="no"); the HF export is still written
+        "checkpoint": {"save_last": False, "save_top_k": 0, "every_n_train_steps": 0},
         "seed_everything": s["seed"],
         "model": {
             "class_path": "aries_lit.modules.PreferenceModule",
@@ -485,8 +486,18 @@ def run_ours(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def trl_vllm_kwargs(s: dict[str, Any]) -> dict[str, Any]:
-    """``vllm.LLM`` arguments of the baseline: vLLM's defaults but the dtype, context length and seed."""
-    return {"dtype": s["vllm_dtype"], "max_model_len": s["max_model_len"], "seed": s["seed"]}
+    """``vllm.LLM`` arguments of the baseline: vLLM's defaults but the dtype, context length and seed,
+    and ``gpu_memory_utilization``: on CPU it is the fraction of the NUMA node's RAM vLLM reserves,
+    and its default 0.92 refuses to start beside anything else (vLLM's own error tells the user to
+    lower it, e.g. to 0.5); 0.3 holds the weights and a KV cache far larger than this workload's.
+    ``--trl-vllm-kwargs`` (JSON) overrides or adds arguments."""
+    return {
+        "dtype": s["vllm_dtype"],
+        "max_model_len": s["max_model_len"],
+        "seed": s["seed"],
+        "gpu_memory_utilization": 0.3,
+        **s.get("trl_vllm_overrides", {}),
+    }
 
 
 def trl_dpo_settings(s: dict[str, Any], out_dir: str) -> dict[str, Any]:
@@ -518,7 +529,7 @@ def _shutdown(llm: Any) -> None:
     gc.collect()
 
 
-def run_trl(cfg: dict[str, Any]) -> dict[str, Any]:
+def run_trl(cfg: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -531,7 +542,7 @@ def run_trl(cfg: dict[str, Any]) -> dict[str, Any]:
     work_dir, model = Path(cfg["work_dir"]), cfg["model"]
     s = cfg["settings"]
     score = make_scorer(cfg["task"])
-    out: dict[str, Any] = {"side": "trl", "loop": "iterative_dpo", "backend": "vllm", "phases": {}}
+    out.update({"side": "trl", "loop": "iterative_dpo", "backend": "vllm", "phases": {}})
     items = load_prompts(cfg["train_spec"])
     held = load_prompts(cfg["held_spec"])
     out["prompts"], out["prompts_digest"] = len(items), prompts_digest(items)
@@ -692,12 +703,21 @@ def run_trl(cfg: dict[str, Any]) -> dict[str, Any]:
 def child_main(spec_path: str) -> int:
     cfg = json.loads(Path(spec_path).read_text())
     t0 = time.perf_counter()
-    result = run_trl(cfg) if cfg["side"] == "trl" else run_ours(cfg)
+    result: dict[str, Any] = {"phases": {}}
+    code = 0
+    try:
+        (run_trl if cfg["side"] == "trl" else run_ours)(cfg, result)
+    except Exception as err:  # noqa: BLE001 - recorded in the log with what was measured before it
+        import traceback
+
+        result["error"] = f"{type(err).__name__}: {err}"[:2000]
+        result["traceback_tail"] = traceback.format_exc()[-3000:]
+        code = 1
     result["seconds_total"] = round(time.perf_counter() - t0, 2)
     result["phase_seconds_sum"] = round(sum(p["seconds"] for p in result["phases"].values()), 2)
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     Path(cfg["result"]).write_text(json.dumps(result, indent=2, default=str))
-    return 0
+    return code
 
 
 def vllm_importable() -> bool:
@@ -713,7 +733,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "--prompts", type=int, default=None, help="train prompts (default 800: ~200 pairs; --tiny 12)"
+        "--prompts", type=int, default=None, help="train prompts (default 1000: ~200 pairs; --tiny 12)"
     )
     p.add_argument("--eval-prompts", type=int, default=None, help="held-out prompts (default 200; --tiny 8)")
     p.add_argument("--side", choices=("ours", "trl", "both"), default="both")
@@ -735,6 +755,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--tiny", action="store_true", help="a seconds-to-minutes smoke run: few prompts and tokens"
     )
     p.add_argument("--no-probe", action="store_true", help="skip the matmul probe")
+    p.add_argument(
+        "--trl-vllm-kwargs", default="{}", help="JSON: more vllm.LLM arguments for the trl side's engines"
+    )
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -750,7 +773,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = dict(COMMON)
     settings["max_new_tokens"] = args.max_new_tokens or (48 if args.tiny else COMMON["max_new_tokens"])
-    prompts = args.prompts or (12 if args.tiny else 800)
+    settings["trl_vllm_overrides"] = json.loads(args.trl_vllm_kwargs)
+    prompts = args.prompts or (12 if args.tiny else 1000)
     eval_prompts = args.eval_prompts or (8 if args.tiny else 200)
     train_spec, held_spec = task_specs(args.task, prompts, eval_prompts)
     backend = args.backend
