@@ -86,12 +86,14 @@ ARIES_LOSS = {
 DPO_LOSS = {"class_path": "aries_lit.losses.DPOLoss", "init_args": {"beta": 0.1}}
 
 
-def task_specs(task: str, prompts: int, eval_prompts: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def task_specs(
+    task: str, prompts: int, eval_prompts: int, max_operand: int = 49
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(train prompt source, held-out prompt source) for ``task``."""
     if task == "arithmetic":
         # sums/differences of two numbers 0-49: 5,000 expressions, so ~2,000 distinct train ones
         # (the study's 0-19 has ~320, too few for ~200 pairs); test never shares an expression
-        base = {"num_terms": 2, "max_operand": 49, "ops": "+-", "test_fraction": 0.4, "unique": True}
+        base = {"num_terms": 2, "max_operand": max_operand, "ops": "+-", "test_fraction": 0.4, "unique": True}
         train = {
             "class_path": "arithmetic",
             "init_args": {**base, "split": "train", "count": prompts, "seed": 103},
@@ -102,8 +104,8 @@ def task_specs(task: str, prompts: int, eval_prompts: int) -> tuple[dict[str, An
         }
         return train, held
     if task == "instruction_following":
-        train = {"class_path": "instruction_following", "init_args": {"split": "train", "limit": prompts}}
-        held = {"class_path": "instruction_following", "init_args": {"split": "test", "limit": eval_prompts}}
+        train = {"class_path": "instruction_following", "init_args": {"split": "train", "count": prompts}}
+        held = {"class_path": "instruction_following", "init_args": {"split": "test", "count": eval_prompts}}
         return train, held
     raise ValueError(f"unknown task {task!r}")
 
@@ -746,6 +748,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="ours: generation backend (auto: vllm when importable)",
     )
     p.add_argument("--max-new-tokens", type=int, default=None, help="default 96 (--tiny 48)")
+    p.add_argument(
+        "--max-operand", type=int, default=49, help="arithmetic: operands 0..N (default 49; 9 is easier)"
+    )
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     p.add_argument(
         "--out", default=None, help="results JSON (default benchmarks/results/loop_iteration-<date>.json)"
@@ -776,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
     settings["trl_vllm_overrides"] = json.loads(args.trl_vllm_kwargs)
     prompts = args.prompts or (12 if args.tiny else 1000)
     eval_prompts = args.eval_prompts or (8 if args.tiny else 200)
-    train_spec, held_spec = task_specs(args.task, prompts, eval_prompts)
+    train_spec, held_spec = task_specs(args.task, prompts, eval_prompts, args.max_operand)
     backend = args.backend
     if backend == "auto":
         backend = "vllm" if vllm_importable() else "transformers"

@@ -45,6 +45,10 @@ def test_loop_benchmark_tiny_ours(tmp_path: Path) -> None:
         "--backend",
         "transformers",
         "--no-probe",
+        "--max-operand",  # 1-digit sums: SmolLM2 gets ~44% right, so 12 prompts give pairs
+        "9",
+        "--eval-prompts",
+        "4",
         "--out",
         str(out),
         "--work-dir",
