@@ -7,13 +7,14 @@ in one line (:func:`main`)."""
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import sys
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from aries_lit.errors import UsageError  # the one error cli.py raises itself (kept importable here)
 
 LIGHTNING_COMMANDS = ("fit", "validate")
 
@@ -131,27 +132,44 @@ USAGE = (
 )
 
 
-class UsageError(ValueError):
-    """A bad command line or config setting, already shortened to one line."""
+def one_line_errors() -> tuple[tuple[type[BaseException], Callable[[Any], str | None], bool], ...]:
+    """The errors ``aries-lit`` reports in one line, by class, first match first: ``(class, its
+    line (``None``: not a user error after all, re-raised), whether the line names its file)``.
+    A :class:`~aries_lit.errors.UserError` says itself whether it names its file
+    (``names_file``); the others take the table's value. A line that does not name its file gets
+    the ``--config`` files in front of it (those it does not mention already)."""
+    from argparse import ArgumentError
+
+    from aries_lit.disk import disk_full_message
+    from aries_lit.errors import UserError
+    from aries_lit.parse_errors import condense
+
+    def condensed(err: BaseException) -> str:
+        return condense(str(err))
+
+    return (
+        (FileNotFoundError, str, True),
+        (OSError, disk_full_message, True),  # a full disk (checked before a step, or ENOSPC mid-write)
+        (ArgumentError, condensed, False),  # the config parser's
+        (ValueError, condensed, False),  # bad input (DataValidationError, SettingsError are ones)
+        (UserError, str, False),  # RegistryError, EngineError, StageError, FolderInUseError
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point; user errors (bad data or settings, unknown names, missing files) print one
-    clear line. aries_lit reports bad input as ``ValueError`` (``DataValidationError`` is one)
-    with the file, record and field or the setting in its message; the config parser's long
-    explanations are shortened to the key and the cause (:func:`aries_lit.parse_errors.condense`)
-    and name the config file. A generation engine that fails (``EngineError``, e.g. vLLM dying)
-    is one line too: it names the engine's log file.
+    clear line, chosen by the error's class (:func:`one_line_errors`), never by its text.
+    aries_lit reports bad input as ``ValueError`` (``DataValidationError`` and ``SettingsError``
+    are ones) with the file, record and field or the setting in its message; the config
+    parser's long explanations are shortened to the key and the cause
+    (:func:`aries_lit.parse_errors.condense`) and name the config file. A generation engine that
+    fails (``EngineError``, e.g. vLLM dying) is one line too: it names the engine's log file.
+    Any other error (a ``TypeError`` from a bug, say) keeps its traceback.
 
     Set ``ARIES_LIT_DEBUG=1`` to see the full parser output and traceback instead. The modules
     named in ``ARIES_LIT_PLUGINS`` are imported first (:func:`aries_lit.registry.import_plugins`).
     """
-    from argparse import ArgumentError
-
     from aries_lit.console import quiet_known_noise
-    from aries_lit.disk import disk_full_message
-    from aries_lit.errors import EngineError, FolderInUseError, StageError
-    from aries_lit.parse_errors import condense
     from aries_lit.registry import RegistryError, import_plugins
 
     quiet_known_noise()  # known third-party tips and deprecation notices; ARIES_LIT_VERBOSE=1 shows them
@@ -163,45 +181,21 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"aries-lit: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
-    user_errors = (ValueError, RegistryError, FileNotFoundError, EngineError, StageError, ArgumentError)
-    user_errors += (FolderInUseError,)
-    user_errors += (TypeError,)  # only when raised while building a class from the config
+    table = one_line_errors()
     try:
         _main(argv)
-    except user_errors as err:
+    except tuple(cls for cls, _, _ in table) as err:
         if os.environ.get("ARIES_LIT_DEBUG"):
             raise
-        if isinstance(err, TypeError) and not _from_settings(err):
+        one_line, own = next((f, own) for cls, f, own in table if isinstance(err, cls))
+        line, names_file = one_line(err), getattr(err, "names_file", own)
+        if line is None:
             raise
-        message = condense(str(err)) if isinstance(err, (ArgumentError, ValueError)) else str(err)
-        configs = [c for c in _config_files(argv[1:]) if c not in message]
-        if configs and not _names_a_data_file(err):
-            message = f"{', '.join(configs)}: {message}"
-        print(f"aries-lit: error: {message}", file=sys.stderr)
+        configs = [c for c in _config_files(argv[1:]) if c not in line]
+        if configs and not names_file:
+            line = f"{', '.join(configs)}: {line}"
+        print(f"aries-lit: error: {line}", file=sys.stderr)
         raise SystemExit(1) from None
-    except OSError as err:  # a full disk (checked before a step, or ENOSPC mid-write)
-        message = disk_full_message(err)
-        if message is None or os.environ.get("ARIES_LIT_DEBUG"):
-            raise
-        print(f"aries-lit: error: {message}", file=sys.stderr)
-        raise SystemExit(1) from None
-
-
-def _names_a_data_file(err: BaseException) -> bool:
-    """Bad data already names its file (record and field): a ``DataValidationError``, a missing
-    file, or a message that starts with the path of an existing file or folder."""
-    if type(err).__name__ == "DataValidationError" or isinstance(err, FileNotFoundError):
-        return True
-    head = re.split(r"[\s:,]", str(err).strip(), maxsplit=1)[0]
-    return bool(head) and ("/" in head or "." in head) and Path(head).expanduser().exists()
-
-
-def _from_settings(err: TypeError) -> bool:
-    """A ``TypeError`` raised while a class was built from the config (a wrong keyword or value
-    type), not one from a bug deeper down."""
-    text = str(err)
-    causes = ("unexpected keyword argument", "missing 1 required", "got multiple values")
-    return any(cause in text for cause in causes)
 
 
 def _config_positions(args: list[str]) -> list[tuple[int, str]]:

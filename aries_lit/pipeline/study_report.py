@@ -21,6 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from aries_lit.errors import FileContentError
 from aries_lit.pipeline.study_stats import accuracy_summary, paired_difference, pooled_items
 
 REPORT = "report.md"
@@ -36,10 +37,10 @@ def read_result(path: Path) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise FileContentError(f"{path}: not valid JSON ({err})") from None
     for key in ("arm", "seed", "index", "stage", "key", "tasks"):
         if key not in record:
-            raise ValueError(f"{path}: field '{key}' is missing")
+            raise FileContentError(f"{path}: field '{key}' is missing")
     return record
 
 
