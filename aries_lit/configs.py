@@ -3,7 +3,7 @@
 One spec dialect runs through every command: a pluggable part is ``{class_path: ..., init_args:
 {...}}`` where ``class_path`` is a dotted import path or a short registry name (``aries``,
 ``dpo``, ``verifier``, ``sequential_refinement``, ``arithmetic``, ...).
-:func:`aries_lit.cli.resolve_class_paths` turns the short names of a fit config into the dotted
+:func:`aries_lit.cli_config.resolve_class_paths` turns the short names of a fit config into the dotted
 paths LightningCLI needs; the registries' ``build`` accepts both forms directly.
 
 A run config (``iterate``, ``study``) may be an *overlay*: ``base: other.yaml`` (relative to the

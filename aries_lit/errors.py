@@ -3,7 +3,7 @@
 aries_lit.
 
 Every such error is a :class:`UserError`; the CLI picks its one line by the error's class
-(``aries_lit.cli.ONE_LINE_ERRORS``), never by its text. :class:`SettingsError` is a setting a
+(:func:`aries_lit.cli.one_line_errors`), never by its text. :class:`SettingsError` is a setting a
 class cannot take; :class:`FileContentError` a problem with what a named file or folder holds,
 whose message starts with its path; :class:`DataValidationError`, one of those, is the one error type
 for bad user data: it names the file, the record and the field."""
