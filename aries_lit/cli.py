@@ -7,13 +7,21 @@ in one line (:func:`main`)."""
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from aries_lit.cli_config import (  # noqa: F401 - importable from here too
+    MOVED_CLASS_PATHS,
+    _config_files,
+    _config_positions,
+    prepare_config_args,
+    resolve_class_paths,
+)
+from aries_lit.cli_functions import SPEC_OPTIONS, check_spec_option, run_function  # noqa: F401
+from aries_lit.errors import UsageError  # the one error cli.py raises itself (kept importable here)
 
 LIGHTNING_COMMANDS = ("fit", "validate")
 
@@ -132,27 +140,44 @@ USAGE = (
 )
 
 
-class UsageError(ValueError):
-    """A bad command line or config setting, already shortened to one line."""
+def one_line_errors() -> tuple[tuple[type[BaseException], Callable[[Any], str | None], bool], ...]:
+    """The errors ``aries-lit`` reports in one line, by class, first match first: ``(class, its
+    line (``None``: not a user error after all, re-raised), whether the line names its file)``.
+    A :class:`~aries_lit.errors.UserError` says itself whether it names its file
+    (``names_file``); the others take the table's value. A line that does not name its file gets
+    the ``--config`` files in front of it (those it does not mention already)."""
+    from argparse import ArgumentError
+
+    from aries_lit.disk import disk_full_message
+    from aries_lit.errors import UserError
+    from aries_lit.parse_errors import condense
+
+    def condensed(err: BaseException) -> str:
+        return condense(str(err))
+
+    return (
+        (FileNotFoundError, str, True),
+        (OSError, disk_full_message, True),  # a full disk (checked before a step, or ENOSPC mid-write)
+        (ArgumentError, condensed, False),  # the config parser's
+        (ValueError, condensed, False),  # bad input (DataValidationError, SettingsError are ones)
+        (UserError, str, False),  # RegistryError, EngineError, StageError, FolderInUseError
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point; user errors (bad data or settings, unknown names, missing files) print one
-    clear line. aries_lit reports bad input as ``ValueError`` (``DataValidationError`` is one)
-    with the file, record and field or the setting in its message; the config parser's long
-    explanations are shortened to the key and the cause (:func:`aries_lit.parse_errors.condense`)
-    and name the config file. A generation engine that fails (``EngineError``, e.g. vLLM dying)
-    is one line too: it names the engine's log file.
+    clear line, chosen by the error's class (:func:`one_line_errors`), never by its text.
+    aries_lit reports bad input as ``ValueError`` (``DataValidationError`` and ``SettingsError``
+    are ones) with the file, record and field or the setting in its message; the config
+    parser's long explanations are shortened to the key and the cause
+    (:func:`aries_lit.parse_errors.condense`) and name the config file. A generation engine that
+    fails (``EngineError``, e.g. vLLM dying) is one line too: it names the engine's log file.
+    Any other error (a ``TypeError`` from a bug, say) keeps its traceback.
 
     Set ``ARIES_LIT_DEBUG=1`` to see the full parser output and traceback instead. The modules
     named in ``ARIES_LIT_PLUGINS`` are imported first (:func:`aries_lit.registry.import_plugins`).
     """
-    from argparse import ArgumentError
-
     from aries_lit.console import quiet_known_noise
-    from aries_lit.disk import disk_full_message
-    from aries_lit.errors import EngineError, FolderInUseError, StageError
-    from aries_lit.parse_errors import condense
     from aries_lit.registry import RegistryError, import_plugins
 
     quiet_known_noise()  # known third-party tips and deprecation notices; ARIES_LIT_VERBOSE=1 shows them
@@ -164,260 +189,21 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"aries-lit: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
-    user_errors = (ValueError, RegistryError, FileNotFoundError, EngineError, StageError, ArgumentError)
-    user_errors += (FolderInUseError,)
-    user_errors += (TypeError,)  # only when raised while building a class from the config
+    table = one_line_errors()
     try:
         _main(argv)
-    except user_errors as err:
+    except tuple(cls for cls, _, _ in table) as err:
         if os.environ.get("ARIES_LIT_DEBUG"):
             raise
-        if isinstance(err, TypeError) and not _from_settings(err):
+        one_line, own = next((f, own) for cls, f, own in table if isinstance(err, cls))
+        line, names_file = one_line(err), getattr(err, "names_file", own)
+        if line is None:
             raise
-        message = condense(str(err)) if isinstance(err, (ArgumentError, ValueError)) else str(err)
-        configs = [c for c in _config_files(argv[1:]) if c not in message]
-        if configs and not _names_a_data_file(err):
-            message = f"{', '.join(configs)}: {message}"
-        print(f"aries-lit: error: {message}", file=sys.stderr)
+        configs = [c for c in _config_files(argv[1:]) if c not in line]
+        if configs and not names_file:
+            line = f"{', '.join(configs)}: {line}"
+        print(f"aries-lit: error: {line}", file=sys.stderr)
         raise SystemExit(1) from None
-    except OSError as err:  # a full disk (checked before a step, or ENOSPC mid-write)
-        message = disk_full_message(err)
-        if message is None or os.environ.get("ARIES_LIT_DEBUG"):
-            raise
-        print(f"aries-lit: error: {message}", file=sys.stderr)
-        raise SystemExit(1) from None
-
-
-def _names_a_data_file(err: BaseException) -> bool:
-    """Bad data already names its file (record and field): a ``DataValidationError``, a missing
-    file, or a message that starts with the path of an existing file or folder."""
-    if type(err).__name__ == "DataValidationError" or isinstance(err, FileNotFoundError):
-        return True
-    head = re.split(r"[\s:,]", str(err).strip(), maxsplit=1)[0]
-    return bool(head) and ("/" in head or "." in head) and Path(head).expanduser().exists()
-
-
-def _from_settings(err: TypeError) -> bool:
-    """A ``TypeError`` raised while a class was built from the config (a wrong keyword or value
-    type), not one from a bug deeper down."""
-    text = str(err)
-    causes = ("unexpected keyword argument", "missing 1 required", "got multiple values")
-    return any(cause in text for cause in causes)
-
-
-def _config_positions(args: list[str]) -> list[tuple[int, str]]:
-    """``(index, path)`` of each ``--config``/``-c`` file on a command line: ``index`` is where the
-    path sits in ``args`` (the ``--config=PATH`` argument itself, or the one after the flag)."""
-    found = []
-    for i, arg in enumerate(args):
-        if arg in ("--config", "-c") and i + 1 < len(args):
-            found.append((i + 1, args[i + 1]))
-        elif arg.startswith("--config="):
-            found.append((i, arg.split("=", 1)[1]))
-    return found
-
-
-def _config_files(args: list[str]) -> list[str]:
-    """The ``--config``/``-c`` files on a command line."""
-    return [path for _, path in _config_positions(args)]
-
-
-def prepare_config_args(args: list[str], class_paths: bool = True) -> list[str]:
-    """Read every ``--config`` file the one way all commands share and hand the parser its content:
-    a missing file or bad YAML is one line naming the file; a run-config overlay (``base`` +
-    ``overrides``) and stages' ``fit_config`` files are resolved; with ``class_paths``, short
-    registry names in ``class_path`` become the dotted paths LightningCLI needs (the registries
-    of the other commands take both forms) (:mod:`aries_lit.configs`, :func:`resolve_class_paths`)."""
-    import yaml
-
-    from aries_lit.configs import load_run_config
-
-    out = list(args)
-    for index, path in _config_positions(args):
-        config = load_run_config(path)
-        if class_paths:
-            config = resolve_class_paths(config, where=path)
-        text = yaml.safe_dump(config, sort_keys=False)
-        out[index] = f"--config={text}" if args[index].startswith("--config=") else text
-    return out
-
-
-#: fit-config keys whose ``class_path`` names a loss
-_LOSS_KEYS = {"loss", "preference", "refine"}
-
-
-def _registries() -> list[Any]:
-    from aries_lit.generators import GENERATORS
-    from aries_lit.generators.backends.base import BACKENDS
-    from aries_lit.losses import LOSSES
-    from aries_lit.prompts.sources import PROMPT_SOURCES
-    from aries_lit.selectors import SELECTORS
-
-    return [LOSSES, GENERATORS, BACKENDS, SELECTORS, PROMPT_SOURCES]
-
-
-#: old dotted class paths still accepted (with a one-line note) -> where the class lives now
-MOVED_CLASS_PATHS = {
-    "aries_lit.data.CollectingDataModule": "aries_lit.pipeline.collecting.CollectingDataModule",
-    "aries_lit.data.collecting.CollectingDataModule": "aries_lit.pipeline.collecting.CollectingDataModule",
-}
-
-
-def resolve_class_paths(config: Any, where: str = "config") -> Any:
-    """A copy of ``config`` with every short registry name in a ``class_path`` replaced by the
-    class's dotted path (``class_path: aries`` -> ``aries_lit.losses.composite.ARIESLoss``).
-
-    Under ``loss``/``preference``/``refine`` the name must be a loss; an unknown short name there
-    raises ``ValueError`` naming ``where``, the key and the known names. Elsewhere a name that no
-    registry knows is left for the parser (which also accepts class names).
-    """
-    from aries_lit.losses import LOSSES
-    from aries_lit.registry import RegistryError
-
-    registries = _registries()
-
-    def walk(node: Any, keys: list[str]) -> Any:
-        if isinstance(node, Mapping):
-            out = {k: walk(v, [*keys, str(k)]) for k, v in node.items()}
-            target = out.get("class_path")
-            if isinstance(target, str) and target in MOVED_CLASS_PATHS:
-                new = MOVED_CLASS_PATHS[target]
-                print(f"[aries-lit] note: {where}: '{target}' has moved; write '{new}'", file=sys.stderr)
-                out["class_path"] = target = new
-            if isinstance(target, str) and "." not in target and ":" not in target:
-                key = ".".join(keys) or "(top level)"
-                if keys and keys[-1] in _LOSS_KEYS:
-                    try:
-                        cls = LOSSES.get(target)
-                    except RegistryError as err:
-                        raise ValueError(f"{where}: {key}.class_path: {err}") from None
-                else:
-                    cls = next((r.get(target) for r in registries if target in r), None)
-                if cls is not None:
-                    out["class_path"] = f"{cls.__module__}.{cls.__qualname__}"
-            return out
-        if isinstance(node, list):
-            return [walk(v, [*keys, str(i)]) for i, v in enumerate(node)]
-        return node
-
-    return walk(config, [])
-
-
-def run_function(
-    function: Callable[..., Any], args: list[str], prog: str, config_files: list[str] | None = None
-) -> Any:
-    """Parse ``args`` against ``function``'s typed signature (``--config``, ``--print_config``,
-    ``--help`` included) and call it. Unlike ``jsonargparse.CLI``, nothing in the config is
-    instantiated by the parser: specs stay mappings for the registries to build, and a stage's
-    fit config stays data until its own ``fit`` reads it."""
-    import inspect
-
-    from jsonargparse import ActionConfigFile, ArgumentParser
-
-    description = (inspect.getdoc(function) or "").split("\nArgs:")[0].strip()
-    parser = ArgumentParser(
-        prog=prog, description=description, exit_on_error=False, formatter_class=_raw_epilog_formatter()
-    )
-    parser.add_argument("-c", "--config", action=ActionConfigFile, help="a YAML file of these options")
-    parser.add_function_arguments(function, as_positional=False)
-    # the options as parsed (``evaluate(checkpoints, **options)`` has those of evaluate_checkpoints)
-    options = {action.dest for action in parser._actions}
-    specs = {n: r for n, r in _spec_registries().items() if n in options} if SPEC_OPTIONS & options else {}
-    parser.epilog = _spec_epilog(specs) or None
-    kwargs = parser.parse_args(args).as_dict()
-    kwargs.pop("config", None)
-    if "report_command" in options and not kwargs.get("report_command") and config_files:
-        # the command the study report prints to rerun it: this command with its config files
-        kwargs["report_command"] = " ".join([prog, *(f"--config {shlex.quote(f)}" for f in config_files)])
-    for name, registry in specs.items():  # an unknown name or option fails before any work
-        check_spec_option(name, kwargs.get(name), registry)
-    return function(**kwargs)
-
-
-#: the part options whose specs are listed in ``--help`` and checked after parsing
-SPEC_OPTIONS = {"prompts", "generator", "selector", "tasks"}
-
-#: a spec's form, printed under the parts in ``--help``
-_SPEC_FORM = (
-    "A part is a name (`verifier`) or {class_path: NAME, init_args: {OPTION: VALUE, ...}};\n"
-    "NAME is one above or a dotted class path. ({name: NAME, ...} is deprecated.)"
-)
-
-
-def _spec_epilog(specs: dict[str, Any]) -> str:
-    """The ``--help`` epilog: each part option's names with their options (``--generator`` also
-    lists the backends of its ``backend`` option; ``--tasks`` the prompt sources)."""
-    blocks = []
-    for name, registry in specs.items():
-        lines = [f"  {line}" for line in registry.describe()]
-        if name == "tasks":
-            from aries_lit.evaluation.tasks import TASK_KEYS
-
-            lines.append(f"  (a task's own keys, beside class_path and init_args: {', '.join(TASK_KEYS)})")
-        blocks.append(f"--{name}: {registry.item} names and their options:\n" + "\n".join(lines))
-        if name == "generator":
-            from aries_lit.generators.backends import BACKENDS
-
-            blocks.append(
-                "--generator's backend: backend names and their options:\n"
-                + "\n".join(f"  {line}" for line in BACKENDS.describe())
-            )
-    return "\n".join([*blocks, _SPEC_FORM]) if blocks else ""
-
-
-def _spec_registries() -> dict[str, Any]:
-    """The registries of the commands' part options, by option name."""
-    from aries_lit.generators import GENERATORS
-    from aries_lit.prompts.sources import PROMPT_SOURCES
-    from aries_lit.selectors import SELECTORS
-
-    return {
-        "prompts": PROMPT_SOURCES,
-        "generator": GENERATORS,
-        "selector": SELECTORS,
-        "tasks": PROMPT_SOURCES,
-    }
-
-
-def check_spec_option(name: str, value: Any, registry: Any) -> None:
-    """Check a part option's spec (``--generator``, ``--selector``, ``--prompts``, each of
-    ``--tasks``) against its registry; a prompt file path and an empty value are left to the
-    command. A generator mapping without ``class_path`` (``evaluate``'s settings of its default
-    generator) is checked as ``sequential_refinement``'s."""
-    if value is None or (isinstance(value, str) and name in ("prompts", "tasks") and value not in registry):
-        return
-    if name == "tasks":
-        from aries_lit.evaluation.tasks import TASK_KEYS
-
-        for i, task in enumerate(value if isinstance(value, list) else [value]):
-            if isinstance(task, Mapping):
-                registry.check_spec({k: v for k, v in task.items() if k not in TASK_KEYS}, f"tasks[{i}]")
-            elif isinstance(task, str) and task in registry:
-                registry.check_spec(task, f"tasks[{i}]")
-        return
-    if name == "generator" and isinstance(value, Mapping) and not {"class_path", "name"} & set(value):
-        value = {"class_path": "sequential_refinement", "init_args": dict(value)}
-    registry.check_spec(value, name)
-    if name == "generator" and isinstance(value, Mapping):
-        from aries_lit.generators.backends import BACKENDS
-
-        backend = registry.split_spec(value)[1].get("backend")
-        if backend is not None:
-            BACKENDS.check_spec(backend, "generator.backend")
-
-
-def _raw_epilog_formatter() -> Any:
-    """jsonargparse's help formatter, with the epilog printed as written (one part per line)."""
-    from jsonargparse import DefaultHelpFormatter
-
-    class Formatter(DefaultHelpFormatter):
-        def add_text(self, text: str | None) -> None:
-            if text and "names and their options" in text:
-                self._add_item(lambda t: t + "\n", [text])
-            else:
-                super().add_text(text)
-
-    return Formatter
 
 
 def _main(argv: list[str]) -> None:

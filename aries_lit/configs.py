@@ -3,13 +3,13 @@
 One spec dialect runs through every command: a pluggable part is ``{class_path: ..., init_args:
 {...}}`` where ``class_path`` is a dotted import path or a short registry name (``aries``,
 ``dpo``, ``verifier``, ``sequential_refinement``, ``arithmetic``, ...).
-:func:`aries_lit.cli.resolve_class_paths` turns the short names of a fit config into the dotted
+:func:`aries_lit.cli_config.resolve_class_paths` turns the short names of a fit config into the dotted
 paths LightningCLI needs; the registries' ``build`` accepts both forms directly.
 
 A run config (``iterate``, ``study``) may be an *overlay*: ``base: other.yaml`` (relative to the
 overlay) plus ``overrides`` that set dotted paths (``stages.*.fit.model.init_args.lr``).
 Imports nothing heavy at module level (the CLI uses it before torch is loaded), and nothing from
-aries_lit: a bottom-layer module, read by the pipeline and the CLI.
+aries_lit but its errors: a bottom-layer module, read by the pipeline and the CLI.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from aries_lit.errors import FileContentError
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -30,7 +32,7 @@ def load_yaml(path: str | Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: invalid YAML: {yaml_problem(err)}") from None
+        raise FileContentError(f"{path}: invalid YAML: {yaml_problem(err)}") from None
 
 
 def yaml_problem(err: yaml.YAMLError) -> str:
@@ -130,7 +132,7 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
     if config is None:
         config = {}
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: a run config is a mapping of keys, got {type(config).__name__}")
+        raise FileContentError(f"{path}: a run config is a mapping of keys, got {type(config).__name__}")
     if "base" not in config:
         return inline_fit_configs(config)
     base = load_run_config(path.parent / config.pop("base"))

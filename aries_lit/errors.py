@@ -1,14 +1,47 @@
 """Errors the CLI reports as one line (kept in a module that imports nothing heavy, so
 ``aries_lit.cli`` can catch them without loading torch). Bottom layer: imports nothing from
-aries_lit. :class:`DataValidationError` is the one error type for bad user data: it names the
-file, the record and the field."""
+aries_lit.
+
+Every such error is a :class:`UserError`; the CLI picks its one line by the error's class
+(:func:`aries_lit.cli.one_line_errors`), never by its text. :class:`SettingsError` is a setting a
+class cannot take; :class:`FileContentError` a problem with what a named file or folder holds,
+whose message starts with its path; :class:`DataValidationError`, one of those, is the one error type
+for bad user data: it names the file, the record and the field."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
-class EngineError(RuntimeError):
+class UserError(Exception):
+    """An error whose message is one line for the user (bad settings or data, a failed stage, a
+    busy folder): ``aries-lit`` prints ``aries-lit: error: <message>``, not a traceback.
+
+    ``names_file`` says that the message already starts with the file or folder at fault, so the
+    CLI does not put the ``--config`` files in front of it."""
+
+    names_file: ClassVar[bool] = False
+
+
+class SettingsError(UserError, ValueError):
+    """A setting that the class it configures cannot take, found while building the class from
+    a config (an option its constructor does not accept, a required one that is missing): one
+    line naming the part and the cause. Raised before the class is called, so a ``TypeError``
+    from inside a constructor (a bug) is never mistaken for one."""
+
+
+class UsageError(UserError, ValueError):
+    """A bad command line (an unknown command), already one line."""
+
+
+class FileContentError(UserError, ValueError):
+    """A problem with what a named file or folder holds (no records, invalid YAML or JSON, a
+    generation folder that did not finish): the message starts with its path."""
+
+    names_file = True
+
+
+class EngineError(UserError, RuntimeError):
     """A generation engine (e.g. vLLM) failed while starting or generating.
 
     The message is one line: what failed, the last line of the engine's own error, and
@@ -19,25 +52,27 @@ class EngineError(RuntimeError):
     """
 
 
-class StageError(RuntimeError):
+class StageError(UserError, RuntimeError):
     """A stage of ``iterate`` or ``study`` could not finish (training exited with an error,
     selection gave no pairs, an earlier stage is missing). The message is one line naming the
     stage and what to do; the stage's own output above it says why. Finished stages are kept:
     rerunning the same command resumes."""
 
 
-class FolderInUseError(RuntimeError):
+class FolderInUseError(UserError, RuntimeError):
     """A second run tried to write a folder that a live run holds (:mod:`aries_lit.locks`). One
     line: the folder and the holder's host and process id."""
 
 
-class DiskSpaceError(OSError):
+class DiskSpaceError(UserError, OSError):
     """Too little free space for what a step is about to write, or the disk filled mid-write
     (``ENOSPC``). One line: the folder, what is needed and what is free; what was finished is
     kept (files are written atomically), so the same command resumes once space is freed."""
 
+    names_file = True
 
-class DataValidationError(ValueError):
+
+class DataValidationError(FileContentError):
     """Bad input data, located: ``data/pairs.jsonl, record 17, field 'chosen': empty response``.
 
     Attributes:
@@ -88,4 +123,14 @@ def _rebuild(
     return DataValidationError(path, record, field, message, reason=reason)
 
 
-__all__ = ["DataValidationError", "DiskSpaceError", "EngineError", "FolderInUseError", "StageError"]
+__all__ = [
+    "FileContentError",
+    "DataValidationError",
+    "DiskSpaceError",
+    "EngineError",
+    "FolderInUseError",
+    "SettingsError",
+    "StageError",
+    "UsageError",
+    "UserError",
+]

@@ -32,11 +32,12 @@ from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 from aries_lit.console import note_once
+from aries_lit.errors import SettingsError, UserError
 
 T = TypeVar("T")
 
 
-class RegistryError(KeyError):
+class RegistryError(UserError, KeyError):
     """An unknown name, a duplicate registration or a class of the wrong kind."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
@@ -208,15 +209,31 @@ class Registry(Generic[T]):
         if isinstance(spec, self.base):
             return spec
         if isinstance(spec, str):
-            return self.get(spec)(**overrides)
+            return self._instantiate(spec, overrides)
         if isinstance(spec, Mapping):
             note_name_form(spec, item=self.item)
             target, kwargs = self.split_spec(spec)
             if target is None:
                 raise RegistryError(f"{self.name} spec needs 'class_path': {kwargs}")
             kwargs.update(overrides)
-            return self.get(target)(**kwargs)
+            return self._instantiate(target, kwargs)
         raise RegistryError(f"cannot build a {self.base.__name__} from {spec!r}")
+
+    def _instantiate(self, target: str, kwargs: dict[str, Any]) -> T:
+        """``target``'s class called with ``kwargs``. Options its constructor cannot take (an
+        unknown or duplicate keyword, a missing required one) raise :class:`SettingsError` before
+        the call; a ``TypeError`` from inside the constructor stays a ``TypeError`` (a bug)."""
+        cls = self.get(target)
+        try:
+            signature = inspect.signature(cls)
+        except (TypeError, ValueError):  # no signature to check against (a builtin): call it as it is
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(**kwargs)
+            except TypeError as err:
+                raise SettingsError(f"{self.item} '{target}': {err}") from None
+        return cls(**kwargs)
 
     @staticmethod
     def split_spec(spec: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:

@@ -259,3 +259,38 @@ def test_fit_on_an_empty_pairs_file_written_by_select_says_so(tiny_model_dir, tm
         "than max_context_length 32 (truncation: drop); raise max_context_length (below max_length 64) "
         "or use truncation: left"
     )
+
+
+def test_errors_are_reported_by_class_not_by_text(capsys, monkeypatch):
+    """A setting a class cannot take is a ``SettingsError`` (one line), raised before the class is
+    called; a ``TypeError`` from a bug keeps its traceback even when its text reads like a setting's."""
+    from aries_lit import cli
+    from aries_lit.errors import SettingsError
+    from aries_lit.registry import Registry
+    from aries_lit.selectors import SELECTORS, RuleSelector
+
+    with pytest.raises(SettingsError, match="selector 'rule': got an unexpected keyword argument 'nosuch'"):
+        SELECTORS.build({"class_path": "rule", "init_args": {"nosuch": 1}})
+
+    bad = {"class_path": "rule", "init_args": {"x": 1}}
+    monkeypatch.setattr(cli, "_main", lambda argv: SELECTORS.build(bad))
+    code, last = _main(["select"], capsys, monkeypatch)
+    assert (code, last) == (1, "aries-lit: error: selector 'rule': got an unexpected keyword argument 'x'")
+
+    class Buggy(RuleSelector):
+        def __init__(self, skip_truncated: bool = True) -> None:
+            super().__init__(skip_truncated=skip_truncated, nosuch=1)  # a bug inside the constructor
+
+    registry = Registry("things", RuleSelector)
+    registry.register("buggy")(Buggy)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nosuch'") as info:
+        registry.build("buggy")
+    assert not isinstance(info.value, SettingsError)
+
+    def bug(argv):
+        raise TypeError("f() got an unexpected keyword argument 'x'")  # the text the CLI once matched
+
+    monkeypatch.setattr(cli, "_main", bug)
+    monkeypatch.delenv("ARIES_LIT_DEBUG", raising=False)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'x'"):
+        cli.main(["select"])

@@ -77,7 +77,7 @@ LAYERS = [
     layer("modules", "modules"),
     layer("evaluation", "evaluation"),
     layer("pipeline", "pipeline"),
-    layer("entry points", "cli", "commands", shared=True),
+    layer("entry points", "cli", "cli_config", "cli_functions", "commands", shared=True),
 ]
 
 

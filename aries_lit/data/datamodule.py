@@ -15,7 +15,7 @@ from aries_lit.data.collator import SharedContextCollator, ViewCollator
 from aries_lit.data.reference_cache import attach_reference_logps, model_hash
 from aries_lit.data.sampler import ResumableLoader, ResumableSampler
 from aries_lit.data.views import CHAT_TEMPLATE_MODES, ViewTokenizer
-from aries_lit.errors import DataValidationError
+from aries_lit.errors import DataValidationError, FileContentError
 from aries_lit.io import write_json_atomic
 from aries_lit.prompts.templates import RefinementTemplate
 
@@ -102,7 +102,7 @@ class PreferenceDataModule(L.LightningDataModule):
         for reason, count in loaded.skipped.items():
             self.stats[f"skipped_invalid/{reason}"] += count
         if len(loaded.dataset) == 0:
-            raise ValueError(self._no_records_message(str(source), loaded))
+            raise FileContentError(self._no_records_message(str(source), loaded))
         return loaded.dataset
 
     def _no_records_message(self, source: str, loaded: Any) -> str:
@@ -202,12 +202,12 @@ class PreferenceDataModule(L.LightningDataModule):
             source = hp.train if split == "train" else hp.val or f"{hp.train} (val_fraction)"
             dropped = tok.stats["dropped/context_too_long"]
             if not dropped:
-                raise ValueError(
+                raise FileContentError(
                     f"{source}: no {split} record left: all {len(records)} records have a margin that "
                     "is not a finite number (skipped with on_error: skip)"
                 )
             margins = f", {bad_margins} for a bad margin" if bad_margins else ""
-            raise ValueError(
+            raise FileContentError(
                 f"{source}: no {split} record survived truncation: {dropped} of {len(records)} records "
                 f"dropped because a context is longer than max_context_length {hp.max_context_length} "
                 f"(truncation: drop){margins}; raise max_context_length (below max_length "

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from aries_lit.errors import FileContentError
 from aries_lit.io import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,9 @@ def read_candidates(path: str | Path, repair: bool = False) -> list[dict[str, An
                     log.warning("%s: dropping torn last line %d (%d bytes)", path, lineno, end - pos)
                     truncate_at = pos
                     break
-                raise ValueError(f"{path}: line {lineno} is not a valid candidate record: {err}") from err
+                raise FileContentError(
+                    f"{path}: line {lineno} is not a valid candidate record: {err}"
+                ) from err
             records.append(rec)
         pos = end
     if repair:
@@ -217,7 +220,7 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except ValueError as err:
-        raise ValueError(
+        raise FileContentError(
             f"{path} is not valid JSON ({err}); delete it to rebuild it from the candidates"
         ) from err
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.distributed import backend_for_rank, barrier, rank_world
+from aries_lit.errors import FileContentError
 from aries_lit.generators import GENERATORS, Generator, engine_log_dir
 from aries_lit.generators.store import (
     CANDIDATES_FILE,
@@ -185,11 +186,11 @@ def check_complete(
     resume = "rerun the same `aries-lit generate` command to finish it (it resumes where it stopped)"
     if not (Path(folder) / CANDIDATES_FILE).exists() and total:
         if manifest.get("status") == "done":
-            raise ValueError(
+            raise FileContentError(
                 f"{folder}: the manifest says generation finished but {CANDIDATES_FILE} is missing; "
                 "rerun the same `aries-lit generate` command to generate the candidates again"
             )
-        raise ValueError(
+        raise FileContentError(
             f"{folder} holds no candidates yet ({CANDIDATES_FILE} is missing; generation did not finish "
             f"a candidate); {resume}"
         )
@@ -206,4 +207,4 @@ def check_complete(
         message += f", or pass --allow_partial true to select from the {complete} complete prompts only"
     else:
         message += "; no prompt has all its candidates, so there is nothing to select from"
-    raise ValueError(message)
+    raise FileContentError(message)

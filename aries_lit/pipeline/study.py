@@ -26,115 +26,34 @@ its timings; :mod:`aries_lit.pipeline.study_report` rebuilds the report from the
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aries_lit.checkpoints import hf_model_complete
-from aries_lit.configs import apply_overrides, load_run_config
 from aries_lit.evaluation.report import write_json
 from aries_lit.io import write_json_atomic
 from aries_lit.locks import folder_lock
 from aries_lit.pipeline.iterate import (
     TIMINGS,
-    check_stages,
     drop_resume_checkpoints,
     read_stage_manifest,
     run_stage,
     with_base_model,
     write_stage_manifest,
 )
-from aries_lit.registry import split_spec
-
-#: the reserved name of the base model's results (stage 0 of every arm)
-BASE = "base"
-
-
-def _digest(obj: Any) -> str:
-    """A short, stable hash of JSON-able settings (stage folders, shared candidate folders)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:12]
-
-
-def seeded_stage(stage: dict[str, Any], seed: int) -> dict[str, Any]:
-    """The stage with ``seed`` as its training seed (initialisation and the data module's shuffling
-    order) and collection seed (sampling; the generator becomes ``{class_path, init_args}``)."""
-    stage = copy.deepcopy(stage)
-    if isinstance(stage.get("fit"), dict):
-        stage["fit"]["seed_everything"] = seed
-        data = stage["fit"].get("data")
-        if isinstance(data, dict):
-            data.setdefault("init_args", {})["seed"] = seed
-    collect = stage.get("collect")
-    if isinstance(collect, dict):
-        generator = collect.get("generator", "sequential_refinement")
-        target, options = split_spec(generator)
-        collect["generator"] = {"class_path": target, "init_args": {**options, "seed": seed}}
-    return stage
-
-
-#: the ``collect`` options that hold a part spec
-_COLLECT_PARTS = ("prompts", "generator", "selector")
-
-
-def _hash_shape(spec: Any, nested: bool = False) -> Any:
-    """A part spec in the fixed shape that stage keys hash (see :func:`stage_key`)."""
-    if not isinstance(spec, Mapping):
-        return spec
-    target, options = split_spec(spec)
-    if target is None:
-        return dict(spec)
-    options = {k: _hash_shape(v, nested=True) if k == "backend" else v for k, v in options.items()}
-    if nested:
-        return {"name": target, "init_args": options} if options else {"name": target}
-    return {"name": target, **options}
-
-
-def _hash_collect(collect: Any) -> Any:
-    """``collect`` with its part specs in the hashed shape (:func:`stage_key`)."""
-    if not isinstance(collect, Mapping):
-        return collect
-    return {k: _hash_shape(v) if k in _COLLECT_PARTS else v for k, v in collect.items()}
-
-
-def stage_key(stage: dict[str, Any], input_key: str) -> str:
-    """A short hash of a stage's settings (its name aside) and of what it starts from.
-
-    The spec form does not move the key: before hashing, every part spec of ``collect``
-    (``prompts``, ``generator``, ``selector``) is put in one fixed shape, whichever of
-    ``{class_path: X, init_args: {...}}``, ``{name: X, init_args: {...}}`` or the flat
-    ``{name: X, option: ...}`` the config uses: the flat ``{"name": X, **options}`` (the form the
-    study configs were written in when their results were recorded), with the part's
-    ``backend`` option as ``{"name": X, "init_args": {...}}`` (``init_args`` left out when it has
-    no options). A bare name (``selector: verifier``) is hashed as the string it is, as before, so
-    no key of an existing run moves; it differs from ``{class_path: verifier}``. The ``fit``
-    config (LightningCLI's ``class_path``/``init_args``) is hashed as written.
-    ``tests/test_study.py`` checks the keys of ``configs/study/cpu.yaml`` against its committed
-    result files.
-    """
-    settings = {k: _hash_collect(v) if k == "collect" else v for k, v in stage.items() if k != "name"}
-    return _digest({"input": input_key, "stage": settings})
-
-
-def collect_key(collect: dict[str, Any]) -> str:
-    """The hash naming a ``collect`` run's shared candidates folder (specs as in :func:`stage_key`)."""
-    return _digest(_hash_collect(collect))
-
-
-def eval_key(base_model: str, evaluation: dict[str, Any]) -> str:
-    """The hash of what an evaluation depends on besides the model: the study's base model (its
-    name as configured) and its ``evaluation`` options, part specs (each task, the generator and
-    its backend) in one shape whichever form the config writes them in. Result files record it
-    (``eval_key``), so a finished evaluation is reused only under the same settings."""
-    options = dict(evaluation)
-    if isinstance(options.get("tasks"), list):
-        options["tasks"] = [_hash_shape(t) for t in options["tasks"]]
-    if "generator" in options:
-        options["generator"] = _hash_shape(options["generator"])
-    return _digest({"base_model": base_model, "evaluation": options})
+from aries_lit.pipeline.study_arms import BASE, _check_arms, _until  # noqa: F401 - importable from here too
+from aries_lit.pipeline.study_keys import (  # noqa: F401
+    _COLLECT_PARTS,
+    _digest,
+    _hash_collect,
+    _hash_shape,
+    collect_key,
+    eval_key,
+    seeded_stage,
+    stage_key,
+)
 
 
 def find_recorded_evaluation(
@@ -146,7 +65,7 @@ def find_recorded_evaluation(
     Result files without an ``eval_key`` (written before it was recorded), with other settings or
     without an evaluation (``eval_stages: last``) are never used; nor are unreadable ones (the
     report names them)."""
-    from aries_lit.pipeline.study_report import RESULT_FILES, read_result
+    from aries_lit.pipeline.study_results import RESULT_FILES, read_result
 
     for path in sorted(Path(results_dir).glob(RESULT_FILES)):
         try:
@@ -159,52 +78,6 @@ def find_recorded_evaluation(
         if result.get("eval_key") == evaluation_key and seconds is not None:
             return result["tasks"], seconds, path
     return None
-
-
-def _check_arms(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen = set()
-    out = []
-    for i, arm in enumerate(arms):
-        where = f"arms[{i}]"
-        if not isinstance(arm, dict):
-            raise ValueError(f"{where}: an arm is a mapping with 'name', 'config' and 'seeds'")
-        unknown = set(arm) - {"name", "config", "seeds", "until", "overrides"}
-        if unknown:
-            raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
-        for key in ("name", "config"):
-            if not isinstance(arm.get(key), str) or not arm[key]:
-                raise ValueError(f"{where}: field '{key}' is missing")
-        if arm["name"] in seen or arm["name"] == BASE:
-            raise ValueError(f"{where}: arm name '{arm['name']}' is used twice or reserved")
-        seen.add(arm["name"])
-        seeds = arm.get("seeds", [0])
-        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-            raise ValueError(f"{where} ('{arm['name']}'): field 'seeds' must be a non-empty list of integers")
-        config = load_run_config(arm["config"])
-        extra = set(config) - {"stages", "run_dir", "base_model", "evaluation"}
-        if extra:
-            raise ValueError(f"{where} ('{arm['name']}'): {arm['config']}: unknown field(s) {sorted(extra)}")
-        if not config.get("stages"):
-            raise ValueError(f"{where} ('{arm['name']}'): {arm['config']}: no stages")
-        if arm.get("overrides"):
-            config = apply_overrides(config, arm["overrides"], f"{where} ('{arm['name']}')")
-        try:
-            check_stages(config["stages"])
-        except ValueError as err:
-            raise ValueError(f"{where} ('{arm['name']}'): {arm['config']}: {err}") from None
-        stages = _until(config["stages"], arm.get("until"), f"{where} ('{arm['name']}')")
-        out.append({"name": arm["name"], "config": arm["config"], "seeds": seeds, "stages": stages})
-    return out
-
-
-def _until(stages: list[dict[str, Any]], until: str | None, where: str) -> list[dict[str, Any]]:
-    """The stages up to and including the one named ``until`` (all of them when ``None``)."""
-    if until is None:
-        return stages
-    names = [s["name"] for s in stages]
-    if until not in names:
-        raise ValueError(f"{where}: field 'until': unknown stage '{until}'; stages are {', '.join(names)}")
-    return stages[: names.index(until) + 1]
 
 
 def _task_results(report: dict[str, Any]) -> dict[str, Any]:

@@ -15,43 +15,29 @@ interval, and a two-sided sign-flip permutation p-value (10,000 draws, seed 0).
 
 from __future__ import annotations
 
-import json
 import math
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from aries_lit.pipeline.study_compare import (
+    _by_seed,
+    _common_seeds,
+    _final_pooled,
+    _pending,
+    _same_stage,
+)
+from aries_lit.pipeline.study_results import (  # noqa: F401 - importable from here too
+    RESULT_FILES,
+    _final_index,
+    _groups,
+    _num_turns,
+    load_results,
+    read_result,
+)
 from aries_lit.pipeline.study_stats import accuracy_summary, paired_difference, pooled_items
 
 REPORT = "report.md"
 CURVES_PNG = "refinement_curves.png"
-
-
-#: where the study writes its result files under ``results_dir``: ``<arm>/seed<k>/<NN>-<stage>.json``
-RESULT_FILES = "*/seed*/*.json"
-
-
-def read_result(path: Path) -> dict[str, Any]:
-    """One result file, checked for the fields every result has (errors name the file and field)."""
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    for key in ("arm", "seed", "index", "stage", "key", "tasks"):
-        if key not in record:
-            raise ValueError(f"{path}: field '{key}' is missing")
-    return record
-
-
-def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
-    """Every result file under ``results_dir`` (sorted by arm, seed, stage index)."""
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such results folder (run the study first)")
-    out = [read_result(path) for path in sorted(root.glob(RESULT_FILES))]
-    if not out:
-        raise FileNotFoundError(f"{root}: no result files (<arm>/seed<k>/<NN>-<stage>.json)")
-    return sorted(out, key=lambda r: (r["arm"], r["seed"], r["index"]))
 
 
 def _pct(x: float) -> str:
@@ -75,19 +61,6 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _groups(results: list[dict[str, Any]]) -> dict[str, dict[int, list[dict[str, Any]]]]:
-    """``{arm: {stage index: [records over seeds]}}`` in file order."""
-    out: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for r in results:
-        out[r["arm"]][r["index"]].append(r)
-    return out
-
-
-def _num_turns(records: list[dict[str, Any]], task: str) -> int:
-    items = records[0]["tasks"][task].get("items") or {}
-    return len(next(iter(items.values()))) if items else 0
-
-
 def _plot_curves(path: Path, curves: dict[str, list[float]], task: str) -> None:
     import matplotlib
 
@@ -105,37 +78,6 @@ def _plot_curves(path: Path, curves: dict[str, list[float]], task: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def _final_pooled(records: list[dict[str, Any]], task: str, turn: int | None = None) -> dict[str, float]:
-    return pooled_items(records, task, _num_turns(records, task) - 1 if turn is None else turn)
-
-
-def _common_seeds(
-    a: list[dict[str, Any]], b: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The records of the seeds both arms ran (all of each when they share none): a comparison
-    of two arms pools the same seeds on both sides."""
-    common = {r["seed"] for r in a} & {r["seed"] for r in b}
-    if not common:
-        return a, b
-    return [r for r in a if r["seed"] in common], [r for r in b if r["seed"] in common]
-
-
-def _by_seed(
-    a: list[dict[str, Any]], b: list[dict[str, Any]], task: str, turn_b: int | None = None
-) -> list[tuple[int, float]]:
-    """``(seed, mean paired difference)`` of SR of ``a`` minus SR (or turn ``turn_b``) of ``b``,
-    for each seed both ran."""
-    b_by_seed = {r["seed"]: r for r in b}
-    out = []
-    for r in sorted(a, key=lambda r: r["seed"]):
-        if r["seed"] in b_by_seed:
-            d = paired_difference(
-                _final_pooled([r], task), _final_pooled([b_by_seed[r["seed"]]], task, turn_b)
-            )
-            out.append((r["seed"], d["mean"]))
-    return out
 
 
 def _targets(finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[str, Any]) -> list[list[str]]:
@@ -196,12 +138,6 @@ def _targets(finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[s
     return rows
 
 
-def _final_index(stages: dict[int, list[dict[str, Any]]], task: str) -> int | None:
-    """The index of an arm's last stage evaluated on ``task`` (stages may go unevaluated)."""
-    evaluated = [i for i, records in stages.items() if "items" in records[0]["tasks"].get(task, {})]
-    return max(evaluated) if evaluated else None
-
-
 def final_summary(results: list[dict[str, Any]], compare: dict[str, Any] | None = None) -> str:
     """A short plain-text table for the console: per task, the base model and each arm's last
     evaluated stage (Direct, SR, SR - Direct; seeds pooled per item) and, with ``compare``, the
@@ -250,20 +186,6 @@ def _summary_row(label: str, records: list[dict[str, Any]], task: str) -> list[s
     delta = paired_difference(pooled_items(records, task, last), pooled_items(records, task, 0))
     return [label, records[0]["stage"], str(len(records)), _pct(direct["mean"]), _pct(sr["mean"]),
             f"{'+' if delta['mean'] >= 0 else ''}{_pct(delta['mean'])}"]  # fmt: skip
-
-
-def _stage_label(records: list[dict[str, Any]]) -> str:
-    return f"{records[0]['index']:02d}-{records[0]['stage']}"
-
-
-def _same_stage(finals: dict[str, list[dict[str, Any]]], a: str, b: str) -> bool:
-    """Arms are compared only at the same final stage (an arm still running is not compared
-    against a finished one)."""
-    return _stage_label(finals[a]) == _stage_label(finals[b])
-
-
-def _pending(finals: dict[str, list[dict[str, Any]]], a: str, b: str) -> str:
-    return f"{a} has finished up to {_stage_label(finals[a])}, {b} up to {_stage_label(finals[b])}"
 
 
 def build_report(

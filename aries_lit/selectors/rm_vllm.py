@@ -34,7 +34,7 @@ class VLLMRewardScorer(VLLMEngine):
         engine_kwargs: any other ``vllm.LLM`` argument; wins over the defaults
             (``enforce_eager`` on CPU, ``gpu_memory_utilization`` 0.9 on GPU and 0.2 of RAM on CPU,
             with the generation backend's explicit CPU KV cache,
-            :func:`~aries_lit.generators.backends.vllm.cpu_kv_cache_bytes`).
+            :func:`~aries_lit.generators.backends.vllm_options.cpu_kv_cache_bytes`).
         log_file: where vLLM's output goes (see the module docstring).
     """
 
