@@ -81,8 +81,8 @@ def _check_weight(what: str, value: float) -> None:
 
 @LOSSES.register("kto")
 class KTOLoss(PreferenceLoss):
-    """KTO (Ethayarajh et al. 2024, arXiv 2402.01306, the KTO loss of §4.1, Eq. 7 as TRL 1.16's
-    ``kto_trainer.py`` cites it; TRL ``KTOTrainer``, ``loss_type="kto"`` or ``"apo_zero_unpaired"``).
+    """KTO (Ethayarajh et al. 2024, arXiv 2402.01306, the KTO loss: Eq. 7 in the numbering TRL 1.16's
+    ``kto_trainer.py`` cites; TRL ``KTOTrainer``, ``loss_type="kto"`` or ``"apo_zero_unpaired"``).
 
     Paper: ``L_KTO = E[lambda_y - v(x, y)]`` with ``r = log pi(y|x)/pi_ref(y|x)``,
     ``v = lambda_D sigma(beta (r - z0))`` for desirable ``y`` and ``lambda_U sigma(beta (z0 - r))``
