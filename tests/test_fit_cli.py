@@ -207,3 +207,27 @@ def test_reference_free_loss_fits_without_loading_a_reference(loss, tiny_model_d
     args = ["--model.init_args.loss", loss, *_overrides(tiny_model_dir, tmp_path)]
     main(["fit", "--config", str(config), *args])
     assert (tmp_path / "hf_model" / "model.safetensors").exists()
+
+
+def test_kto_fits_in_aries_preference_slot(tiny_model_dir, tmp_path):
+    """ARIES (Eq. 10) with KTO as L_pref trains end to end from config; KTO's ``kto/kl`` is logged."""
+    config = REPO / "configs" / "tiny" / "aries_offline.yaml"
+    record = tmp_path / "rec"
+    kto = {"class_path": "aries_lit.losses.KTOLoss", "init_args": {"beta": 0.1, "undesirable_weight": 1.2}}
+    main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            *_overrides(tiny_model_dir, tmp_path / "run"),
+            f"--model.init_args.loss.init_args.preference={json.dumps(kto)}",
+            "--trainer.callbacks+=helpers.RecordBatches",
+            f"--trainer.callbacks.path={record}",
+        ]
+    )
+    steps = [json.loads(x) for x in Path(f"{record}.rank0").read_text().splitlines()]
+    assert len(steps) == 2
+    for step in steps:
+        assert step["metrics"]["train/kto/kl_step"] >= 0.0
+        assert "train/refine/v_l_to_w_step" in step["metrics"]
+    assert (tmp_path / "run" / "hf_model" / "model.safetensors").exists()

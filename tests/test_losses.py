@@ -26,6 +26,7 @@ from aries_lit.losses import (
     DPOLoss,
     HingeLoss,
     IPOLoss,
+    KTOLoss,
     Loss,
     LossOutput,
     PreferenceLoss,
@@ -710,7 +711,7 @@ NEW_PAIRWISE = (
 )
 
 
-@pytest.mark.parametrize("name", [*NEW_PAIRWISE, "orpo", "cpo"])
+@pytest.mark.parametrize("name", [*NEW_PAIRWISE, "orpo", "cpo", "kto"])
 def test_new_losses_fill_aries_preference_slot(name):
     """Each is a PreferenceLoss: inside ``aries`` it gives (1 - alpha) * itself + alpha * refine-MSE."""
     logps = random_logps(5, seed=11)
@@ -771,9 +772,88 @@ def test_rpo_alpha_adds_the_chosen_token_nll(name):
         ("dpo", {"rpo_alpha": float("nan")}, "dpo: rpo_alpha must be"),
         ("orpo", {"beta": 0.0}, "orpo: beta must be"),
         ("cpo", {"cpo_alpha": -1.0}, "cpo: cpo_alpha must be"),
+        ("kto", {"beta": -0.1}, "kto: beta must be a finite number > 0"),
+        ("kto", {"beta": 0.0}, "kto: beta must be a finite number > 0"),
+        ("kto", {"desirable_weight": 0.0}, "kto: desirable_weight must be a finite number > 0"),
+        ("kto", {"undesirable_weight": -1.0}, "kto: undesirable_weight must be a finite number > 0"),
+        ("kto", {"undesirable_weight": float("inf")}, "kto: undesirable_weight must be"),
+        ("kto", {"loss_type": "kto_pair"}, "kto: loss_type must be one of kto, apo_zero_unpaired"),
     ],
 )
 def test_new_losses_reject_bad_hyper_parameters(name, args, message):
     with pytest.raises(ValueError) as err:
         LOSSES.build({"class_path": name, "init_args": args})
     assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- KTO
+
+
+def _kto_by_hand(
+    logps: ViewLogProbs, beta: float, wd: float, wu: float, loss_type: str
+) -> tuple[float, float]:
+    """KTO on pairs from scalars: (loss, z0)."""
+    lr_w = [p - r for p, r in zip(col(logps, DIRECT_CHOSEN), col(logps, DIRECT_CHOSEN, "reference"))]
+    lr_l = [p - r for p, r in zip(col(logps, DIRECT_REJECTED), col(logps, DIRECT_REJECTED, "reference"))]
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    if loss_type == "kto":
+        z0 = max(0.0, mean(lr_w + lr_l))
+        terms = [wd * (1 - sig(beta * (r - z0))) for r in lr_w] + [
+            wu * (1 - sig(beta * (z0 - r))) for r in lr_l
+        ]
+    else:
+        z0 = 0.0
+        terms = [wd * (1 - sig(beta * r)) for r in lr_w] + [wu * sig(beta * r) for r in lr_l]
+    return mean(terms), z0
+
+
+@pytest.mark.parametrize("loss_type", ["kto", "apo_zero_unpaired"])
+@pytest.mark.parametrize("shift", [0.0, 3.0, -3.0])
+def test_kto_matches_its_equation(loss_type, shift):
+    logps = random_logps(7, seed=21)
+    for v in (DIRECT_CHOSEN, DIRECT_REJECTED):  # shift the reference: z0 > 0 (shift < 0) or clamped
+        logps.reference[v] = logps.reference[v] + shift
+    args = {"beta": 0.2, "desirable_weight": 1.3, "undesirable_weight": 0.8, "loss_type": loss_type}
+    out = LOSSES.build({"class_path": "kto", "init_args": args})(logps)
+    loss, z0 = _kto_by_hand(logps, 0.2, 1.3, 0.8, loss_type)
+    assert float(out.loss) == pytest.approx(loss, rel=1e-9)
+    assert float(out.metrics["kto/kl"]) == pytest.approx(z0, rel=1e-6, abs=1e-12)  # metrics are float32
+    if loss_type == "kto" and shift != 0.0:
+        assert (z0 > 0) == (shift < 0)  # both sides of the clamp are exercised
+    lr_w = logps.log_ratio(DIRECT_CHOSEN)
+    torch.testing.assert_close(out.metrics["rewards/chosen"], (0.2 * lr_w).float())
+    assert out.metrics["rewards/accuracy"].shape == (7,)
+
+
+def test_kto_kl_estimate_is_detached():
+    """``z0`` carries no gradient: d loss / d log pi(y_w^b|x^b) is w_d beta s (1 - s) / 2B, with
+    ``s = sigma(beta (lr_w - z0))``, exactly (paper and TRL: no backpropagation through z0)."""
+    logps = random_logps(4, seed=3)
+    logps.reference[DIRECT_CHOSEN] = logps.reference[DIRECT_CHOSEN] - 5.0  # z0 > 0
+    policy = logps.policy[DIRECT_CHOSEN].requires_grad_(True)
+    out = KTOLoss(beta=0.1, desirable_weight=1.5)(logps)
+    z0 = out.metrics["kto/kl"].double()
+    assert float(z0) > 0
+    (grad,) = torch.autograd.grad(out.loss, policy)
+    s = torch.sigmoid(0.1 * (logps.log_ratio(DIRECT_CHOSEN).detach() - z0))
+    torch.testing.assert_close(grad, -1.5 * 0.1 * s * (1 - s) / 8, **TOL)
+
+
+def test_kto_in_aries_preference_slot():
+    """``aries`` with KTO as L_pref (Eq. 10): (1 - alpha) KTO + alpha refine-MSE, KTO's metrics kept,
+    every ARIES view required, the reference needed."""
+    logps = random_logps(5, seed=9)
+    aries = LOSSES.build(
+        {
+            "class_path": "aries",
+            "init_args": {"preference": {"class_path": "kto", "init_args": {"beta": 0.2}}, "alpha": 0.8},
+        }
+    )
+    assert isinstance(aries.preference, KTOLoss) and aries.preference.beta == 0.2
+    out = aries(logps)
+    kto = KTOLoss(beta=0.2)(logps)
+    torch.testing.assert_close(out.loss, 0.2 * kto.loss + 0.8 * RefineMSELoss()(logps).loss, **TOL)
+    torch.testing.assert_close(out.metrics["kto/kl"], kto.metrics["kto/kl"])
+    assert set(aries.required_views()) == set(ALL_VIEWS) and aries.requires_reference()
+    assert KTOLoss().required_views() == (DIRECT_CHOSEN, DIRECT_REJECTED)

@@ -6,6 +6,7 @@ reference log-probs go in as precomputed (``ref_chosen_logps``/``ref_rejected_lo
 call ``ORPOTrainer.odds_ratio_loss`` and ``CPOTrainer.cpo_loss`` (``trl.experimental``); their NLL
 term TRL computes from logits, so it is compared separately (ours against the per-token mean).
 TRL 1.16's ``bco_pair`` keeps no running mean, so there is no state to compare.
+KTO runs TRL's ``KTOTrainer._compute_loss`` the same way (see the KTO section below).
 """
 
 from __future__ import annotations
@@ -196,3 +197,145 @@ def test_simpo_agrees_with_trl_cpo_simpo_loss():
     losses, *_ = cpo.CPOTrainer.cpo_loss(_stand_in(**fields), avg_w, avg_l)
     ours = build({"name": "simpo", "beta": 2.0, "gamma": 0.5})(logps)
     assert float(ours.loss) == pytest.approx(float(losses.mean()), **TOL)
+
+
+# --------------------------------------------------------------------------- KTO (TRL's KTOTrainer)
+#
+# A batch of B pairs is TRL's unpaired batch of 2B rows (B chosen rows labelled True, then B rejected
+# rows labelled False). ``KTOTrainer._compute_loss`` runs on a stand-in trainer and a stand-in model
+# that returns the given per-token log-probs for the completion rows and for the KL rows (the
+# mismatched (prompt, completion) sequences TRL builds), references precomputed (``ref_logps``,
+# ``ref_KL_logps``). TRL's ``kl`` is a pure function of the KL rows' log-probs, so setting the KL rows
+# to the completion rows gives TRL the estimate ``kto`` documents; any other KL rows compare
+# :func:`aries_lit.losses.kto.kto_losses` on TRL's own estimate.
+
+
+def trl_kto(batch: dict, kl_batch: dict | None = None, labels=None, **cfg) -> tuple[torch.Tensor, dict]:
+    """TRL 1.16's KTO loss of ``batch`` (rows: chosen then rejected) and its logged metrics.
+
+    ``kl_batch`` (same layout) gives the KL rows; ``None`` makes them the completion rows.
+    """
+    from trl.trainer.kto_trainer import KTOTrainer
+
+    kl_batch = batch if kl_batch is None else kl_batch
+    per_token, kl_per_token = batch["per_token"], kl_batch["per_token"]
+    n = per_token.shape[0]
+
+    def model(input_ids, **kw):
+        lp = kl_per_token if bool((input_ids == 1).all()) else per_token
+        zeros = torch.zeros_like(lp)
+        return SimpleNamespace(log_probs=lp, entropy=zeros, mean_logits=zeros, aux_loss=None)
+
+    ident = lambda x: x  # noqa: E731 - single-process gather
+    loss_type = cfg.get("loss_type", "kto")
+    trainer = SimpleNamespace(
+        model=SimpleNamespace(training=True),
+        accelerator=SimpleNamespace(device=torch.device("cpu"), gather_for_metrics=ident),
+        aux_loss_enabled=False,
+        precompute_ref_logps=True,
+        calculate_KL=loss_type != "apo_zero_unpaired",
+        loss_type=loss_type,
+        beta=cfg.get("beta", 0.1),
+        desirable_weight=cfg.get("desirable_weight", 1.0),
+        undesirable_weight=cfg.get("undesirable_weight", 1.0),
+        _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
+        _total_train_tokens=0,
+        _tp_size=1,
+    )
+    trainer._compute_kl_logps = lambda m, b: KTOTrainer._compute_kl_logps(trainer, m, b)  # TRL's own
+    cm, kl_cm = batch["completion_mask"], kl_batch["completion_mask"]
+    inputs = {
+        "input_ids": torch.zeros_like(cm),
+        "attention_mask": torch.ones_like(cm),
+        "completion_mask": cm,
+        "KL_input_ids": torch.ones_like(kl_cm),
+        "KL_attention_mask": torch.ones_like(kl_cm),
+        "KL_completion_mask": kl_cm,
+        "label": torch.tensor([True] * (n // 2) + [False] * (n // 2)) if labels is None else labels,
+        "ref_logps": batch["ref"],
+        "ref_KL_logps": kl_batch["ref"],
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss = KTOTrainer._compute_loss(trainer, model, inputs, return_outputs=False)
+    return loss, {k: v[-1] for k, v in trainer._metrics["train"].items()}
+
+
+KTO_CASES = [
+    {"beta": 0.1},
+    {"beta": 0.5, "desirable_weight": 1.33, "undesirable_weight": 0.7},
+    {"beta": 0.2, "loss_type": "apo_zero_unpaired"},
+    {"beta": 0.3, "desirable_weight": 0.8, "undesirable_weight": 2.0, "loss_type": "apo_zero_unpaired"},
+]
+
+
+def test_kto_cases_cover_every_trl_kto_loss_type():
+    import inspect
+
+    from trl.trainer.kto_trainer import KTOTrainer
+
+    source = inspect.getsource(KTOTrainer._compute_loss)
+    trl_types = set(__import__("re").findall(r'loss_type == "(\w+)"', source))
+    assert trl_types == {c.get("loss_type", "kto") for c in KTO_CASES}
+
+
+@pytest.mark.parametrize("seed,ref_shift", [(0, 0.0), (1, -1.5), (2, 1.5)])
+@pytest.mark.parametrize("cfg", KTO_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_kto_agrees_with_trl(cfg, seed, ref_shift):
+    """Loss, its gradient (per example, hence every per-example loss term and the detached KL) and
+    the metrics TRL logs (``kl``, mean ``rewards/*``, ``logps/*``), on the same log-probs.
+    ``ref_shift`` < 0 makes the KL estimate clearly positive, > 0 makes it clamp at 0."""
+    batch = make_batch(seed, scale=2.0)
+    batch["ref"] = batch["ref"] + ref_shift
+    batch["per_token"].requires_grad_(True)
+    expected, trl_metrics = trl_kto(batch, **cfg)
+    (trl_grad,) = torch.autograd.grad(expected, batch["per_token"])
+
+    logps = ours_inputs(batch)
+    out = build({"name": "kto", **cfg})(logps)
+    (our_grad,) = torch.autograd.grad(out.loss, batch["per_token"])
+    if cfg.get("loss_type", "kto") == "kto" and ref_shift < 0:
+        assert trl_metrics["kl"] > 1.0
+    if ref_shift > 0:
+        assert trl_metrics["kl"] == 0.0
+    assert float(out.loss.detach()) == pytest.approx(float(expected.detach()), **TOL)
+    torch.testing.assert_close(our_grad, trl_grad, rtol=1e-6, atol=1e-9)
+    assert float(out.metrics["kto/kl"]) == pytest.approx(trl_metrics["kl"], **TOL)
+    for ours, theirs in [
+        ("rewards/chosen", "rewards/chosen"),
+        ("rewards/rejected", "rewards/rejected"),
+        ("logps/direct/chosen", "logps/chosen"),
+        ("logps/direct/rejected", "logps/rejected"),
+    ]:
+        assert float(out.metrics[ours].mean()) == pytest.approx(trl_metrics[theirs], **TOL), ours
+    assert float(out.metrics["rewards/margin"].mean()) == pytest.approx(trl_metrics["rewards/margins"], **TOL)
+
+
+def test_kto_per_example_rewards_agree_with_trl():
+    """TRL logs only batch means; a one-pair batch each gives its per-example rewards (which do not
+    depend on the KL estimate)."""
+    batch = make_batch(7, scale=2.0)
+    out = build({"name": "kto", "beta": 0.3})(ours_inputs(batch))
+    for b in range(B):
+        rows = [b, B + b]
+        one = {k: batch[k][rows] for k in ("per_token", "completion_mask", "ref")}
+        _, metrics = trl_kto(one, beta=0.3)
+        assert float(out.metrics["rewards/chosen"][b]) == pytest.approx(metrics["rewards/chosen"], **TOL)
+        assert float(out.metrics["rewards/rejected"][b]) == pytest.approx(metrics["rewards/rejected"], **TOL)
+
+
+def test_kto_losses_on_trls_mismatched_kl_estimate():
+    """With TRL's own KL rows (completions rotated by one, scored under other prompts), the loss
+    terms (:func:`kto_losses`) on TRL's estimate (:func:`kl_estimate`) give TRL's loss."""
+    from aries_lit.losses.kto import kl_estimate, kto_losses
+
+    batch = make_batch(3, scale=2.0)
+    kl_batch = make_batch(13, scale=2.0)  # different completions/log-probs: the mismatched rows
+    kl_batch["ref"] = kl_batch["ref"] - 3.0  # a positive KL, so the clamp does not hide it
+    cfg = {"beta": 0.2, "desirable_weight": 1.2, "undesirable_weight": 0.9}
+    expected, metrics = trl_kto(batch, kl_batch, **cfg)
+    kl = kl_estimate(kl_batch["per_token"].sum(1) - kl_batch["ref"])
+    assert float(kl) > 0 and float(kl) == pytest.approx(metrics["kl"], **TOL)
+    lr = batch["per_token"].sum(1) - batch["ref"]
+    chosen, rejected = kto_losses(lr[:B], lr[B:], kl, **cfg)
+    assert float(torch.cat((chosen, rejected)).mean()) == pytest.approx(float(expected), **TOL)

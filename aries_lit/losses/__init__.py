@@ -1,5 +1,5 @@
 """Loss objects: SFT, ARIES-SFT, DPO, IPO, hinge, SimPO, every other TRL DPO ``loss_type``, ORPO,
-CPO, refine-MSE, BT_refine, ARIES, BT_ARIES,
+CPO, KTO, refine-MSE, BT_refine, ARIES, BT_ARIES,
 and the Bradley-Terry reward-model loss.
 
 Every loss is registered in :data:`LOSSES` under a short name (``LOSSES.build("dpo")``) and
@@ -29,6 +29,7 @@ from aries_lit.losses.base import (
     split_view,
 )
 from aries_lit.losses.composite import ARIESLoss, BTARIESLoss
+from aries_lit.losses.kto import KTOLoss
 from aries_lit.losses.pairwise_trl import (
     AOTLoss,
     AOTUnpairedLoss,
@@ -63,6 +64,7 @@ __all__ = [
     "SPPOHardLoss",
     "SigmoidNormLoss",
     "CPOLoss",
+    "KTOLoss",
     "ORPOLoss",
     "ALL_VIEWS",
     "ARIESLoss",

@@ -1,0 +1,150 @@
+"""KTO (Ethayarajh et al. 2024, "KTO: Model Alignment as Prospect Theoretic Optimization", arXiv
+2402.01306) on the paired data aries_lit trains on: the chosen answer of a pair is a *desirable*
+example, the rejected one an *undesirable* example, so a batch of ``B`` pairs is TRL's unpaired
+batch of ``2B`` rows (``trl.unpair_preference_dataset``: one ``label=True`` row per chosen answer,
+one ``label=False`` row per rejected answer).
+
+The per-example losses are exactly those of TRL 1.16's ``KTOTrainer._compute_loss``
+(:func:`kto_losses`); what differs, and only on where its inputs come from, is the KL estimate
+``z0`` (:func:`kl_estimate`, see :class:`KTOLoss`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from aries_lit.losses.base import (
+    DIRECT_CHOSEN,
+    DIRECT_REJECTED,
+    LOSSES,
+    LossOutput,
+    PreferenceLoss,
+    ViewLogProbs,
+    check_beta,
+    detach_metrics,
+    direct_reward_metrics,
+)
+from aries_lit.losses.preference import _logps_metrics, check_inputs
+
+__all__ = ["KTO_LOSS_TYPES", "KTOLoss", "kl_estimate", "kto_losses"]
+
+#: TRL 1.16 ``KTOConfig.loss_type`` choices
+KTO_LOSS_TYPES: tuple[str, ...] = ("kto", "apo_zero_unpaired")
+
+
+def kl_estimate(logratios: Tensor) -> Tensor:
+    """``z0 = max(0, mean_j logratios_j)``, detached: a scalar ``[]`` from ``[N]`` log-ratios
+    ``log pi(y_j|c_j) - log pi_ref(y_j|c_j)``.
+
+    TRL's estimate (``kl = (KL_logps - ref_KL_logps).mean().detach().clamp(min=0)``); TRL gives it
+    mismatched (prompt, completion) pairs, :class:`KTOLoss` the batch's own pairs.
+    """
+    return logratios.mean().detach().clamp(min=0)
+
+
+def kto_losses(
+    chosen_logratios: Tensor,
+    rejected_logratios: Tensor,
+    kl: Tensor,
+    beta: float,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+    loss_type: str = "kto",
+) -> tuple[Tensor, Tensor]:
+    """The weighted per-example losses of TRL 1.16's ``KTOTrainer._compute_loss``.
+
+    ``chosen_logratios`` ``[B_d]`` and ``rejected_logratios`` ``[B_u]`` are
+    ``log pi(y|x) - log pi_ref(y|x)`` of the desirable and undesirable examples, ``kl`` the scalar
+    ``z0``. ``kto``: ``w_d (1 - sigma(beta (r - z0)))`` and ``w_u (1 - sigma(beta (z0 - r)))``;
+    ``apo_zero_unpaired`` (APO-zero unpaired, arXiv 2408.06266 Eq. 7): ``w_d (1 - sigma(beta r))``
+    and ``w_u sigma(beta r)`` (no ``z0``). Returns ``([B_d], [B_u])``; TRL's loss is the mean of
+    their concatenation.
+    """
+    if loss_type == "kto":
+        chosen = 1 - torch.sigmoid(beta * (chosen_logratios - kl))
+        rejected = 1 - torch.sigmoid(beta * (kl - rejected_logratios))
+    elif loss_type == "apo_zero_unpaired":
+        chosen = 1 - torch.sigmoid(beta * chosen_logratios)
+        rejected = torch.sigmoid(beta * rejected_logratios)
+    else:
+        raise ValueError(f"kto: loss_type must be one of {', '.join(KTO_LOSS_TYPES)}, got {loss_type!r}")
+    return desirable_weight * chosen, undesirable_weight * rejected
+
+
+def _check_weight(what: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"kto: {what} must be a finite number > 0, got {value!r}")
+
+
+@LOSSES.register("kto")
+class KTOLoss(PreferenceLoss):
+    """KTO (Ethayarajh et al. 2024, arXiv 2402.01306, the KTO loss: Eq. 7 in the numbering TRL 1.16's
+    ``kto_trainer.py`` cites; TRL ``KTOTrainer``, ``loss_type="kto"`` or ``"apo_zero_unpaired"``).
+
+    Paper: ``L_KTO = E[lambda_y - v(x, y)]`` with ``r = log pi(y|x)/pi_ref(y|x)``,
+    ``v = lambda_D sigma(beta (r - z0))`` for desirable ``y`` and ``lambda_U sigma(beta (z0 - r))``
+    for undesirable ``y``, ``z0 = KL(pi(y'|x) || pi_ref(y'|x))``. On a batch of ``B`` pairs,
+    ``y_w`` desirable and ``y_l`` undesirable (``lambda_D = desirable_weight``,
+    ``lambda_U = undesirable_weight``)::
+
+        L = (1 / 2B) * sum_b [ w_d (1 - sigma(beta (lr_w - z0))) + w_u (1 - sigma(beta (z0 - lr_l))) ]
+
+    i.e. the mean over the ``2B`` examples, as TRL averages its unpaired batch (``losses.nanmean()``;
+    here ``mean``, so a NaN is not hidden). ``loss_type="apo_zero_unpaired"`` drops ``z0``:
+    ``w_d (1 - sigma(beta lr_w))`` and ``w_u sigma(beta lr_l)``. The paper's Eq. 8 advice on the
+    weights, ``lambda_D n_D / (lambda_U n_U)`` in ``[1, 4/3]``, is ``w_d / w_u`` in ``[1, 4/3]`` on
+    paired data (``n_D = n_U``).
+
+    **The KL estimate** ``z0`` (detached, clamped at 0, one scalar per batch, as in TRL):
+    ``z0 = max(0, (1 / 2B) * sum_b [lr_w(b) + lr_l(b)])``, the batch mean of the log-ratios of the
+    batch's own ``2B`` completions, each under *its own* prompt. TRL scores the same ``2B``
+    completions under *mismatched* prompts (it rotates completions by one within each batch,
+    ``(x_i, y_{i-1})``, and runs policy and reference on those extra sequences); aries_lit's views
+    have no mismatched (prompt, completion) view, so the matched pairs stand in. On the same
+    inputs this is TRL's computation with ``KL_logps`` / ``ref_KL_logps`` set to the batch's
+    matched log-probs (``tests/test_losses_trl.py`` checks it). With several processes, TRL averages
+    the per-process estimates; here each process uses its own batch's.
+
+    Shapes: views ``direct/chosen``, ``direct/rejected`` of policy and reference, each ``[B]``;
+    loss ``[]``; metrics ``rewards/{chosen,rejected,margin,accuracy}`` (rewards ``beta * lr``, as
+    TRL's ``rewards/chosen``/``rewards/rejected``), ``logps/direct/{chosen,rejected}``, each
+    ``[B]``, and the scalar ``kto/kl`` (``z0``; TRL's ``kl``, 0 for ``apo_zero_unpaired``).
+    """
+
+    def __init__(
+        self,
+        beta: float = 0.1,
+        desirable_weight: float = 1.0,
+        undesirable_weight: float = 1.0,
+        loss_type: str = "kto",
+    ) -> None:
+        check_beta("kto", beta)
+        _check_weight("desirable_weight", desirable_weight)
+        _check_weight("undesirable_weight", undesirable_weight)
+        if loss_type not in KTO_LOSS_TYPES:
+            raise ValueError(f"kto: loss_type must be one of {', '.join(KTO_LOSS_TYPES)}, got {loss_type!r}")
+        self.beta = beta
+        self.desirable_weight = desirable_weight
+        self.undesirable_weight = undesirable_weight
+        self.loss_type = loss_type
+
+    def __call__(self, logps: ViewLogProbs) -> LossOutput:
+        check_inputs(logps, self.views, True, "kto")
+        lr_w = logps.log_ratio(DIRECT_CHOSEN)
+        lr_l = logps.log_ratio(DIRECT_REJECTED)
+        if self.loss_type == "kto":
+            kl = kl_estimate(torch.cat((lr_w, lr_l)))
+        else:
+            kl = torch.zeros((), dtype=lr_w.dtype, device=lr_w.device)
+        chosen, rejected = kto_losses(
+            lr_w, lr_l, kl, self.beta, self.desirable_weight, self.undesirable_weight, self.loss_type
+        )
+        metrics = {
+            **direct_reward_metrics(self.beta * lr_w, self.beta * lr_l),
+            **_logps_metrics(logps),
+            **detach_metrics({"kto/kl": kl}),
+        }
+        return LossOutput(torch.cat((chosen, rejected)).mean(), metrics)
