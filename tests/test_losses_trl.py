@@ -6,7 +6,8 @@ reference log-probs go in as precomputed (``ref_chosen_logps``/``ref_rejected_lo
 call ``ORPOTrainer.odds_ratio_loss`` and ``CPOTrainer.cpo_loss`` (``trl.experimental``); their NLL
 term TRL computes from logits, so it is compared separately (ours against the per-token mean).
 TRL 1.16's ``bco_pair`` keeps no running mean, so there is no state to compare.
-KTO runs TRL's ``KTOTrainer._compute_loss`` the same way (see the KTO section below).
+KTO runs TRL's ``KTOTrainer._compute_loss`` the same way (see the KTO section below), and GRPO /
+Dr. GRPO / RLOO run ``GRPOTrainer._compute_loss`` and ``RLOOTrainer._compute_loss`` (the GRPO section).
 """
 
 from __future__ import annotations
