@@ -17,7 +17,11 @@ from aries_lit.cli import main
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs" / "tiny").glob("*.yaml"))
 #: the policy configs (the reward-model config is tested in tests/test_reward_model.py)
-POLICY_CONFIGS = [c for c in CONFIGS if "aries_lit.modules.RewardModule" not in c.read_text()]
+POLICY_CONFIGS = [
+    c
+    for c in CONFIGS
+    if "aries_lit.modules.RewardModule" not in c.read_text() and "GroupPolicyModule" not in c.read_text()
+]  # the group config (grpo.yaml) trains on group records: test_grpo_variants_fit_from_config
 HH = "aries_lit:hh_rlhf/harmless_base_test.jsonl.gz"
 
 
@@ -231,3 +235,51 @@ def test_kto_fits_in_aries_preference_slot(tiny_model_dir, tmp_path):
         assert step["metrics"]["train/kto/kl_step"] >= 0.0
         assert "train/refine/v_l_to_w_step" in step["metrics"]
     assert (tmp_path / "run" / "hf_model" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        {"variant": "grpo", "beta": 0.04},
+        {"variant": "dr_grpo", "beta": 0.04, "max_completion_length": 64, "old_logps": "reference"},
+        {"variant": "rloo", "beta": 0.0},
+    ],
+    ids=["grpo", "dr_grpo", "rloo"],
+)
+def test_grpo_variants_fit_from_config(loss, tiny_model_dir, tmp_path, monkeypatch):
+    """configs/tiny/grpo.yaml trains each variant on the shipped group records and exports; with
+    ``beta: 0`` (and ``old_logps: current``) the reference never loads."""
+    from transformers import AutoModelForCausalLM
+
+    from aries_lit.modules.policy import PolicyModule
+
+    if not loss["beta"] and loss.get("old_logps", "current") == "current":
+
+        def no_reference(self):
+            raise AssertionError("beta 0 loaded the reference model")
+
+        monkeypatch.setattr(PolicyModule, "reference_model", no_reference)
+    config = REPO / "configs" / "tiny" / "grpo.yaml"
+    spec = {"class_path": "aries_lit.losses.GRPOLoss", "init_args": loss}
+    args = [a for a in _overrides(tiny_model_dir, tmp_path) if a not in ("--data.init_args.train", HH)]
+    limit = args.index("--data.init_args.limit")
+    args[limit + 1] = "6"
+    groups = REPO / "configs" / "tiny" / "data" / "grpo_groups.jsonl"
+    main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            *args,
+            "--data.init_args.train",
+            str(groups),
+            f"--model.init_args.loss={json.dumps(spec)}",
+        ]
+    )
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf_model"))
+    before = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values())
+    )
+    stats = json.loads((tmp_path / "data_stats.json").read_text())
+    assert stats["train/groups"] == 6 and stats["train/completions"] == 24

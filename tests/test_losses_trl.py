@@ -6,7 +6,8 @@ reference log-probs go in as precomputed (``ref_chosen_logps``/``ref_rejected_lo
 call ``ORPOTrainer.odds_ratio_loss`` and ``CPOTrainer.cpo_loss`` (``trl.experimental``); their NLL
 term TRL computes from logits, so it is compared separately (ours against the per-token mean).
 TRL 1.16's ``bco_pair`` keeps no running mean, so there is no state to compare.
-KTO runs TRL's ``KTOTrainer._compute_loss`` the same way (see the KTO section below).
+KTO runs TRL's ``KTOTrainer._compute_loss`` the same way (see the KTO section below), and GRPO /
+Dr. GRPO / RLOO run ``GRPOTrainer._compute_loss`` and ``RLOOTrainer._compute_loss`` (the GRPO section).
 """
 
 from __future__ import annotations
@@ -339,3 +340,181 @@ def test_kto_losses_on_trls_mismatched_kl_estimate():
     lr = batch["per_token"].sum(1) - batch["ref"]
     chosen, rejected = kto_losses(lr[:B], lr[B:], kl, **cfg)
     assert float(torch.cat((chosen, rejected)).mean()) == pytest.approx(float(expected), **TOL)
+
+
+# --------------------------------------------------------------------------- GRPO / Dr. GRPO / RLOO
+# ``GRPOTrainer._compute_loss`` and ``RLOOTrainer._compute_loss`` run on stand-in trainers whose
+# ``_get_per_token_logps_and_entropies`` returns the same per-token log-probs we give our loss (a leaf
+# tensor, so the gradients are compared too); advantages, old and reference log-probs go in as the
+# inputs TRL's ``_generate_and_score_completions`` would have made. That method is not a pure
+# function (it generates and calls reward functions), so its advantage lines are compared below as a
+# transcription that calls TRL's own ``nanstd``.
+def group_batch(seed: int, sizes=(4, 4, 4), T_: int = 9) -> dict:
+    """``N = sum(sizes)`` completions: per-token policy, reference and old log-probs ``[N, T]``, a
+    completion mask (at least one token each), rewards with ties inside a group, group index."""
+    g = torch.Generator().manual_seed(seed)
+    n = sum(sizes)
+    lengths = torch.randint(1, T_ + 1, (n,), generator=g)
+    mask = (torch.arange(T_).unsqueeze(0) < lengths.unsqueeze(1)).to(torch.float64)
+    policy = -torch.rand(n, T_, generator=g, dtype=torch.float64) * 3
+    ref = policy + torch.randn(n, T_, generator=g, dtype=torch.float64) * 0.3
+    old = policy + torch.randn(n, T_, generator=g, dtype=torch.float64) * 0.3
+    rewards = torch.randint(0, 3, (n,), generator=g).to(torch.float64) / 2
+    group_index = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    return dict(policy=policy, ref=ref, old=old, mask=mask, rewards=rewards, group_index=group_index)
+
+
+def trl_grpo_advantages(rewards: torch.Tensor, num_generations: int, scale_rewards: str) -> torch.Tensor:
+    """TRL 1.16 ``GRPOTrainer._generate_and_score_completions``'s advantage lines (one reward function,
+    ``multi_objective_aggregation="sum_then_normalize"``), with TRL's ``nanstd``."""
+    from trl.trainer.utils import nanstd
+
+    mean_grouped = torch.nanmean(rewards.view(-1, num_generations), dim=1).repeat_interleave(num_generations)
+    if scale_rewards in ("group", "none"):
+        std = nanstd(rewards.view(-1, num_generations), dim=1).repeat_interleave(num_generations)
+    else:
+        std = nanstd(rewards).expand_as(rewards)
+    adv = rewards - mean_grouped
+    if scale_rewards != "none":
+        adv = adv / (std + 1e-4)
+    return torch.nan_to_num(adv, nan=0.0)
+
+
+def trl_rloo_advantages(rewards, num_generations, normalize, beta=0.0, old=None, ref=None, mask=None):
+    """TRL 1.16 ``RLOOTrainer._generate_and_score_completions``'s KL-in-reward and advantage lines."""
+    from trl.trainer.utils import nanstd
+
+    if beta != 0.0:
+        rewards = rewards - beta * ((old - ref) * mask).sum(-1)
+    grouped = rewards.view(-1, num_generations)
+    counts = (~torch.isnan(grouped)).sum(dim=1, keepdim=True)
+    baselines = ((torch.nansum(grouped, dim=1, keepdim=True) - grouped) / (counts - 1)).view(-1)
+    adv = rewards - baselines
+    if normalize:
+        adv = (adv - torch.nanmean(adv)) / (nanstd(adv) + 1e-4)
+    return torch.nan_to_num(adv, nan=0.0)
+
+
+def _trl_trainer(per_token: torch.Tensor, **fields) -> SimpleNamespace:
+    ident = lambda x, **kw: x  # noqa: E731 - single process
+    return SimpleNamespace(
+        _get_per_token_logps_and_entropies=lambda *a, **kw: (per_token, torch.zeros_like(per_token), None),
+        model=SimpleNamespace(training=True),
+        accelerator=SimpleNamespace(device=torch.device("cpu"), gather=ident, reduce=ident, num_processes=1),
+        aux_loss_enabled=False,
+        top_entropy_quantile=1.0,
+        off_policy_mask_threshold=None,
+        importance_sampling_level="token",
+        use_vllm=False,
+        current_gradient_accumulation_steps=1,
+        _entropy_bonus_enabled=False,
+        _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
+        **fields,
+    )
+
+
+def _trl_inputs(batch: dict, advantages: torch.Tensor, old: torch.Tensor | None) -> dict:
+    n, t = batch["mask"].shape
+    inputs = {
+        "prompt_ids": torch.zeros(n, 2, dtype=torch.long),
+        "prompt_mask": torch.ones(n, 2, dtype=torch.long),
+        "completion_ids": torch.zeros(n, t, dtype=torch.long),
+        "completion_mask": batch["mask"],
+        "advantages": advantages,
+        "ref_per_token_logps": batch["ref"],
+    }
+    if old is not None:
+        inputs["old_per_token_logps"] = old
+    return inputs
+
+
+def _ours(batch: dict, old: torch.Tensor | None, **spec):
+    from aries_lit.losses import GroupLogProbs
+
+    policy = batch["policy"].clone().requires_grad_(True)
+    logps = GroupLogProbs(policy, batch["mask"], batch["rewards"], batch["group_index"], batch["ref"], old)
+    out = build({"name": "grpo", **spec})(logps)
+    out.loss.backward()
+    return out, policy.grad
+
+
+GRPO_CASES = [  # (TRL loss_type, scale_rewards, beta, with old log-probs)
+    ("grpo", "group", 0.0, False),
+    ("grpo", "group", 0.04, False),
+    ("grpo", "group", 0.1, True),
+    ("grpo", "batch", 0.04, True),
+    ("dr_grpo", "none", 0.0, False),
+    ("dr_grpo", "none", 0.04, True),
+    ("dr_grpo", "group", 0.04, True),
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("loss_type,scale,beta,with_old", GRPO_CASES, ids=lambda v: str(v))
+def test_grpo_agrees_with_trl(loss_type, scale, beta, with_old, seed):
+    """Loss, its gradient w.r.t. every per-token log-prob, ``kl`` and the clip ratio, against
+    ``GRPOTrainer._compute_loss`` (token-level ratio; ``old`` given: the clip acts)."""
+    from trl.trainer.grpo_trainer import GRPOTrainer
+
+    batch = group_batch(seed)
+    old = batch["old"] if with_old else None
+    adv = trl_grpo_advantages(batch["rewards"], 4, scale)
+    per_token = batch["policy"].clone().requires_grad_(True)
+    trainer = _trl_trainer(
+        per_token,
+        beta=beta,
+        loss_type=loss_type,
+        epsilon_low=0.2,
+        epsilon_high=0.28,
+        max_completion_length=16,
+        args=SimpleNamespace(use_bias_correction_kl=False, delta=None),
+    )
+    expected = GRPOTrainer._compute_loss(trainer, None, _trl_inputs(batch, adv, old))
+    expected.backward()
+    spec = dict(variant=loss_type, beta=beta, epsilon=0.2, epsilon_high=0.28, scale_rewards=scale)
+    out, grad = _ours(batch, old, max_completion_length=16, **spec)
+    assert float(out.loss) == pytest.approx(float(expected), **TOL)
+    torch.testing.assert_close(grad, per_token.grad, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(out.metrics["advantages"], adv.float(), rtol=1e-6, atol=1e-6)
+    if beta:
+        assert float(out.metrics["kl"]) == pytest.approx(trainer._metrics["train"]["kl"][0], **TOL)
+    region = float((out.metrics["clip_ratio/region"] * batch["mask"].sum(-1)).sum() / batch["mask"].sum())
+    assert region == pytest.approx(trainer._metrics["train"]["clip_ratio/region_mean"][0], **TOL)
+    if with_old:
+        assert region > 0  # the case exercises the clip
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("beta,with_old", [(0.0, False), (0.0, True), (0.05, False), (0.05, True)])
+def test_rloo_agrees_with_trl(normalize, beta, with_old):
+    """Loss and gradient against ``RLOOTrainer._compute_loss`` (sequence-level ratio), with TRL's
+    leave-one-out advantages of rewards that carry its KL penalty ``beta * sum_t (old - ref)``."""
+    from trl.trainer.rloo_trainer import RLOOTrainer
+
+    batch = group_batch(3)
+    old = batch["old"] if with_old else None
+    old_tokens = batch["old"] if with_old else batch["policy"]
+    adv = trl_rloo_advantages(batch["rewards"], 4, normalize, beta, old_tokens, batch["ref"], batch["mask"])
+    per_token = batch["policy"].clone().requires_grad_(True)
+    trainer = _trl_trainer(per_token, epsilon_low=0.2, epsilon_high=0.2)
+    inputs = _trl_inputs(batch, adv, None)
+    inputs["old_logps"] = (old_tokens * batch["mask"]).sum(1)
+    expected = RLOOTrainer._compute_loss(trainer, None, inputs)
+    expected.backward()
+    scale = "batch" if normalize else "none"
+    out, grad = _ours(batch, old, variant="rloo", beta=beta, epsilon=0.2, scale_rewards=scale)
+    assert float(out.loss) == pytest.approx(float(expected), **TOL)
+    torch.testing.assert_close(grad, per_token.grad, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(out.metrics["advantages"], adv.float(), rtol=1e-6, atol=1e-6)
+    region = float(out.metrics["clip_ratio/region"].mean())
+    assert region == pytest.approx(trainer._metrics["train"]["clip_ratio/region_mean"][0], **TOL)
+
+
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_group_advantages_function_matches_trls(scale):
+    """Our pure ``group_advantages`` on equal-size groups against the TRL transcription above."""
+    from aries_lit.losses.group import group_advantages
+
+    batch = group_batch(5, sizes=(3, 3, 3))
+    ours = group_advantages(batch["rewards"], batch["group_index"], "grpo", scale)
+    torch.testing.assert_close(ours, trl_grpo_advantages(batch["rewards"], 3, scale), rtol=1e-6, atol=1e-9)

@@ -4,12 +4,15 @@ collated batches -> the DataModule. (The DataModule that collects its own pairs 
 
 from aries_lit.data.collator import ViewCollator
 from aries_lit.data.datamodule import PreferenceDataModule
+from aries_lit.data.groups import GroupCollator, GroupDataModule
 from aries_lit.data.views import ViewTokenizer
 from aries_lit.errors import DataValidationError
 from aries_lit.records import LoadedRecords, load_preference_records, load_preference_records_with_stats
 
 __all__ = [
     "DataValidationError",
+    "GroupCollator",
+    "GroupDataModule",
     "LoadedRecords",
     "PreferenceDataModule",
     "ViewCollator",

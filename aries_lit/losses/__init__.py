@@ -1,5 +1,5 @@
 """Loss objects: SFT, ARIES-SFT, DPO, IPO, hinge, SimPO, every other TRL DPO ``loss_type``, ORPO,
-CPO, KTO, refine-MSE, BT_refine, ARIES, BT_ARIES,
+CPO, KTO, GRPO / Dr. GRPO / RLOO (group policy gradient), refine-MSE, BT_refine, ARIES, BT_ARIES,
 and the Bradley-Terry reward-model loss.
 
 Every loss is registered in :data:`LOSSES` under a short name (``LOSSES.build("dpo")``) and
@@ -29,6 +29,7 @@ from aries_lit.losses.base import (
     split_view,
 )
 from aries_lit.losses.composite import ARIESLoss, BTARIESLoss
+from aries_lit.losses.group import GroupLogProbs, GroupLoss, GRPOLoss
 from aries_lit.losses.kto import KTOLoss
 from aries_lit.losses.pairwise_trl import (
     AOTLoss,
@@ -64,6 +65,9 @@ __all__ = [
     "SPPOHardLoss",
     "SigmoidNormLoss",
     "CPOLoss",
+    "GRPOLoss",
+    "GroupLogProbs",
+    "GroupLoss",
     "KTOLoss",
     "ORPOLoss",
     "ALL_VIEWS",

@@ -2,6 +2,7 @@
 reference, and the reward model; all share :class:`TrainingModule`, the base ``aries-lit fit`` takes."""
 
 from aries_lit.modules.base import TrainingModule
+from aries_lit.modules.group import GroupPolicyModule
 from aries_lit.modules.logprobs import sequence_logprobs
 from aries_lit.modules.policy import PolicyModule
 from aries_lit.modules.preference import PreferenceModule
@@ -9,6 +10,7 @@ from aries_lit.modules.reward import RewardModule
 from aries_lit.modules.sft import SFTModule
 
 __all__ = [
+    "GroupPolicyModule",
     "PolicyModule",
     "PreferenceModule",
     "RewardModule",

@@ -122,3 +122,38 @@ def packed_logprobs(
     sums = sums.index_add(0, out_index, token_logps.float())
     counts = torch.bincount(out_index, minlength=num_outputs)
     return sums, counts
+
+
+def token_logprobs(
+    model: Any,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    loss_mask: Tensor,
+    chunk_size: int = 4096,
+) -> tuple[Tensor, Tensor]:
+    """Per-token log-probs of the masked (response) tokens, as :func:`sequence_logprobs` computes them
+    before it sums them (the same LM-head chunking).
+
+    Args:
+        input_ids, attention_mask, loss_mask: ``[N, T]`` right-padded rows, as for :func:`sequence_logprobs`.
+
+    Returns:
+        ``([N, T-1] float32 log-probs, [N, T-1] bool mask)``: position ``t`` scores token ``t + 1``;
+        0 where the mask is False.
+    """
+    target_mask = loss_mask[:, 1:]
+    targets = input_ids[:, 1:][target_mask]
+    parts = _decoder_and_head(model)
+    if parts is not None:
+        decoder, head = parts
+        hidden = decoder(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
+        flat = _token_logps(hidden[:, :-1][target_mask], targets, head, chunk_size)
+    else:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1]
+        selected = logits[target_mask].float()
+        flat = selected.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(selected, -1)
+    out = torch.zeros(target_mask.shape, dtype=torch.float32, device=input_ids.device)
+    out = out.masked_scatter(target_mask, flat.float())
+    return out, target_mask

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from aries_lit.data.collator import reference_from_batch, split_views
-from aries_lit.losses import LOSSES, Loss, RewardLoss, ViewLogProbs
+from aries_lit.losses import LOSSES, GroupLoss, Loss, RewardLoss, ViewLogProbs
 from aries_lit.models import load_causal_lm, load_tokenizer
 from aries_lit.modules.base import TrainingModule, check_schedule
 from aries_lit.modules.logprobs import packed_logprobs, sequence_logprobs
@@ -38,6 +38,8 @@ class PolicyModule(TrainingModule):
     """
 
     default_loss = "aries"
+    #: whether this module trains group losses (:class:`aries_lit.modules.GroupPolicyModule`)
+    accepts_group_loss = False
 
     def __init__(
         self,
@@ -63,6 +65,11 @@ class PolicyModule(TrainingModule):
             raise ValueError(
                 f"{type(self.loss).__name__} trains a reward model: use model.class_path "
                 "aries_lit.modules.RewardModule"
+            )
+        if isinstance(self.loss, GroupLoss) and not self.accepts_group_loss:
+            raise ValueError(
+                f"{type(self.loss).__name__} trains on groups of scored completions: use model.class_path "
+                "aries_lit.modules.GroupPolicyModule with data.class_path aries_lit.data.GroupDataModule"
             )
         self._check_loss(self.loss)
         self.save_hyperparameters(ignore=["loss"])

@@ -122,7 +122,9 @@ def select(
             the verifier come from it).
         selector: ``rule``, ``reward_model``, ``llm_judge``, ``verifier`` or ``graded`` (fraction
             of IFEval constraints met) with options, e.g.
-            ``{class_path: rule, init_args: {chosen_index: -1, rejected_index: 0}}``.
+            ``{class_path: rule, init_args: {chosen_index: -1, rejected_index: 0}}``; ``group``
+            (``{class_path: group, init_args: {scorer: verifier}}``) writes one group record per
+            prompt (every scored answer with its reward) for the ``grpo`` loss instead of a pair.
         out: the pairs file (default ``<candidates>/pairs.jsonl``); the selection's counts, the
             pairs file, (for ``reward_model``) the resolved path of the reward model that selected,
             and the pair-quality audit under ``"audit"`` (see

@@ -1,0 +1,255 @@
+"""Group data for GRPO / Dr. GRPO / RLOO: records of one prompt with several scored completions.
+
+A group record (written by ``aries-lit select --selector '{class_path: group, init_args: {scorer:
+verifier}}'``, :class:`aries_lit.selectors.group.GroupSelector`; other fields are ignored)::
+
+    {"id": "q17", "prompt": "..." | [chat messages], "completions": ["...", ...], "rewards": [1.0, 0.0, ...]}
+
+Each completion becomes one row ``chat(x) + y_k + <end of turn>``, the context masked out of the
+loss, exactly as a direct view of :mod:`aries_lit.data.views` (same chat rendering, same end-of-turn
+marker, same left truncation of the context and cut of the completion to ``max_length``). A batch
+holds ``batch_size`` *groups*, ``N`` rows in all, with ``rewards`` ``[N]`` and ``group_index`` ``[N]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from datasets import Dataset
+from lightning.pytorch.utilities import rank_zero_info
+
+from aries_lit.chat import chat_context, end_of_turn
+from aries_lit.data.sampler import ResumableLoader, ResumableSampler
+from aries_lit.errors import DataValidationError, FileContentError
+from aries_lit.io import write_json_atomic
+from aries_lit.records import ON_ERROR, open_records
+
+__all__ = ["GroupCollator", "GroupDataModule", "check_group_record"]
+
+
+def check_group_record(source: str, number: int, record: dict[str, Any]) -> None:
+    """Raise :class:`DataValidationError` (file, record, field) unless ``record`` is a group record."""
+
+    def bad(field: str, message: str, reason: str = "wrong_type") -> DataValidationError:
+        return DataValidationError(source, number, field, message, reason=reason)
+
+    for key in ("id", "prompt", "completions", "rewards"):
+        if key not in record:
+            raise bad(
+                key, f"missing field '{key}' (a group record has id, prompt, completions, rewards)", "missing"
+            )
+    if not isinstance(record["prompt"], (str, list)):
+        raise bad("prompt", "must be a string or a list of chat messages")
+    completions, rewards = record["completions"], record["rewards"]
+    if (
+        not isinstance(completions, list)
+        or not completions
+        or not all(isinstance(c, str) for c in completions)
+    ):
+        raise bad("completions", "must be a non-empty list of strings")
+    if not isinstance(rewards, list) or len(rewards) != len(completions):
+        raise bad("rewards", f"must be a list of {len(completions)} numbers, one per completion")
+    for r in rewards:
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r):
+            raise bad("rewards", f"must hold finite numbers, got {r!r}")
+
+
+class GroupDataModule(L.LightningDataModule):
+    """Group records (``id``, ``prompt``, ``completions``, ``rewards``) for a group loss (``grpo``).
+
+    Args:
+        train: a JSONL/JSON/Parquet file or a ``datasets`` folder of group records.
+        val: the same for validation (optional).
+        max_length, max_context_length: a context longer than ``max_context_length`` tokens is cut
+            from the left, a completion cut to fit ``max_length`` behind it (both counted).
+        batch_size: groups per batch (each completion is one row).
+        limit, offset: skip the first ``offset`` records, then use at most ``limit``.
+        on_error: ``raise`` stops at the first invalid record (file, record number, field);
+            ``skip`` drops it and counts it in ``data_stats.json``.
+        min_group_size: groups with fewer completions are dropped (counted; an advantage needs 2).
+    """
+
+    def __init__(
+        self,
+        train: str,
+        val: str | None = None,
+        max_length: int = 1024,
+        max_context_length: int = 768,
+        batch_size: int = 2,
+        val_batch_size: int | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        on_error: str = "raise",
+        shuffle: bool = True,
+        seed: int = 0,
+        num_workers: int = 0,
+        min_group_size: int = 2,
+    ) -> None:
+        super().__init__()
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, not '{on_error}'")
+        if max_context_length >= max_length:
+            raise ValueError(
+                f"max_context_length ({max_context_length}) must be below max_length ({max_length})"
+            )
+        self.save_hyperparameters()
+        self.tokenizer: Any = None
+        self.train_data: Dataset | None = None
+        self.val_data: Dataset | None = None
+        self.stats: Counter = Counter()
+
+    def configure(self, tokenizer: Any, views: tuple[str, ...] = (), response_end: str | None = None) -> None:
+        """Set the tokenizer (done from the LightningModule inside a Trainer)."""
+        self.tokenizer = tokenizer
+
+    def load_records(self, source: str, split: str) -> list[dict[str, Any]]:
+        hp = self.hparams
+        out = []
+        for number, record in open_records(source).items:
+            if number <= hp.offset:
+                continue
+            if hp.limit is not None and len(out) >= hp.limit:
+                break
+            try:
+                if isinstance(record, DataValidationError):
+                    raise record
+                check_group_record(source, number, record)
+            except DataValidationError as err:
+                if hp.on_error == "raise":
+                    raise
+                self.stats[f"{split}/skipped_invalid/{getattr(err, 'reason', None) or 'invalid'}"] += 1
+                continue
+            if len(record["completions"]) < hp.min_group_size:
+                self.stats[f"{split}/skipped/too_few_completions"] += 1
+                continue
+            out.append(record)
+        if not out:
+            raise FileContentError(
+                f"{source}: no usable group record (see data_stats.json counts: {dict(self.stats)})"
+            )
+        return out
+
+    def tokenize(self, records: list[dict[str, Any]], split: str) -> Dataset:
+        hp, tok = self.hparams, self.tokenizer
+        eot = end_of_turn(tok)
+        rows = []
+        for record in records:
+            ctx = tok(chat_context(tok, record["prompt"]), add_special_tokens=False)["input_ids"]
+            if len(ctx) > hp.max_context_length:
+                self.stats[f"{split}/truncated/context"] += 1
+                ctx = ctx[-hp.max_context_length :]
+            room = hp.max_length - len(ctx)
+            completions = []
+            for text in record["completions"]:
+                ids = tok(text + eot, add_special_tokens=False)["input_ids"]
+                if len(ids) > room:
+                    self.stats[f"{split}/truncated/completion"] += 1
+                    ids = ids[:room]
+                completions.append(ids)
+            rows.append(
+                {
+                    "id": str(record["id"]),
+                    "ctx": ctx,
+                    "completions": completions,
+                    "rewards": record["rewards"],
+                }
+            )
+            self.stats[f"{split}/groups"] += 1
+            self.stats[f"{split}/completions"] += len(completions)
+        return Dataset.from_list(rows)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_data is not None:
+            return
+        module = getattr(self.trainer, "lightning_module", None) if self.trainer else None
+        if self.tokenizer is None and module is not None:
+            self.configure(module.tokenizer)
+        if self.tokenizer is None:
+            raise RuntimeError("GroupDataModule needs a tokenizer: use it in a Trainer or call configure()")
+        hp = self.hparams
+        self.train_data = self.tokenize(self.load_records(hp.train, "train"), "train")
+        if hp.val:
+            self.val_data = self.tokenize(self.load_records(hp.val, "val"), "val")
+        rank_zero_info(
+            f"[aries-lit] group data: {', '.join(f'{k}={v}' for k, v in sorted(self.stats.items()))}"
+        )
+        if self.trainer is not None and self.trainer.is_global_zero:
+            out = Path(self.trainer.default_root_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(out / "data_stats.json", dict(self.stats), indent=2)
+
+    def collator(self) -> GroupCollator:
+        return GroupCollator(self.tokenizer.pad_token_id)
+
+    def _progress(self) -> int:
+        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed) if self.trainer else 0
+
+    def train_dataloader(self) -> ResumableLoader:
+        hp = self.hparams
+        sampler = ResumableSampler(len(self.train_data), hp.batch_size, shuffle=hp.shuffle, seed=hp.seed)
+        return ResumableLoader(
+            self.train_data,
+            batch_size=hp.batch_size,
+            sampler=sampler,
+            drop_last=False,
+            collate_fn=self.collator(),
+            num_workers=hp.num_workers,
+            progress=self._progress,
+        )
+
+    def val_dataloader(self) -> Any:
+        if self.val_data is None:
+            return []
+        from torch.utils.data import DataLoader
+
+        return DataLoader(
+            self.val_data,
+            batch_size=self.hparams.val_batch_size or self.hparams.batch_size,
+            shuffle=False,
+            collate_fn=self.collator(),
+            num_workers=self.hparams.num_workers,
+        )
+
+
+class GroupCollator:
+    """Groups -> one row per completion: ``input_ids``, ``attention_mask``, ``loss_mask`` ``[N, T]``
+    (right-padded, ``loss_mask`` True on completion tokens), ``rewards`` ``[N]`` float32,
+    ``group_index`` ``[N]`` (the group's position in the batch), ``batch_size`` (groups), ``ids``."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 8) -> None:
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        rows, rewards, group_index = [], [], []
+        for b, f in enumerate(features):
+            for ids, reward in zip(f["completions"], f["rewards"]):
+                rows.append((f["ctx"], ids))
+                rewards.append(float(reward))
+                group_index.append(b)
+        longest = max(len(c) + len(r) for c, r in rows)
+        if self.pad_to_multiple_of > 1:
+            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        n = len(rows)
+        input_ids = torch.full((n, longest), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((n, longest), dtype=torch.long)
+        loss_mask = torch.zeros((n, longest), dtype=torch.bool)
+        for i, (ctx, resp) in enumerate(rows):
+            seq = list(ctx) + list(resp)
+            input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            attention_mask[i, : len(seq)] = 1
+            loss_mask[i, len(ctx) : len(seq)] = True
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "loss_mask": loss_mask,
+            "rewards": torch.tensor(rewards, dtype=torch.float32),
+            "group_index": torch.tensor(group_index, dtype=torch.long),
+            "batch_size": len(features),
+            "ids": [f.get("id") for f in features],
+        }
