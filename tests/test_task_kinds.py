@@ -81,3 +81,18 @@ def test_a_task_naming_the_kind_needs_its_field(tmp_path, tiny_model_dir):
     with pytest.raises(ValueError, match="kind mentions\\): prompt record 0 .* has no 'must_mention' field"):
         evaluate_checkpoints([str(tiny_model_dir)], tasks=[task], out_dir=str(tmp_path / "o"), progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_subclass_is_inferred_only_if_it_sets_its_own_order(tmp_path):
+    from aries_lit.evaluation.kinds import OpenKind, infer_kind
+    from aries_lit.evaluation.tasks import Task
+
+    @TASK_KINDS.register("aaa_open_variant")
+    class OpenVariant(OpenKind):  # inherits infer_order = 1000 and accepts everything
+        pass
+
+    task = Task(label="t", source="x", prompts=[{"id": "a", "prompt": "hi"}])
+    assert infer_kind(task).name == "open"
+    assert infer_kind(Task(label="t", source="x", kind="aaa_open_variant", prompts=task.prompts)).name == (
+        "aaa_open_variant"
+    )

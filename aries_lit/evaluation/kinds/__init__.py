@@ -100,17 +100,19 @@ def infer_kind(task: Task) -> TaskKind:
             raise ValueError(f"task '{task.label}': {err}") from None
         kind.check(task)
         return kind
-    ordered = sorted(
-        (TASK_KINDS.get(n) for n in TASK_KINDS.names() if TASK_KINDS.get(n).infer_order is not None),
-        key=lambda cls: cls.infer_order,
-    )
+    inferred = [cls for cls in _classes() if cls.__dict__.get("infer_order") is not None]
+    ordered = sorted(inferred, key=lambda cls: cls.__dict__["infer_order"])
     return next((k for k in (cls() for cls in ordered) if k.accepts(task.prompts)), OpenKind())
 
 
 def kind_for(task: Task) -> TaskKind:
     """A task's kind: its suite's (``mt_bench``) if it has one, else :func:`infer_kind`'s."""
     suite = suite_of(task.source)
-    for name in TASK_KINDS.names():
-        if suite is not None and TASK_KINDS.get(name).suite == suite:
-            return TASK_KINDS.get(name)()
-    return infer_kind(task)
+    own = [cls for cls in _classes() if suite is not None and cls.__dict__.get("suite") == suite]
+    return own[0]() if own else infer_kind(task)
+
+
+def _classes() -> list[type[TaskKind]]:
+    """The registered kinds, by name (a subclass inherits neither ``infer_order`` nor ``suite``:
+    only a class that sets them itself is inferred or owns a suite)."""
+    return [TASK_KINDS.get(name) for name in TASK_KINDS.names()]

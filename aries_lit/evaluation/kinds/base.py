@@ -58,7 +58,8 @@ class TaskKind:
     temperature: ClassVar[float] = 0.9
     #: the prompt-record field every record needs (checked when a task names the kind)
     requires: ClassVar[str | None] = None
-    #: when a task does not name its kind, kinds are tried in this order (``None``: never inferred)
+    #: when a task does not name its kind, kinds are tried in this order (``None``: never inferred;
+    #: set on the class itself: a subclass does not inherit it)
     infer_order: ClassVar[int | None] = None
     #: whether the reward model scores the turns: ``True`` unless the task says ``reward_model:
     #: false``, ``False`` only with ``reward_model: true``, ``None`` never
@@ -68,6 +69,7 @@ class TaskKind:
     #: whether the task has refinement turns (its report shows Direct/SR and the curves)
     refines: ClassVar[bool] = True
     #: the prompt-source suite (:data:`aries_lit.evaluation.suites.SUITES`) whose tasks are of this kind
+    #: (set on the class itself: a subclass does not inherit it)
     suite: ClassVar[str | None] = None
 
     @property
