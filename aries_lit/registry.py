@@ -1,4 +1,4 @@
-"""One registry per extension point (losses, generators, selectors, prompt sources).
+"""One registry per extension point (losses, generators, selectors, prompt sources, task kinds).
 
 Every registry has the same decorator API::
 

@@ -7,28 +7,10 @@ at every turn. Generation reuses :mod:`aries_lit.generators` (``sequential_refin
 default, any registered generator and backend by config) and writes to
 ``<out_dir>/<checkpoint>/<task>/``, so a killed evaluation rerun resumes where it stopped.
 
-Task kinds, inferred from the prompt records (or set with ``kind``):
-
-- ``verifiable``: records have an ``answer`` (GSM8K, arithmetic, a file with ``answer_field``).
-  Each turn's final answer is extracted (:func:`aries_lit.selectors.answers.extract_answer`) and
-  compared with the gold one by :func:`aries_lit.selectors.checking.is_correct` (``checker``:
-  ``builtin`` by default, or ``math_verify``); accuracy with a Wilson interval. Default
-  temperature 0 (greedy).
-- ``pairwise``: records have a ``reference_output`` (AlpacaEval 2: the GPT-4 Turbo answers).
-  AlpacaEval ``model_outputs.json`` files are written for Direct and SR; with a ``judge``
-  (a reward model) both answers are scored, giving the win rate and the length-controlled
-  win rate (:mod:`aries_lit.evaluation.winrate`) at every turn. Default temperature 0.9.
-- ``ifeval``: records have IFEval's ``instruction_id_list`` and ``kwargs`` (the ``ifeval`` and
-  ``instruction_following`` prompt sources). Every turn is checked by IFEval's checkers: prompt- and
-  instruction-level accuracy, strict and loose, per instruction type, flips and truncations
-  (:mod:`aries_lit.evaluation.ifeval`); each turn's answers are written in IFEval's response format.
-  Default temperature 0 (greedy). With ``generator: {class_path: oracle_feedback}`` the refinements
-  are told which instructions fail: an oracle, reported as such, never SR.
-- ``open``: neither; scored by the ``reward_model`` when one is configured. Default temperature 0.9.
-
-``arena_hard`` tasks also write Arena-Hard's ``model_answer`` files (pairwise with a ``baseline``
-answer file); ``mt_bench`` tasks are two-turn conversations answered Direct only, written in
-FastChat's format (:mod:`aries_lit.evaluation.suites`).
+A task's kind (``verifiable``, ``ifeval``, ``pairwise``, ``open``, ``mt_bench``; inferred from its
+prompt records or set with ``kind``) decides how it is generated, recorded, scored and reported:
+one class per kind in :mod:`aries_lit.evaluation.kinds`, where a new kind is one registered class.
+``arena_hard`` tasks also write Arena-Hard's ``model_answer`` files (:mod:`aries_lit.evaluation.suites`).
 
 A local reward-model judge is **not** AlpacaEval's GPT-4 Turbo judge: its win rates are for
 comparing checkpoints with each other, not with the leaderboard. The official numbers come
@@ -49,17 +31,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from aries_lit.evaluation.ifeval import IFEVAL_KIND, ifeval_metrics, ifeval_records, write_responses
-from aries_lit.evaluation.metrics import build_records, gather, local_metrics, reward_metrics, winrate_metrics
+from aries_lit.evaluation.kinds import Generation, TaskRun
 from aries_lit.evaluation.plan import EvaluationPlan, make_plan
 from aries_lit.evaluation.score_cache import rm_config, score_pairs
-from aries_lit.evaluation.suites import (
-    MT_BENCH_KIND,
-    generate_mt_bench,
-    mt_bench_metrics,
-    mt_bench_records,
-    suite_of,
-)
+from aries_lit.evaluation.suites import add_answer_fields, suite_of
 from aries_lit.evaluation.tasks import (
     DEFAULT_TASKS,
     Task,
@@ -68,6 +43,7 @@ from aries_lit.evaluation.tasks import (
     model_path,
     parse_tasks,
 )
+from aries_lit.evaluation.turns import gather, reward_metrics, winrate_metrics
 from aries_lit.registry import class_path_form
 
 log = logging.getLogger(__name__)
@@ -207,13 +183,8 @@ def evaluate_checkpoints(
 
 
 def evaluate(checkpoints: list[str], **options: Any) -> None:
-    """Direct vs sequential self-refinement evaluation (ARIES Tables 1-3, Fig. 3a).
-
-    Each checkpoint answers each task's prompts (turn 0, "Direct") and refines its answer
-    ``num_refinements`` times (turn N, "SR"). Writes ``<out_dir>/report.json`` (config, metrics,
-    every per-record result), ``report.md`` (the summary table, printed at the end), PNG plots
-    under ``plots/`` and, for AlpacaEval, ``model_outputs_direct.json`` / ``model_outputs_sr.json``
-    in AlpacaEval's format. A rerun reuses finished generations and cached reward-model scores.
+    """Direct vs sequential self-refinement evaluation (ARIES Tables 1-3, Fig. 3a): runs
+    :func:`evaluate_checkpoints` and prints the Markdown summary at the end.
 
     Args:
         checkpoints: HF model folders or hub names, in report order (e.g. iteration order).
@@ -275,10 +246,9 @@ def _generate(plan: EvaluationPlan, progress: bool) -> dict[str, float]:
                 gen_dir = _task_dir(plan, name, task)
                 prompts = plan.shard(task)
                 log.info("evaluate: %s on %s (%d prompts) -> %s", name, task.label, len(prompts), gen_dir)
-                if plan.kinds[task.label] == MT_BENCH_KIND:
-                    generate_mt_bench(spec, backends[key], prompts, model, gen_dir, progress)
-                    continue
-                gen.run(prompts, model, gen_dir, progress=progress)
+                plan.kinds[task.label].generate(
+                    Generation(gen, spec, backends[key], prompts, model, gen_dir, progress)
+                )
         finally:
             for backend in backends.values():
                 backend.close()
@@ -286,32 +256,28 @@ def _generate(plan: EvaluationPlan, progress: bool) -> dict[str, float]:
     return seconds
 
 
+def _run(plan: EvaluationPlan, name: str, task: Task, **settings: Any) -> TaskRun:
+    """A (checkpoint, task) as its kind sees it."""
+    return TaskRun(
+        label=task.label,
+        num_turns=plan.num_turns,
+        generator=plan.generators[task.label],
+        out=plan.out / name / task.label,
+        rank=plan.rank,
+        **settings,
+    )
+
+
 def _read_records(plan: EvaluationPlan, checker: str) -> Records:
     """The per-record results of every (checkpoint, task) on this rank, read from the generations."""
-    from aries_lit.generators import load_groups
-
     records: Records = {}
     for name in plan.checkpoints:
         for task in plan.tasks:
-            gen_dir = _task_dir(plan, name, task)
             prompts = plan.shard(task)
-            if plan.kinds[task.label] == MT_BENCH_KIND:
-                records[(name, task.label)] = mt_bench_records(gen_dir, prompts)
-                continue
-            groups = load_groups(gen_dir, prompts, plan.num_turns)
-            if len(groups) != len(prompts):
-                raise RuntimeError(
-                    f"{gen_dir}: {len(prompts) - len(groups)} prompts lack "
-                    f"some of their {plan.num_turns} candidates after generation"
-                )
-            if plan.kinds[task.label] == IFEVAL_KIND:
-                template = plan.generators[task.label].get("template")
-                records[(name, task.label)] = ifeval_records(groups, template, source=f"task '{task.label}'")
-                continue
-            records[(name, task.label)] = build_records(groups, plan.kinds[task.label], checker)
-            if suite_of(task.source) == "arena_hard":  # what Arena-Hard's answer files need
-                for record, prompt in zip(records[(name, task.label)], prompts):
-                    record.update(question_id=prompt["question_id"], layout=prompt["layout"])
+            run = _run(plan, name, task, checker=checker)
+            recs = plan.kinds[task.label].read_records(_task_dir(plan, name, task), prompts, run)
+            add_answer_fields(suite_of(task.source), recs, prompts)  # what a suite's answer files need
+            records[(name, task.label)] = recs
     return records
 
 
@@ -375,16 +341,8 @@ def _results(
         for task in plan.tasks:
             recs = records[(name, task.label)]
             all_recs = gather(recs, plan.world)
-            if plan.kinds[task.label] == MT_BENCH_KIND:
-                metrics = mt_bench_metrics(recs, confidence)
-            elif plan.kinds[task.label] == IFEVAL_KIND:  # on all records: the same on every rank
-                metrics = ifeval_metrics(all_recs, plan.num_turns, confidence, ci)
-                if plan.rank == 0:
-                    metrics["responses"] = write_responses(
-                        plan.out / name / task.label, all_recs, plan.num_turns
-                    )
-            else:
-                metrics = local_metrics(recs, plan.kinds[task.label], plan.num_turns, confidence, ci)
+            run = _run(plan, name, task, confidence=confidence, ci=ci)
+            metrics = plan.kinds[task.label].metrics(recs, all_recs, run)
             if plan.wants_rm(task):
                 metrics["reward"] = reward_metrics(recs, plan.num_turns, confidence)
             if plan.judged(task):

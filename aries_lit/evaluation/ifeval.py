@@ -38,11 +38,13 @@ __all__ = [
     "ifeval_markdown",
     "ifeval_metrics",
     "ifeval_records",
+    "ifeval_section",
     "is_ifeval_task",
     "ratio_summary",
     "write_responses",
 ]
 
+#: the name the ``ifeval`` task kind registers under (:mod:`aries_lit.evaluation.kinds`)
 IFEVAL_KIND = "ifeval"
 #: The four accuracies, in IFEval's order.
 ACCURACIES = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
@@ -276,53 +278,51 @@ def _cell(stat: Mapping[str, Any]) -> str:
 
 
 def ifeval_markdown(results: Mapping[str, Any], confidence: float = 0.95) -> list[str]:
-    """The report's IFEval section: the four accuracies per turn, flips, truncations and the
-    instruction types that change most; empty when no task is of kind ``ifeval``."""
-    lines: list[str] = []
+    """The report's IFEval sections (:func:`ifeval_section`) of every task of kind ``ifeval``."""
+    return [
+        line
+        for name, res in results.items()
+        for label, task in res["tasks"].items()
+        if task["metrics"].get("kind") == IFEVAL_KIND
+        for line in ifeval_section(name, label, task["metrics"], confidence)
+    ]
+
+
+def ifeval_section(name: str, label: str, metrics: Mapping[str, Any], confidence: float = 0.95) -> list[str]:
+    """A checkpoint's IFEval section on a task: the four accuracies per turn, flips, truncations and
+    the instruction types that change most."""
     conf = int(round(100 * confidence))
-    for name, res in results.items():
-        for label, task in res["tasks"].items():
-            metrics = task["metrics"]
-            if metrics.get("kind") != IFEVAL_KIND:
-                continue
-            ife = metrics["ifeval"]
-            what = "**oracle feedback, not SR**" if ife["oracle_feedback"] else "self-refinement"
-            lines += [
-                "",
-                f"### IFEval: {name} on {label} ({metrics['n']} prompts, {ife['instructions']} instructions; "
-                f"turns 1+ are {what})",
-                "",
-                "| turn | prompt strict | inst strict | prompt loose | inst loose | at token limit |"
-                " prompts fixed / broken vs previous turn |",
-                "|---|---|---|---|---|---|---|",
-            ]
-            for c in ife["curve"]:
-                t = c["turn"]
-                flip = ife["flips_by_turn"][t - 1] if t > 0 else None
-                flip_cell = f"+{flip['wrong_to_right']} / -{flip['right_to_wrong']}" if flip else ""
-                lines.append(
-                    f"| {t} | "
-                    + " | ".join(_cell(c[k]) for k in ACCURACIES)
-                    + f" | {c['truncated']} | {flip_cell} |"
-                )
-            f = ife["flips"]
-            lines += [
-                "",
-                f"Accuracies in % with {conf}% intervals (prompt level: Wilson; instruction level: "
-                f"cluster-robust over prompts). Turn 0 to {f['to']}: {f['wrong_to_right']} prompts fixed, "
-                f"{f['right_to_wrong']} broken, {f['unchanged_text']} answers unchanged word for word.",
-            ]
-            direct, last = ife["by_type"]["direct"], ife["by_type"]["last"]
-            moved = sorted(direct, key=lambda k: -abs(last[k]["rate"] - direct[k]["rate"]))[:8]
-            if moved and ife["curve"][-1]["turn"] > 0:
-                lines += [
-                    "",
-                    "| instruction type | n | strict, turn 0 | strict, last turn |",
-                    "|---|---|---|---|",
-                ]
-                lines += [
-                    f"| {k} | {direct[k]['n']} | {100 * direct[k]['rate']:.1f} "
-                    f"| {100 * last[k]['rate']:.1f} |"
-                    for k in moved
-                ]
+    ife = metrics["ifeval"]
+    what = "**oracle feedback, not SR**" if ife["oracle_feedback"] else "self-refinement"
+    lines = [
+        "",
+        f"### IFEval: {name} on {label} ({metrics['n']} prompts, {ife['instructions']} instructions; "
+        f"turns 1+ are {what})",
+        "",
+        "| turn | prompt strict | inst strict | prompt loose | inst loose | at token limit |"
+        " prompts fixed / broken vs previous turn |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in ife["curve"]:
+        t = c["turn"]
+        flip = ife["flips_by_turn"][t - 1] if t > 0 else None
+        flip_cell = f"+{flip['wrong_to_right']} / -{flip['right_to_wrong']}" if flip else ""
+        lines.append(
+            f"| {t} | " + " | ".join(_cell(c[k]) for k in ACCURACIES) + f" | {c['truncated']} | {flip_cell} |"
+        )
+    f = ife["flips"]
+    lines += [
+        "",
+        f"Accuracies in % with {conf}% intervals (prompt level: Wilson; instruction level: "
+        f"cluster-robust over prompts). Turn 0 to {f['to']}: {f['wrong_to_right']} prompts fixed, "
+        f"{f['right_to_wrong']} broken, {f['unchanged_text']} answers unchanged word for word.",
+    ]
+    direct, last = ife["by_type"]["direct"], ife["by_type"]["last"]
+    moved = sorted(direct, key=lambda k: -abs(last[k]["rate"] - direct[k]["rate"]))[:8]
+    if moved and ife["curve"][-1]["turn"] > 0:
+        lines += ["", "| instruction type | n | strict, turn 0 | strict, last turn |", "|---|---|---|---|"]
+        lines += [
+            f"| {k} | {direct[k]['n']} | {100 * direct[k]['rate']:.1f} | {100 * last[k]['rate']:.1f} |"
+            for k in moved
+        ]
     return lines

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aries_lit.evaluation.kinds import TaskKind, kind_for
 from aries_lit.evaluation.score_cache import check_scorers
-from aries_lit.evaluation.suites import MT_BENCH_KIND, suite_of
+from aries_lit.evaluation.suites import suite_of
 from aries_lit.evaluation.tasks import (
     Task,
     check_checkpoint,
@@ -38,7 +39,7 @@ class EvaluationPlan:
     world: int
     checkpoints: dict[str, str]
     tasks: list[Task]
-    kinds: dict[str, str]
+    kinds: dict[str, TaskKind]
     generators: dict[str, dict[str, Any]]
     num_refinements: int
     reward_model: str | Mapping[str, Any] | None
@@ -56,20 +57,19 @@ class EvaluationPlan:
         return task.prompts[self.rank :: self.world]
 
     def wants_rm(self, task: Task) -> bool:
-        """Whether the reward model scores a task's turns (tasks without gold answers, unless set)."""
+        """Whether the reward model scores a task's turns: as its kind says
+        (:attr:`~aries_lit.evaluation.kinds.TaskKind.reward_model`) unless the task sets it."""
+        default = self.kinds[task.label].reward_model
         return (
             self.reward_model is not None
-            and self.kinds[task.label] != MT_BENCH_KIND
-            and (
-                task.reward_model
-                if task.reward_model is not None
-                else self.kinds[task.label] not in ("verifiable", "ifeval")
-            )
+            and default is not None
+            and (task.reward_model if task.reward_model is not None else default)
         )
 
     def judged(self, task: Task) -> bool:
-        """Whether the judge compares a task's turns with the reference answers."""
-        return self.judge is not None and self.kinds[task.label] == "pairwise"
+        """Whether the judge compares a task's turns with the reference answers (its kind's
+        :attr:`~aries_lit.evaluation.kinds.TaskKind.judged`)."""
+        return self.judge is not None and self.kinds[task.label].judged
 
     def config(self) -> dict[str, Any]:
         """The plan's part of the report's ``config``."""
@@ -79,7 +79,7 @@ class EvaluationPlan:
                 {
                     "label": t.label,
                     "source": t.source,
-                    "kind": self.kinds[t.label],
+                    "kind": self.kinds[t.label].name,
                     "suite": suite_of(t.source),
                     "num_prompts": len(t.prompts),
                 }
@@ -119,17 +119,17 @@ def make_plan(
     parsed = parse_tasks(tasks)
     scorers = check_scorers(reward_model, judge)  # a folder that is no reward model fails before generating
     selected_by = {name: _data_selected_by(ckpt) for name, ckpt in zip(ckpt_names, checkpoints)}
-    kinds: dict[str, str] = {}
+    kinds: dict[str, TaskKind] = {}
     for task in parsed:
         task.prompts = load_prompts(task.source)
         if not task.prompts:
             raise ValueError(f"task '{task.label}' has no prompts")
-        kinds[task.label] = MT_BENCH_KIND if suite_of(task.source) == "mt_bench" else task.infer_kind()
+        kinds[task.label] = kind_for(task)
     num_turns = num_refinements + 1
     generators = {
         t.label: generator_spec(generator, t, kinds[t.label], num_turns, max_new_tokens) for t in parsed
     }
-    judging = any(kind == "pairwise" for kind in kinds.values())
+    judging = any(kind.judged for kind in kinds.values())
     return EvaluationPlan(
         out=out,
         rank=rank,

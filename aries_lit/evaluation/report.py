@@ -11,13 +11,12 @@ the layout of the ARIES tables (rows = checkpoints, Direct and SR side by side),
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aries_lit.evaluation.ifeval import ifeval_markdown
-from aries_lit.io import write_json_atomic
+from aries_lit.evaluation.files import alpaca_model_outputs, sanitize, write_alpaca_outputs, write_json
+from aries_lit.evaluation.kinds import ARENA_HARD_DISCLAIMER, JUDGE_DISCLAIMER, LOCAL_JUDGE_NOTE, kind_of
 
 __all__ = [
     "ARENA_HARD_DISCLAIMER",
@@ -32,84 +31,6 @@ __all__ = [
     "write_json",
     "write_reports",
 ]
-
-JUDGE_DISCLAIMER = (
-    "Win rates here come from a local reward-model judge scoring the model's and the GPT-4 Turbo "
-    "reference answers; they are NOT AlpacaEval 2's official GPT-4 Turbo judge and are not comparable "
-    "to leaderboard numbers. For official numbers run `alpaca_eval --model_outputs <file>` on the "
-    "written model_outputs files."
-)
-LOCAL_JUDGE_NOTE = (
-    "Win rates here come from a local reward-model judge scoring the model's answers against the "
-    "task's reference answers: they measure what that reward model prefers (its held-out accuracy "
-    "bounds how much they mean), for comparing checkpoints with each other."
-)
-ARENA_HARD_DISCLAIMER = (
-    "Arena-Hard win rates here come from a local reward-model judge scoring the model's and the "
-    "baseline model's answers (joined by question id); they are NOT Arena-Hard-Auto's official GPT-4 "
-    "judge and are not comparable to its leaderboard. For official numbers run Arena-Hard-Auto's "
-    "gen_judgment.py and show_result.py on the written model_answer files."
-)
-
-
-def _source_name(task: dict[str, Any]) -> str | None:
-    """The prompt-source name of a task in the report's config (``alpaca_eval``, ``file``, ...)."""
-    source = task.get("source")
-    if isinstance(source, str) or source is None:
-        return source
-    name = source.get("name") or source.get("class_path")
-    return "alpaca_eval" if name in ("alpaca_eval", "aries_lit.prompts.sources.AlpacaEval") else name
-
-
-def sanitize(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf become ``None``, numpy scalars/arrays become Python values."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): sanitize(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [sanitize(v) for v in obj]
-    if hasattr(obj, "tolist"):  # numpy
-        return sanitize(obj.tolist())
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    return str(obj)  # paths, backend instances in a config, ...
-
-
-def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
-    """Write ``sanitize(obj)`` as strict JSON, atomically (see :func:`aries_lit.io.write_json_atomic`)."""
-    return write_json_atomic(
-        path, sanitize(obj), indent=indent, trailing_newline=True, ensure_ascii=False, allow_nan=False
-    )
-
-
-# --- AlpacaEval -----------------------------------------------------------------------------
-
-
-def alpaca_model_outputs(
-    records: Sequence[Mapping[str, Any]], generator: str, turn: int
-) -> list[dict[str, str]]:
-    """AlpacaEval's ``model_outputs.json`` rows: ``{"instruction", "output", "generator", "dataset"}``."""
-    return [
-        {
-            "instruction": str(r["prompt"]),
-            "output": str(r["turns"][turn]["text"]),
-            "generator": generator,
-            "dataset": str(r.get("dataset") or "alpaca_eval"),
-        }
-        for r in records
-    ]
-
-
-def write_alpaca_outputs(
-    task_dir: Path, checkpoint: str, records: Sequence[Mapping[str, Any]]
-) -> dict[str, str]:
-    """``model_outputs_direct.json`` (turn 0) and ``model_outputs_sr.json`` (last turn) in ``task_dir``."""
-    paths = {}
-    for label, turn in (("direct", 0), ("sr", -1)):
-        rows = alpaca_model_outputs(records, f"{checkpoint}-{label}", turn)
-        paths[label] = str(write_json(task_dir / f"model_outputs_{label}.json", rows))
-    return paths
 
 
 # --- Markdown -------------------------------------------------------------------------------
@@ -131,10 +52,12 @@ def _pm(value: float, se: float, scale: float = 100.0, digits: int = 1) -> str:
 
 
 def _columns(metrics: Mapping[str, Any], label: str) -> list[tuple[str, str]]:
-    """``(column header, cell)`` pairs of one task's metrics."""
+    """``(column header, cell)`` pairs of one task's metrics (its kind's, if it has its own)."""
+    kind = kind_of(str(metrics.get("kind")), strict=False)
+    own = kind.columns(metrics, label)
+    if own is not None:
+        return own
     cols: list[tuple[str, str]] = []
-    if metrics.get("kind") == "mt_bench":  # Direct answers to two turns: their lengths
-        return [(f"{label} len turn {t['turn']}", f"{t['mean']:.0f}") for t in metrics["length"]["turns"]]
     if "accuracy" in metrics:
         acc = metrics["accuracy"]
         delta = acc["delta"]["mean"]
@@ -157,7 +80,7 @@ def _columns(metrics: Mapping[str, Any], label: str) -> list[tuple[str, str]]:
             (f"{label} RM Direct", _pm(rw["direct"]["mean"], rw["direct"]["se"], 1.0, 3)),
             (f"{label} RM SR", _pm(rw["sr"]["mean"], rw["sr"]["se"], 1.0, 3)),
         ]
-    if not cols or ("win_rate" not in metrics and metrics.get("kind") == "pairwise"):
+    if not cols or ("win_rate" not in metrics and kind.judged):  # judged, but no judge: lengths
         ln = metrics["length"]
         cols += [
             (f"{label} len Direct", f"{ln['direct']['mean']:.0f}"),
@@ -174,7 +97,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _curve_values(metrics: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
     out: list[tuple[str, list[str]]] = []
-    if metrics.get("kind") == "mt_bench":  # no refinement turns
+    if not kind_of(str(metrics.get("kind")), strict=False).refines:  # no refinement turns
         return out
     if "accuracy" in metrics:
         out.append(("accuracy %", [_pct(c["mean"]) for c in metrics["accuracy"]["curve"]]))
@@ -200,43 +123,19 @@ def markdown_summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> s
                 header += [h for h, _ in cols]
             row += [c for _, c in cols]
         rows.append(row)
-    conf = int(round(100 * float(config.get("confidence", 0.95))))
     lines = [
         f"## ARIES evaluation: Direct (turn 0) vs SR (turn {n_ref}, after {n_ref} self-refinements)",
         "",
         _table(header, rows),
         "",
     ]
+    kinds = {task["kind"]: kind_of(task["kind"], strict=False) for task in config.get("tasks", [])}
     for task in config.get("tasks", []):
-        kind, label = task["kind"], task["label"]
-        gen = config.get("generators", {}).get(label, {})
-        if kind == "verifiable":
-            what = f"accuracy % with {conf}% {config.get('ci', 'wilson')} interval; Δ = SR - Direct (points)"
-        elif kind == "ifeval":
-            oracle = gen.get("name") == "oracle_feedback"
-            what = (
-                f"IFEval prompt-level strict accuracy % with {conf}% interval; Δ = last turn - Direct"
-                + ("; refinements get **oracle feedback** (the checkers' verdicts): not SR" if oracle else "")
-            )
-        elif kind == "pairwise":
-            versus = "the baseline's answers" if task.get("suite") == "arena_hard" else "the reference"
-            what = (
-                f"LC = length-controlled win rate %, WR = win rate % vs {versus} (±1 standard error)"
-                if config.get("judge")
-                else "no judge configured: average answer length in characters"
-            )
-        elif kind == "mt_bench":
-            what = (
-                "Direct answers to both turns, written as FastChat's model_answer/<model>.jsonl "
-                "(judge them with FastChat's gen_judgment.py); average answer length in characters per turn"
-            )
-        else:
-            what = (
-                "mean reward-model score ±1 standard error" if config.get("reward_model") else "answer length"
-            )
+        gen = config.get("generators", {}).get(task["label"], {})
         lines.append(
-            f"- **{label}** ({kind}, {task['num_prompts']} prompts, {gen.get('name')}, "
-            f"temperature {gen.get('temperature')}, max_new_tokens {gen.get('max_new_tokens')}): {what}."
+            f"- **{task['label']}** ({task['kind']}, {task['num_prompts']} prompts, {gen.get('name')}, "
+            f"temperature {gen.get('temperature')}, max_new_tokens {gen.get('max_new_tokens')}): "
+            f"{kinds[task['kind']].what(task, config)}."
         )
     times = ", ".join(
         f"{name} {res['generation_seconds']:.0f} s"
@@ -245,23 +144,18 @@ def markdown_summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> s
     )
     if times:
         lines.append(f"- generation wall time of this run: {times}.")
-    pairwise = [t for t in config.get("tasks", []) if t["kind"] == "pairwise"]
-    if config.get("judge") and pairwise:
-        judge = config.get("judge_path") or config["judge"]
-        if any(_source_name(t) == "alpaca_eval" for t in pairwise):
-            lines += ["", f"> **Judge:** `{judge}`. {JUDGE_DISCLAIMER}"]
-        if any(t.get("suite") != "arena_hard" and _source_name(t) != "alpaca_eval" for t in pairwise):
-            lines += ["", f"> **Judge:** `{judge}`. {LOCAL_JUDGE_NOTE}"]
-        if any(t.get("suite") == "arena_hard" for t in pairwise):
-            lines += ["", f"> **Judge (Arena-Hard):** `{judge}`. {ARENA_HARD_DISCLAIMER}"]
+    for name, kind in kinds.items():
+        lines += kind.notes([t for t in config.get("tasks", []) if t["kind"] == name], config)
     for warning in config.get("warnings") or []:
         lines += ["", f"> **Warning:** {warning}."]
     curve_rows = []
     for name, res in results.items():
         for label, task in res["tasks"].items():
-            for metric, values in _curve_values(task["metrics"]):
-                curve_rows.append([name, label, metric, *values])
-    lines += ifeval_markdown(results, float(config.get("confidence", 0.95)))
+            kind = kind_of(str(task["metrics"].get("kind")), strict=False)
+            lines += kind.section(name, label, task["metrics"], config)  # a kind's own section
+            curve_rows += [
+                [name, label, metric, *values] for metric, values in _curve_values(task["metrics"])
+            ]
     if curve_rows:
         turns = max(len(r) - 3 for r in curve_rows)
         lines += ["", "### Refinement curves (turn 0 = Direct)", ""]
@@ -414,10 +308,10 @@ def write_reports(
                 paths["answer_files"][f"{name}/{label}"] = write_answer_files(
                     task_dir, suite, task["metrics"]["model_name"], task["records"]
                 )
-            elif task["metrics"]["kind"] == "pairwise":
-                paths["alpaca_eval"][f"{name}/{label}"] = write_alpaca_outputs(
-                    task_dir, name, task["records"]
-                )
+            else:
+                kind = kind_of(str(task["metrics"]["kind"]), strict=False)
+                for group, files in kind.write_outputs(task_dir, name, task["records"]).items():
+                    paths.setdefault(group, {})[f"{name}/{label}"] = files
     paths["json"] = str(write_json(out_dir / "report.json", {"config": config, "results": results}))
     md = out_dir / "report.md"
     md.write_text(markdown)

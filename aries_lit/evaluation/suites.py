@@ -22,8 +22,10 @@ from aries_lit.registry import class_path_form, split_spec
 
 __all__ = [
     "ANSWER_DIR",
+    "ANSWER_FIELDS",
     "MT_BENCH_KIND",
     "SUITES",
+    "add_answer_fields",
     "generate_mt_bench",
     "mt_bench_metrics",
     "mt_bench_records",
@@ -36,8 +38,11 @@ SUITES = {
     "arena_hard": "aries_lit.prompts.arena_hard.ArenaHard",
     "mt_bench": "aries_lit.prompts.mt_bench.MTBench",
 }
-#: the kind of an MT-Bench task (two-turn conversations, Direct only)
+#: the name the MT-Bench task kind registers under (two-turn conversations, Direct only; see
+#: :class:`aries_lit.evaluation.kinds.MTBenchKind`)
 MT_BENCH_KIND = "mt_bench"
+#: the prompt fields a suite's answer files need, copied into its task's records
+ANSWER_FIELDS = {"arena_hard": ("question_id", "layout")}
 ANSWER_DIR = "model_answer"
 
 
@@ -45,6 +50,16 @@ def suite_of(source: str | Mapping[str, Any]) -> str | None:
     """The suite of a task's prompt-source spec (``arena_hard``, ``mt_bench``) or ``None``."""
     name = source if isinstance(source, str) else split_spec(source)[0]
     return next((suite for suite, path in SUITES.items() if name in (suite, path)), None)
+
+
+def add_answer_fields(
+    suite: str | None, records: list[dict[str, Any]], prompts: Sequence[Mapping[str, Any]]
+) -> None:
+    """Copy into each record the prompt fields its suite's answer files need (Arena-Hard's
+    ``question_id`` and question-file ``layout``)."""
+    for key in ANSWER_FIELDS.get(suite or "", ()):
+        for record, prompt in zip(records, prompts):
+            record[key] = prompt[key]
 
 
 # --- MT-Bench: two generation passes --------------------------------------------------------

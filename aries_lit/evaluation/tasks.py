@@ -2,8 +2,9 @@
 generator config.
 
 A task is a prompt source of the ``prompt_sources`` registry plus the evaluation keys of
-:data:`TASK_KEYS`; its kind (``verifiable``, ``ifeval``, ``pairwise``, ``open``) is inferred from its prompt
-records unless set (see :mod:`aries_lit.evaluation.evaluate`).
+:data:`TASK_KEYS`; its kind (a class of :data:`aries_lit.evaluation.kinds.TASK_KINDS`:
+``verifiable``, ``ifeval``, ``pairwise``, ``open``, ...) is inferred from its prompt records unless
+set (see :mod:`aries_lit.evaluation.kinds`).
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aries_lit.evaluation.kinds import TaskKind, infer_kind, kind_of
 from aries_lit.registry import note_name_form, split_spec
 
-__all__ = ["DEFAULT_TASKS", "KINDS", "TASK_KEYS", "Task", "checkpoint_names", "generator_spec", "parse_tasks"]
+__all__ = ["DEFAULT_TASKS", "TASK_KEYS", "Task", "checkpoint_names", "generator_spec", "parse_tasks"]
 
 DEFAULT_TASKS: list[dict[str, Any]] = [{"class_path": "gsm8k", "init_args": {"limit": 200}}]
 #: Task keys that configure the evaluation; every other key goes to the prompt source.
 TASK_KEYS = ("label", "kind", "temperature", "max_new_tokens", "generator", "reward_model", "model_name")
-KINDS = ("verifiable", "ifeval", "pairwise", "open")
-DEFAULT_TEMPERATURE = {"verifiable": 0.0, "ifeval": 0.0, "pairwise": 0.9, "open": 0.9, "mt_bench": 0.7}
 
 
 def _safe(name: str) -> str:
@@ -51,32 +51,8 @@ class Task:
     prompts: list[dict[str, Any]] = field(default_factory=list)
 
     def infer_kind(self) -> str:
-        if self.kind is not None:
-            if self.kind not in KINDS:
-                raise ValueError(f"task '{self.label}': unknown kind '{self.kind}' (use {', '.join(KINDS)})")
-            if self.kind == "verifiable":
-                _require(self, "answer")
-            elif self.kind == "ifeval":
-                _require(self, "instruction_id_list")
-            elif self.kind == "pairwise":
-                _require(self, "reference_output")
-            return self.kind
-        if self.prompts and all(p.get("instruction_id_list") for p in self.prompts):
-            return "ifeval"
-        if self.prompts and all(p.get("answer") is not None for p in self.prompts):
-            return "verifiable"
-        if self.prompts and all(p.get("reference_output") is not None for p in self.prompts):
-            return "pairwise"
-        return "open"
-
-
-def _require(task: Task, key: str) -> None:
-    for number, p in enumerate(task.prompts):
-        if p.get(key) is None:
-            raise ValueError(
-                f"task '{task.label}' (kind {task.kind}): prompt record {number} (id '{p.get('id')}') "
-                f"has no '{key}' field"
-            )
+        """The name of the task's kind (:func:`aries_lit.evaluation.kinds.infer_kind`)."""
+        return infer_kind(self).name
 
 
 def _default_label(spec: str | Mapping[str, Any]) -> str:
@@ -185,11 +161,12 @@ def _flatten(spec: Mapping[str, Any]) -> dict[str, Any]:
 def generator_spec(
     base: str | Mapping[str, Any] | None,
     task: Task,
-    kind: str,
+    kind: str | TaskKind,
     num_candidates: int,
     max_new_tokens: int,
 ) -> dict[str, Any]:
-    """The generator config of a task: defaults < ``base`` (the evaluation's) < the task's settings.
+    """The generator config of a task: defaults (``kind``'s temperature) < ``base`` (the
+    evaluation's) < the task's settings.
 
     The result is a flat record ``{"name": generator, option: value, ...}`` (written to the
     report's config); build it with :func:`aries_lit.registry.class_path_form`."""
@@ -212,7 +189,7 @@ def generator_spec(
         spec["temperature"] = task.temperature
     if task.max_new_tokens is not None:
         spec["max_new_tokens"] = task.max_new_tokens
-    spec.setdefault("temperature", DEFAULT_TEMPERATURE[kind])
+    spec.setdefault("temperature", kind_of(kind).temperature)
     spec.setdefault("max_new_tokens", max_new_tokens)
     if spec.get("num_candidates", num_candidates) != num_candidates:
         raise ValueError(
