@@ -234,6 +234,8 @@ def test_evaluate_scores_ifeval_writes_responses_labels_the_oracle_and_resumes(t
     report = (out / "report.md").read_text()
     assert "### IFEval: " in report and "**oracle feedback, not SR**" in report
     assert "prompt strict" in report and "at token limit" in report
+    assert "| ifeval_oracle oracle |" in report and "ifeval_oracle SR" not in report  # never called SR
+    assert "| ifeval SR |" in report
     # every 6-token answer hits the limit, and the table says so
     assert metrics["ifeval"]["ifeval"]["direct"]["truncated"] == 3
     candidates = out / name / "ifeval" / "candidates.jsonl"
@@ -270,3 +272,71 @@ def test_a_bad_instruction_in_a_prompt_file_is_one_line(tiny_model_dir, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(path) in err[0] and "instruction_id_list[0]" in err[0]
     assert "punctuation:no_comas" in err[0] and "record 2" in err[0]
+
+
+def test_score_ifeval_scores_a_response_file_as_evaluate_does(tmp_path, capsys):
+    from aries_lit.cli import main
+    from aries_lit.evaluation.ifeval_files import score_responses
+    from aries_lit.prompts.ifeval import IFEval
+
+    prompts = IFEval(limit=16).load()
+    groups = [
+        {**p, "candidates": [{"index": 0, "text": _responses(p["prompt"], i + 1), "finish_reason": "stop"}]}
+        for i, p in enumerate(prompts)
+    ]
+    records = ifeval_records(groups)
+    ours = ifeval_metrics(records, num_turns=1)["ifeval"]["direct"]
+    paths = write_responses(tmp_path, records, num_turns=1)
+    scores = score_responses(paths["turn-0"], allow_empty=True)
+    assert scores["n"] == 16 and scores["of"] == 541
+    for key in ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose"):
+        assert scores[key]["mean"] == ours[key]["mean"]
+    assert 0 < ours["inst_strict"]["mean"] < 1
+    out = tmp_path / "s.json"
+    main(["score-ifeval", "--responses", paths["turn-0"], "--allow_empty", "true", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert f"prompt_strict  {100 * ours['prompt_strict']['mean']:5.1f}" in printed
+    assert json.loads(out.read_text())["n"] == 16
+
+
+@pytest.mark.parametrize(
+    "line, field, says",
+    [
+        ('{"prompt": "PROMPT", "response": ""}', "response", "empty response"),
+        ('{"prompt": "PROMPT"}', "response", "missing"),
+        ('{"prompt": "PROMPT", "response": 3}', "response", "not a string"),
+        ('{"prompt": "not an IFEval prompt", "response": "x"}', "prompt", "not a prompt of the input data"),
+        ('{"prompt": "FIRST", "response": "again"}', "prompt", "the same prompt as record 1"),
+        ("[1, 2]", None, "expected a JSON object"),
+        ("{oops", None, "not JSON"),
+    ],
+)
+def test_score_ifeval_bad_input_is_one_line(tmp_path, capsys, line, field, says):
+    from aries_lit.cli import main
+    from aries_lit.prompts.ifeval import IFEval
+
+    first, second = IFEval(limit=2).load()
+    path = tmp_path / "responses.jsonl"
+    ok = json.dumps({"prompt": first["prompt"], "response": "fine"})
+    bad = line.replace("PROMPT", json.dumps(second["prompt"])[1:-1])
+    bad = bad.replace("FIRST", json.dumps(first["prompt"])[1:-1])
+    path.write_text(ok + "\n" + bad + "\n")
+    with pytest.raises(SystemExit):
+        main(["score-ifeval", "--responses", str(path)])
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith(f"aries-lit: error: {path}, record 2") and says in err
+    assert (f"field '{field}'" in err) == (field is not None)
+
+
+def test_score_ifeval_refuses_a_bad_instruction_in_its_input_data(tmp_path, capsys):
+    from aries_lit.cli import main
+
+    data = tmp_path / "input.jsonl"
+    data.write_text(json.dumps({"key": 1, "prompt": "Write.", "instruction_id_list": ["punctuation:no_comma"],
+                                "kwargs": [{"bogus": 3}]}) + "\n")  # fmt: skip
+    responses = tmp_path / "r.jsonl"
+    responses.write_text(json.dumps({"prompt": "Write.", "response": "ok"}) + "\n")
+    with pytest.raises(SystemExit):
+        main(["score-ifeval", "--responses", str(responses), "--input_data", str(data)])
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert str(data) in err and "record 1" in err and "kwargs[0]" in err and "bogus" in err

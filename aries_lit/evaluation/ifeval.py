@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ifeval_cell",
     "IFEVAL_KIND",
     "ifeval_markdown",
     "ifeval_metrics",
@@ -271,7 +272,8 @@ def write_responses(
     return paths
 
 
-def _cell(stat: Mapping[str, Any]) -> str:
+def ifeval_cell(stat: Mapping[str, Any]) -> str:
+    """``mean [low, high]`` in percent, ``n/a`` when undefined."""
     if not math.isfinite(stat["mean"]):
         return "n/a"
     return f"{100 * stat['mean']:.1f} [{100 * stat['ci_low']:.1f}, {100 * stat['ci_high']:.1f}]"
@@ -308,7 +310,9 @@ def ifeval_section(name: str, label: str, metrics: Mapping[str, Any], confidence
         flip = ife["flips_by_turn"][t - 1] if t > 0 else None
         flip_cell = f"+{flip['wrong_to_right']} / -{flip['right_to_wrong']}" if flip else ""
         lines.append(
-            f"| {t} | " + " | ".join(_cell(c[k]) for k in ACCURACIES) + f" | {c['truncated']} | {flip_cell} |"
+            f"| {t} | "
+            + " | ".join(ifeval_cell(c[k]) for k in ACCURACIES)
+            + f" | {c['truncated']} | {flip_cell} |"
         )
     f = ife["flips"]
     lines += [

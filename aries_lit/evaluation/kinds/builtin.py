@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from aries_lit.evaluation.files import write_alpaca_outputs
 from aries_lit.evaluation.ifeval import (
     IFEVAL_KIND,
+    ifeval_cell,
     ifeval_metrics,
     ifeval_records,
     ifeval_section,
@@ -141,6 +143,18 @@ class IFEvalKind(TaskKind):
         self, checkpoint: str, label: str, metrics: Mapping[str, Any], config: Mapping[str, Any]
     ) -> list[str]:
         return ifeval_section(checkpoint, label, metrics, float(config.get("confidence", 0.95)))
+
+    def columns(self, metrics: Mapping[str, Any], label: str) -> list[tuple[str, str]] | None:
+        """An oracle-feedback chain's last turn is headed ``oracle``, never ``SR``."""
+        if not metrics.get("ifeval", {}).get("oracle_feedback") or "reward" in metrics:
+            return None
+        acc = metrics["accuracy"]
+        delta = acc["delta"]["mean"]
+        return [
+            (f"{label} Direct", ifeval_cell(acc["direct"])),
+            (f"{label} oracle", ifeval_cell(acc["sr"])),
+            (f"{label} Δ", "n/a" if not math.isfinite(delta) else f"{100 * delta:+.1f}"),
+        ]
 
 
 def _source_name(task: Mapping[str, Any]) -> str | None:
