@@ -13,14 +13,14 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from aries_lit.data.collator import SharedContextCollator, ViewCollator
 from aries_lit.data.reference_cache import attach_reference_logps, model_hash
-from aries_lit.data.sampler import ResumableLoader, ResumableSampler
+from aries_lit.data.sampler import ResumableLoaders
 from aries_lit.data.views import CHAT_TEMPLATE_MODES, ViewTokenizer
 from aries_lit.errors import DataValidationError, FileContentError
 from aries_lit.io import write_json_atomic
 from aries_lit.prompts.templates import RefinementTemplate
 
 
-class PreferenceDataModule(L.LightningDataModule):
+class PreferenceDataModule(ResumableLoaders, L.LightningDataModule):
     """TRL-format preference pairs (``prompt``/``chosen``/``rejected``) for any loss.
 
     The views to build come from the LightningModule's loss, and the tokenizer from the
@@ -274,32 +274,4 @@ class PreferenceDataModule(L.LightningDataModule):
             )
         rank_zero_info(f"[aries-lit] reference log-probs cached in {cache_dir}")
 
-    # ------------------------------------------------------------------ loaders
-    def _progress(self) -> int:
-        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed) if self.trainer else 0
-
-    def train_dataloader(self) -> ResumableLoader:
-        hp = self.hparams
-        sampler = ResumableSampler(len(self.train_data), hp.batch_size, shuffle=hp.shuffle, seed=hp.seed)
-        return ResumableLoader(
-            self.train_data,
-            batch_size=hp.batch_size,
-            sampler=sampler,
-            drop_last=False,
-            collate_fn=self.collator(),
-            num_workers=hp.num_workers,
-            progress=self._progress,
-        )
-
-    def val_dataloader(self) -> Any:
-        if self.val_data is None:
-            return []
-        from torch.utils.data import DataLoader
-
-        return DataLoader(
-            self.val_data,
-            batch_size=self.hparams.val_batch_size or self.hparams.batch_size,
-            shuffle=False,
-            collate_fn=self.collator(),
-            num_workers=self.hparams.num_workers,
-        )
+    # the loaders: ResumableLoaders (train resumes mid-epoch; validation in order)

@@ -24,7 +24,7 @@ from datasets import Dataset
 from lightning.pytorch.utilities import rank_zero_info
 
 from aries_lit.chat import chat_context, end_of_turn
-from aries_lit.data.sampler import ResumableLoader, ResumableSampler
+from aries_lit.data.sampler import ResumableLoaders
 from aries_lit.errors import DataValidationError, FileContentError
 from aries_lit.io import write_json_atomic
 from aries_lit.records import ON_ERROR, open_records
@@ -59,7 +59,7 @@ def check_group_record(source: str, number: int, record: dict[str, Any]) -> None
             raise bad("rewards", f"must hold finite numbers, got {r!r}")
 
 
-class GroupDataModule(L.LightningDataModule):
+class GroupDataModule(ResumableLoaders, L.LightningDataModule):
     """Group records (``id``, ``prompt``, ``completions``, ``rewards``) for a group loss (``grpo``).
 
     Args:
@@ -185,35 +185,6 @@ class GroupDataModule(L.LightningDataModule):
 
     def collator(self) -> GroupCollator:
         return GroupCollator(self.tokenizer.pad_token_id)
-
-    def _progress(self) -> int:
-        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed) if self.trainer else 0
-
-    def train_dataloader(self) -> ResumableLoader:
-        hp = self.hparams
-        sampler = ResumableSampler(len(self.train_data), hp.batch_size, shuffle=hp.shuffle, seed=hp.seed)
-        return ResumableLoader(
-            self.train_data,
-            batch_size=hp.batch_size,
-            sampler=sampler,
-            drop_last=False,
-            collate_fn=self.collator(),
-            num_workers=hp.num_workers,
-            progress=self._progress,
-        )
-
-    def val_dataloader(self) -> Any:
-        if self.val_data is None:
-            return []
-        from torch.utils.data import DataLoader
-
-        return DataLoader(
-            self.val_data,
-            batch_size=self.hparams.val_batch_size or self.hparams.batch_size,
-            shuffle=False,
-            collate_fn=self.collator(),
-            num_workers=self.hparams.num_workers,
-        )
 
 
 class GroupCollator:

@@ -78,3 +78,45 @@ class ResumableLoader(DataLoader):
         if isinstance(self.sampler, ResumableSampler):
             self.sampler.epoch = state.get("epoch", self.sampler.epoch)
             self.sampler.skip_batches = int(state.get("batches_done", 0))
+
+
+class ResumableLoaders:
+    """The loaders of a DataModule with ``train_data``, ``val_data`` (or ``None``), a ``collator()``
+    and ``batch_size``, ``val_batch_size``, ``shuffle``, ``seed``, ``num_workers`` hyper-parameters:
+    a :class:`ResumableLoader` for training (a resumed fit skips the batches it already trained) and
+    a plain ordered loader for validation."""
+
+    train_data: Any
+    val_data: Any
+    hparams: Any
+    trainer: Any
+
+    def collator(self) -> Callable[[list[Any]], Any]:
+        raise NotImplementedError
+
+    def _progress(self) -> int:
+        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed) if self.trainer else 0
+
+    def train_dataloader(self) -> ResumableLoader:
+        hp = self.hparams
+        sampler = ResumableSampler(len(self.train_data), hp.batch_size, shuffle=hp.shuffle, seed=hp.seed)
+        return ResumableLoader(
+            self.train_data,
+            batch_size=hp.batch_size,
+            sampler=sampler,
+            drop_last=False,
+            collate_fn=self.collator(),
+            num_workers=hp.num_workers,
+            progress=self._progress,
+        )
+
+    def val_dataloader(self) -> Any:
+        if self.val_data is None:
+            return []
+        return DataLoader(
+            self.val_data,
+            batch_size=self.hparams.val_batch_size or self.hparams.batch_size,
+            shuffle=False,
+            collate_fn=self.collator(),
+            num_workers=self.hparams.num_workers,
+        )
