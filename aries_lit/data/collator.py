@@ -22,6 +22,26 @@ from torch import Tensor
 from aries_lit.data.views import view_sequence
 
 
+def pad_rows(
+    rows: list[tuple[list[int], list[int]]], pad_token_id: int, pad_to_multiple_of: int = 1
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(context, response)`` token rows, right-padded to the longest (rounded up to a multiple of
+    ``pad_to_multiple_of``): ``input_ids`` and ``attention_mask`` ``[N, T]`` (long) and ``loss_mask``
+    ``[N, T]`` (bool, True on the response tokens)."""
+    longest = max(len(c) + len(r) for c, r in rows)
+    if pad_to_multiple_of > 1:
+        longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+    n = len(rows)
+    input_ids = torch.full((n, longest), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((n, longest), dtype=torch.long)
+    loss_mask = torch.zeros((n, longest), dtype=torch.bool)
+    for i, (ctx, resp) in enumerate(rows):
+        seq = list(ctx) + list(resp)
+        input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention_mask[i, : len(seq)] = 1
+        loss_mask[i, len(ctx) : len(seq)] = True
+    return input_ids, attention_mask, loss_mask
+
 @dataclass
 class ViewCollator:
     """Builds ``input_ids``, ``attention_mask`` and ``loss_mask`` (1 on response tokens only)."""
@@ -32,19 +52,11 @@ class ViewCollator:
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         rows: list[tuple[list[int], list[int]]] = [view_sequence(f, v) for v in self.views for f in features]
-        longest = max(len(c) + len(r) for c, r in rows)
-        if self.pad_to_multiple_of > 1:
-            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        n = len(rows)
-        input_ids = torch.full((n, longest), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((n, longest), dtype=torch.long)
-        loss_mask = torch.zeros((n, longest), dtype=torch.bool)
+        input_ids, attention_mask, loss_mask = pad_rows(rows, self.pad_token_id, self.pad_to_multiple_of)
+        longest = input_ids.shape[1]
         score_index = []
         for i, (ctx, resp) in enumerate(rows):
             seq = ctx + resp
-            input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            attention_mask[i, : len(seq)] = 1
-            loss_mask[i, len(ctx) : len(seq)] = True
             score_index.append(i * longest + max(0, _last_non_pad(seq, 0, len(seq), self.pad_token_id)))
         batch: dict[str, Any] = {
             "input_ids": input_ids,

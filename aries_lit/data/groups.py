@@ -24,6 +24,7 @@ from datasets import Dataset
 from lightning.pytorch.utilities import rank_zero_info
 
 from aries_lit.chat import chat_context, end_of_turn
+from aries_lit.data.collator import pad_rows
 from aries_lit.data.sampler import ResumableLoaders
 from aries_lit.errors import DataValidationError, FileContentError
 from aries_lit.io import write_json_atomic
@@ -203,18 +204,7 @@ class GroupCollator:
                 rows.append((f["ctx"], ids))
                 rewards.append(float(reward))
                 group_index.append(b)
-        longest = max(len(c) + len(r) for c, r in rows)
-        if self.pad_to_multiple_of > 1:
-            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        n = len(rows)
-        input_ids = torch.full((n, longest), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((n, longest), dtype=torch.long)
-        loss_mask = torch.zeros((n, longest), dtype=torch.bool)
-        for i, (ctx, resp) in enumerate(rows):
-            seq = list(ctx) + list(resp)
-            input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            attention_mask[i, : len(seq)] = 1
-            loss_mask[i, len(ctx) : len(seq)] = True
+        input_ids, attention_mask, loss_mask = pad_rows(rows, self.pad_token_id, self.pad_to_multiple_of)
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
