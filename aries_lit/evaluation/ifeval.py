@@ -36,7 +36,6 @@ from typing import Any
 __all__ = [
     "ifeval_cell",
     "IFEVAL_KIND",
-    "ifeval_markdown",
     "ifeval_metrics",
     "ifeval_records",
     "ifeval_section",
@@ -277,17 +276,6 @@ def ifeval_cell(stat: Mapping[str, Any]) -> str:
     if not math.isfinite(stat["mean"]):
         return "n/a"
     return f"{100 * stat['mean']:.1f} [{100 * stat['ci_low']:.1f}, {100 * stat['ci_high']:.1f}]"
-
-
-def ifeval_markdown(results: Mapping[str, Any], confidence: float = 0.95) -> list[str]:
-    """The report's IFEval sections (:func:`ifeval_section`) of every task of kind ``ifeval``."""
-    return [
-        line
-        for name, res in results.items()
-        for label, task in res["tasks"].items()
-        if task["metrics"].get("kind") == IFEVAL_KIND
-        for line in ifeval_section(name, label, task["metrics"], confidence)
-    ]
 
 
 def ifeval_section(name: str, label: str, metrics: Mapping[str, Any], confidence: float = 0.95) -> list[str]:
