@@ -110,7 +110,17 @@ def _trained_ids(record: Path) -> list[list[str]]:
     return [json.loads(line)["ids"] for line in Path(f"{record}.rank0").read_text().splitlines()]
 
 
-def test_killed_run_resumes_from_its_checkpoint_without_repeating_batches(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize(
+    ("kill_step", "checkpoint_step"),
+    [(3, 2), (5, 4)],
+    ids=["mid-epoch", "checkpoint-on-an-epochs-last-batch"],
+)
+def test_killed_run_resumes_from_its_checkpoint_without_repeating_batches(
+    tiny_model_dir, tmp_path, kill_step, checkpoint_step
+):
+    """16 records in batches of 4: 4 steps an epoch, a checkpoint every 2. Killed mid-epoch, or just
+    after the checkpoint of an epoch's last batch (the rerun then starts the next epoch, from its
+    first batch), the rerun trains exactly the batches the uninterrupted run did."""
     config = REPO / "configs" / "tiny" / "dpo_offline.yaml"
     full_rec, part_rec = tmp_path / "full", tmp_path / "part"
     subprocess.run(
@@ -127,7 +137,7 @@ def test_killed_run_resumes_from_its_checkpoint_without_repeating_batches(tiny_m
             tmp_path / "run",
             6,
             part_rec,
-            ["--trainer.callbacks+=helpers.KillAtStep", "--trainer.callbacks.step=3"],
+            ["--trainer.callbacks+=helpers.KillAtStep", f"--trainer.callbacks.step={kill_step}"],
         ),
         cwd=REPO,
         env=_env(),
@@ -137,7 +147,7 @@ def test_killed_run_resumes_from_its_checkpoint_without_repeating_batches(tiny_m
     assert killed.returncode != 0
     assert not (tmp_path / "run" / "hf_model").exists()
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert ckpt["global_step"] == 2
+    assert ckpt["global_step"] == checkpoint_step
     rerun = subprocess.run(
         _fit_cmd(config, tiny_model_dir, tmp_path / "run", 6, part_rec, []),
         cwd=REPO,
@@ -150,8 +160,11 @@ def test_killed_run_resumes_from_its_checkpoint_without_repeating_batches(tiny_m
     assert (tmp_path / "run" / "hf_model" / "model.safetensors").exists()
     full = _trained_ids(full_rec)
     part = _trained_ids(part_rec)
-    # killed run trained steps 1-3 (step 3 lost with the crash), the rerun continues after step 2
-    assert part[:2] == full[:2] and part[3:] == full[2:]
+    # the killed run trained steps 1..kill_step (those after the checkpoint lost with the crash),
+    # the rerun continues after the checkpoint's step
+    assert part[:checkpoint_step] == full[:checkpoint_step]
+    assert part[kill_step:] == full[checkpoint_step:]
+    assert len(part) - kill_step == len(full) - checkpoint_step
 
 
 def test_user_loss_from_a_separate_module_trains_by_class_path(tiny_model_dir, tmp_path):

@@ -36,6 +36,8 @@ class ResumableSampler(Sampler[int]):
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.skip_batches = 0
+        #: the epoch whose first ``skip_batches`` batches a restored run already trained
+        self.skip_epoch: int | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -51,7 +53,11 @@ class ResumableSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         indices = self._indices()
-        skip, self.skip_batches = self.skip_batches * self.batch_size, 0
+        # only in the epoch the checkpoint was taken in: a checkpoint from an epoch's last batch
+        # resumes in the next epoch (Lightning moves on), which must start from its first batch
+        skipping = self.skip_epoch is None or self.skip_epoch == self.epoch
+        skip = self.skip_batches * self.batch_size if skipping else 0
+        self.skip_batches, self.skip_epoch = 0, None
         return iter(indices[skip:])
 
     def __len__(self) -> int:
@@ -78,6 +84,7 @@ class ResumableLoader(DataLoader):
         if isinstance(self.sampler, ResumableSampler):
             self.sampler.epoch = state.get("epoch", self.sampler.epoch)
             self.sampler.skip_batches = int(state.get("batches_done", 0))
+            self.sampler.skip_epoch = self.sampler.epoch
 
 
 class ResumableLoaders:
