@@ -89,7 +89,9 @@ class AtomicModelCheckpoint(ModelCheckpoint):
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         part = filepath + PART_SUFFIX
-        _remove(part)
+        if trainer.is_global_zero:  # not on every rank: a late rank would delete rank 0's new file
+            _remove(part)
+        trainer.strategy.barrier()  # under DeepSpeed every rank then writes its shard into the part
         try:
             trainer.save_checkpoint(part, self.save_weights_only)
         except OSError as err:
