@@ -27,12 +27,24 @@ def rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def barrier() -> None:
-    """Wait for every rank (a no-op without a process group)."""
+def barrier(doing: str = "waiting for the other ranks") -> None:
+    """Wait for every rank (a no-op without a process group). A rank that died meanwhile (gloo:
+    "Connection reset by peer", NCCL: a failed collective) is a :class:`PeerLostError` naming
+    ``doing``, not a backend traceback."""
     import torch.distributed as dist
 
+    from aries_lit.errors import PeerLostError
+
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        try:
+            dist.barrier()
+        except RuntimeError as err:  # DistBackendError and gloo's plain RuntimeError
+            cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise PeerLostError(
+                f"rank {dist.get_rank()} of {dist.get_world_size()}: another rank was lost while "
+                f"{doing} ({cause[:160]}); its finished work is kept: rerun the same command on "
+                "every node to resume"
+            ) from err
 
 
 @contextmanager

@@ -64,6 +64,12 @@ class FolderInUseError(UserError, RuntimeError):
     line: the folder and the holder's host and process id."""
 
 
+class PeerLostError(UserError, RuntimeError):
+    """Another rank of a distributed run died (a lost node, a killed process) while this one
+    waited for it. One line: what this rank was doing and that finished work is kept; rerunning
+    the same command on every node resumes."""
+
+
 class DiskSpaceError(UserError, OSError):
     """Too little free space for what a step is about to write, or the disk filled mid-write
     (``ENOSPC``). One line: the folder, what is needed and what is free; what was finished is

@@ -99,7 +99,7 @@ def generate_sharded(
     shard.append([c for c in read_candidates(out / CANDIDATES_FILE) if str(c["id"]) in ids])
     gen.backend = backend_for_rank(gen.backend, world)  # transformers on this rank's GPU
     gen.run(mine, model, shard.out_dir, progress=progress and rank == 0)
-    barrier()
+    barrier(f"waiting for the other ranks' shards of {out}")
     if rank == 0:
         merge_shards(out)
         gen.run(items, model, out, progress=False)  # every candidate is there: writes the manifest
