@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from aries_lit.cli_config import (  # noqa: F401 - importable from here too
@@ -22,100 +20,7 @@ from aries_lit.cli_config import (  # noqa: F401 - importable from here too
 )
 from aries_lit.cli_functions import SPEC_OPTIONS, check_spec_option, run_function  # noqa: F401
 from aries_lit.errors import UsageError  # the one error cli.py raises itself (kept importable here)
-
-LIGHTNING_COMMANDS = ("fit", "validate")
-
-
-def _lightning_cli_class():
-    import lightning as L
-    from lightning.pytorch.cli import LightningCLI
-
-    from aries_lit.checkpoints import AtomicModelCheckpoint, ExportHFModel, set_aside_torn_checkpoints
-    from aries_lit.locks import FolderLock, is_primary_process
-
-    class AriesCLI(LightningCLI):
-        """LightningCLI with a resumable checkpoint callback and the HF export always present."""
-
-        def add_arguments_to_parser(self, parser: Any) -> None:
-            parser.add_lightning_class_args(AtomicModelCheckpoint, "checkpoint")
-            parser.set_defaults(
-                {
-                    "checkpoint.save_last": True,
-                    "checkpoint.every_n_train_steps": 50,
-                    "checkpoint.save_top_k": 0,
-                }
-            )
-            parser.add_lightning_class_args(ExportHFModel, "export")
-
-        def before_instantiate_classes(self) -> None:
-            config = self.config.get(self.subcommand, self.config)
-            if config.get("checkpoint") is not None and not config["checkpoint"].get("dirpath"):
-                root = config["trainer"].get("default_root_dir") or os.getcwd()
-                config["checkpoint"]["dirpath"] = str(Path(root) / "checkpoints")
-            if self.subcommand == "fit" and is_primary_process():
-                root = config["trainer"].get("default_root_dir") or os.getcwd()
-                _FIT_LOCKS.append(FolderLock(root, "fit").acquire())  # released when fit returns
-                if config.get("checkpoint") is not None:
-                    for note in set_aside_torn_checkpoints(config["checkpoint"]["dirpath"]):
-                        print(f"[aries-lit] note: {note}", file=sys.stderr)
-            if config["trainer"].get("logger") in (None, True):
-                # Lightning's default logger is TensorBoard when tensorboard(X) is installed and CSV
-                # otherwise; aries_lit always writes the CSV log (its curves read it). More loggers:
-                # a list under trainer.logger (docs/logging.md).
-                from jsonargparse import Namespace
-
-                root = config["trainer"].get("default_root_dir") or os.getcwd()
-                config["trainer"]["logger"] = Namespace(
-                    class_path="lightning.pytorch.loggers.CSVLogger",
-                    init_args=Namespace(save_dir=str(root), name="lightning_logs"),
-                )
-
-        def after_fit(self) -> None:
-            import torch.distributed as dist
-
-
-            if dist.is_available() and dist.is_initialized():
-                dist.destroy_process_group()  # DDP on CPU can abort at exit without this
-
-    return AriesCLI, L
-
-
-def lightning_main(argv: list[str]) -> None:
-    """``fit``/``validate`` through LightningCLI (``argv[0]`` is the subcommand)."""
-    AriesCLI, L = _lightning_cli_class()
-    from aries_lit.modules import TrainingModule
-
-    if argv[0] == "fit" and not any(a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in argv):
-        argv = [*argv, "--ckpt_path", "last"]  # a rerun of the same command resumes
-    quiet = {"exit_on_error": False}
-    try:
-        _run_lightning_cli(AriesCLI, L, TrainingModule, argv, quiet)
-    finally:
-        while _FIT_LOCKS:  # also when fit failed: a rerun in this process must not refuse itself
-            _FIT_LOCKS.pop().release()
-
-
-#: the ``fit`` root locks this process holds (:class:`aries_lit.locks.FolderLock`)
-_FIT_LOCKS: list[Any] = []
-
-
-def _run_lightning_cli(AriesCLI: Any, L: Any, TrainingModule: Any, argv: list[str], quiet: dict) -> None:
-    with warnings.catch_warnings():
-        # LightningCLI warns when both ``args`` and ``sys.argv`` hold arguments; ``sys.argv`` must
-        # stay as it is (DDP relaunches it for the other ranks), so only the warning goes
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        AriesCLI(
-            TrainingModule,  # the policy modules (SFT, preference) and the reward module
-            L.LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={"use_distributed_sampler": False},
-            args=argv,
-            auto_configure_optimizers=False,
-            parser_kwargs={**quiet, **{c: dict(quiet) for c in LIGHTNING_COMMANDS}},
-        )
-
+from aries_lit.pipeline.lightning_cli import LIGHTNING_COMMANDS, lightning_main
 
 #: the subcommand table: name -> one-line description (``fit``/``validate`` are LightningCLI's,
 #: the others the typed functions of :data:`aries_lit.commands.COMMANDS`)

@@ -103,14 +103,17 @@ def test_shipped_study_config_keys_match_the_committed_result_files(monkeypatch)
 
     monkeypatch.chdir(REPO)
     config = load_run_config("configs/study/cpu.yaml")
-    study = Study(config["base_model"], config["arms"], config["evaluation"], progress=False)
+    study = Study(
+        config["base_model"], config["arms"], config["evaluation"], progress=False,
+        template=config["template"],
+    )  # fmt: skip
     computed = {}
     for arm in study.arms:
         for seed in arm["seeds"]:
             for index, (stage, key) in enumerate(study.arm_stages(arm, seed, STUDY_BASE_MODEL_DIR), start=1):
                 computed[(arm["name"], seed, index, stage["name"])] = key
     checked = 0
-    evaluated_under = eval_key(config["base_model"], config["evaluation"])
+    evaluated_under = study.eval_key  # the evaluation with the study's template filled in
     for path in sorted((REPO / config["results_dir"]).glob("*/seed*/*.json")):
         result = json.loads(path.read_text())
         # evaluated under the shipped settings: a fresh machine reuses these evaluations

@@ -31,18 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aries_lit.checkpoints import hf_model_complete
 from aries_lit.evaluation.report import write_json
-from aries_lit.io import write_json_atomic
-from aries_lit.locks import folder_lock
-from aries_lit.pipeline.iterate import (
-    TIMINGS,
-    drop_resume_checkpoints,
-    read_stage_manifest,
-    run_stage,
-    with_base_model,
-    write_stage_manifest,
-)
+from aries_lit.pipeline.iterate import with_base_model
+from aries_lit.pipeline.run_template import apply_run_template
+from aries_lit.pipeline.stage import TIMINGS, check_fit_process, run_stage_once
 from aries_lit.pipeline.study_arms import BASE, _check_arms, _until  # noqa: F401 - importable from here too
 from aries_lit.pipeline.study_keys import (  # noqa: F401
     _COLLECT_PARTS,
@@ -119,8 +111,11 @@ class Study:
         eval_stages: str = "all",
         keep_checkpoints: bool = False,
         reuse_evaluations: bool = True,
+        fit_process: str = "auto",
+        template: str | None = None,
     ) -> None:
         self.base_model = base_model
+        self.fit_process = check_fit_process(fit_process)
         self.reuse_evaluations = reuse_evaluations
         self.keep_checkpoints = keep_checkpoints
         self.arms = _check_arms(arms)
@@ -130,6 +125,12 @@ class Study:
         for key in ("checkpoints", "names", "out_dir"):
             if key in evaluation:
                 raise ValueError(f"evaluation: '{key}' is set by the study; remove it")
+        for arm in self.arms:  # the arm config's own template, else the study's
+            arm["stages"], _ = apply_run_template(
+                arm.get("template", template), arm["stages"], evaluation, where=f"arm '{arm['name']}'"
+            )
+        if template is not None:
+            _, evaluation = apply_run_template(template, [], evaluation, where="study")
         self.evaluation = dict(evaluation)
         self.eval_key = eval_key(base_model, self.evaluation)
         self.run_dir = Path(run_dir).expanduser()
@@ -173,36 +174,20 @@ class Study:
     def run_stage_once(self, stage: dict[str, Any], key: str, model: str) -> str:
         """Run a stage in its shared folder unless it is done; return its model folder."""
         stage_dir = self.run_dir / "stages" / f"{key}-{stage['name']}"
-        manifest = read_stage_manifest(stage_dir)
-        if manifest.get("status") == "done" and hf_model_complete(manifest.get("model", "")):
-            return manifest["model"]
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        with folder_lock(stage_dir, "stage"):
-            attempts = manifest.get("attempts", 0) + 1
-            started = manifest.get("started_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
-            base = {"name": stage["name"], "key": key, "input_model": model, "attempts": attempts}
-            write_stage_manifest(stage_dir, {**base, "status": "running", "started_at": started})
-            write_json_atomic(stage_dir / "stage.json", stage, indent=2, default=str)
-            t0 = time.perf_counter()
-            candidates = None
-            collect = stage.get("collect")
-            if isinstance(collect, dict) and collect.get("model"):  # not the policy: shared by every arm
-                candidates = self.run_dir / "candidates" / collect_key(collect)
-            out = run_stage(stage, stage_dir, model, progress=self.progress, candidates_dir=candidates)
-            write_stage_manifest(
-                stage_dir,
-                {
-                    **base,
-                    "status": "done",
-                    "model": out,
-                    "started_at": started,
-                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "seconds_last_attempt": round(time.perf_counter() - t0, 1),
-                },
-            )
-            if not self.keep_checkpoints:
-                drop_resume_checkpoints(stage_dir)
-        return out
+        candidates = None
+        collect = stage.get("collect")
+        if isinstance(collect, dict) and collect.get("model"):  # not the policy: shared by every arm
+            candidates = self.run_dir / "candidates" / collect_key(collect)
+        return run_stage_once(
+            stage,
+            stage_dir,
+            model,
+            key=key,
+            progress=self.progress,
+            candidates_dir=candidates,
+            keep_checkpoints=self.keep_checkpoints,
+            fit_process=self.fit_process,
+        )
 
     def _stage_record(self, stage_dir: Path) -> dict[str, Any]:
         record: dict[str, Any] = {}
@@ -290,6 +275,8 @@ def study(
     keep_checkpoints: bool = False,
     reuse_evaluations: bool = True,
     report_command: str | None = None,
+    fit_process: str = "auto",
+    template: str | None = None,
 ) -> str:
     """Run a study (arms x seeds from one base, evaluated alike) and write its report.
 
@@ -319,13 +306,18 @@ def study(
             again; the stage itself is still run when a later stage needs its model.
         report_command: the command the report prints to rerun the study and rebuild the
             report; the CLI sets it to ``aries-lit study --config <the config file>``.
+        fit_process: ``auto`` trains each stage in this process unless its strategy needs
+            processes of its own; ``own`` always runs an ``aries-lit fit`` subprocess.
+        template: the study's refinement template, declared once: filled into every arm's
+            collection and training parts and the evaluation that set none (an arm config's own
+            ``template`` wins for its stages); parts that set another are printed.
     """
     from aries_lit.pipeline.study_report import final_summary, load_results, write_report
 
     if not report_only:
         runner = Study(
             base_model, arms, evaluation, run_dir, results_dir, progress, eval_stages, keep_checkpoints,
-            reuse_evaluations,
+            reuse_evaluations, fit_process, template,
         )  # fmt: skip
         runner.run(only_arms, only_seeds)
     path = write_report(results_dir, compare=compare, command=report_command)

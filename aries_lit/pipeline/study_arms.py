@@ -33,7 +33,7 @@ def _check_arms(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
             raise ValueError(f"{where} ('{arm['name']}'): field 'seeds' must be a non-empty list of integers")
         config = load_run_config(arm["config"])
-        extra = set(config) - {"stages", "run_dir", "base_model", "evaluation"}
+        extra = set(config) - {"stages", "run_dir", "base_model", "evaluation", "template"}
         if extra:
             raise ValueError(f"{where} ('{arm['name']}'): {arm['config']}: unknown field(s) {sorted(extra)}")
         if not config.get("stages"):
@@ -45,7 +45,10 @@ def _check_arms(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
         except ValueError as err:
             raise ValueError(f"{where} ('{arm['name']}'): {arm['config']}: {err}") from None
         stages = _until(config["stages"], arm.get("until"), f"{where} ('{arm['name']}')")
-        out.append({"name": arm["name"], "config": arm["config"], "seeds": seeds, "stages": stages})
+        arm_out = {"name": arm["name"], "config": arm["config"], "seeds": seeds, "stages": stages}
+        if config.get("template") is not None:
+            arm_out["template"] = config["template"]
+        out.append(arm_out)
     return out
 
 
