@@ -9,20 +9,15 @@ real step and is the same for both (one row per completion).
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-from aries_lit.losses import DIRECT_CHOSEN, DIRECT_REJECTED, LOSSES, GroupLogProbs, ViewLogProbs
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loss_step_time import random_inputs, step_time  # noqa: E402 - the same harness and pair inputs
 
-
-def pair_inputs(batch: int, seed: int = 0) -> ViewLogProbs:
-    """Random summed log-probs of ``batch`` pairs (as benchmarks/loss_step_time.py)."""
-    g = torch.Generator().manual_seed(seed)
-    views = (DIRECT_CHOSEN, DIRECT_REJECTED)
-    policy = {v: (-torch.rand(batch, generator=g) * 30).requires_grad_() for v in views}
-    reference = {v: -torch.rand(batch, generator=g) * 30 for v in views}
-    return ViewLogProbs(policy=policy, reference=reference)
+from aries_lit.losses import GroupLogProbs  # noqa: E402
 
 
 def group_inputs(n: int, tokens: int, group: int = 4, seed: int = 0) -> GroupLogProbs:
@@ -35,24 +30,13 @@ def group_inputs(n: int, tokens: int, group: int = 4, seed: int = 0) -> GroupLog
     return GroupLogProbs(policy, mask, rewards, torch.arange(n) // group, ref)
 
 
-def step_time(spec: dict | str, logps: GroupLogProbs | ViewLogProbs, repeats: int) -> float:
-    """Mean seconds of one forward + backward."""
-    loss = LOSSES.build(spec)
-    for _ in range(10):
-        loss(logps).loss.backward()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        loss(logps).loss.backward()
-    return (time.perf_counter() - start) / repeats
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--completions", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=300)
     args = parser.parse_args()
-    base = step_time("dpo", pair_inputs(args.completions // 2), args.repeats)
+    base = step_time("dpo", random_inputs(args.completions // 2), args.repeats, warmup=10)
     logps = group_inputs(args.completions, args.tokens)
     print(f"| loss | us / step | x DPO |  ({args.completions} completions of {args.tokens} tokens)")
     print("| --- | --- | --- |")
@@ -60,7 +44,7 @@ def main() -> None:
     for variant in ("grpo", "dr_grpo", "rloo"):
         for beta in (0.0, 0.04):
             spec = {"class_path": "grpo", "init_args": {"variant": variant, "beta": beta}}
-            t = step_time(spec, logps, args.repeats)
+            t = step_time(spec, logps, args.repeats, warmup=10)
             print(f"| `grpo` variant `{variant}`, beta {beta} | {t * 1e6:.0f} | {t / base:.2f} |")
 
 

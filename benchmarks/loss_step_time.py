@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import torch
 
@@ -25,10 +26,10 @@ def random_inputs(batch: int, seed: int = 0) -> ViewLogProbs:
     return ViewLogProbs(policy=policy, reference=reference, num_tokens=lengths)
 
 
-def step_time(name: str, logps: ViewLogProbs, repeats: int) -> float:
-    """Mean seconds of one forward + backward of loss ``name``."""
+def step_time(name: str | dict[str, Any], logps: Any, repeats: int, warmup: int = 20) -> float:
+    """Mean seconds of one forward + backward of loss ``name`` (a registered name or a spec)."""
     loss = LOSSES.build(name)
-    for _ in range(20):  # warm-up
+    for _ in range(warmup):
         loss(logps).loss.backward()
     start = time.perf_counter()
     for _ in range(repeats):

@@ -12,11 +12,11 @@ from datasets import Dataset
 from lightning.pytorch.utilities import rank_zero_info
 
 from aries_lit.data.collator import SharedContextCollator, ViewCollator
+from aries_lit.data.data_stats import report_data_stats
 from aries_lit.data.reference_cache import attach_reference_logps, model_hash
 from aries_lit.data.sampler import ResumableLoaders
 from aries_lit.data.views import CHAT_TEMPLATE_MODES, ViewTokenizer
 from aries_lit.errors import DataValidationError, FileContentError
-from aries_lit.io import write_json_atomic
 from aries_lit.prompts.templates import RefinementTemplate
 
 
@@ -233,12 +233,7 @@ class PreferenceDataModule(ResumableLoaders, L.LightningDataModule):
             records, val_records = split["train"], split["test"]
         self.train_data = self._tokenize(records, "train")
         self.val_data = self._tokenize(val_records, "val") if val_records is not None else None
-        summary = ", ".join(f"{k}={v}" for k, v in sorted(self.stats.items()))
-        rank_zero_info(f"[aries-lit] data: {summary}")
-        if self.trainer is not None and self.trainer.is_global_zero:
-            out = Path(self.trainer.default_root_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(out / "data_stats.json", dict(self.stats), indent=2)
+        report_data_stats(self.trainer, self.stats, "data")
 
     # ------------------------------------------------------------------ reference cache
     def collator(self) -> ViewCollator | SharedContextCollator:

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from datasets import Dataset
-from lightning.pytorch.utilities import rank_zero_info
 
 from aries_lit.chat import chat_context, end_of_turn
 from aries_lit.data.collator import pad_rows
+from aries_lit.data.data_stats import report_data_stats
 from aries_lit.data.sampler import ResumableLoaders
 from aries_lit.errors import DataValidationError, FileContentError
-from aries_lit.io import write_json_atomic
 from aries_lit.records import ON_ERROR, open_records
 
 __all__ = ["GroupCollator", "GroupDataModule", "check_group_record"]
@@ -176,13 +174,7 @@ class GroupDataModule(ResumableLoaders, L.LightningDataModule):
         self.train_data = self.tokenize(self.load_records(hp.train, "train"), "train")
         if hp.val:
             self.val_data = self.tokenize(self.load_records(hp.val, "val"), "val")
-        rank_zero_info(
-            f"[aries-lit] group data: {', '.join(f'{k}={v}' for k, v in sorted(self.stats.items()))}"
-        )
-        if self.trainer is not None and self.trainer.is_global_zero:
-            out = Path(self.trainer.default_root_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(out / "data_stats.json", dict(self.stats), indent=2)
+        report_data_stats(self.trainer, self.stats, "group data")
 
     def collator(self) -> GroupCollator:
         return GroupCollator(self.tokenizer.pad_token_id)

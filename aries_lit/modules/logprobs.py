@@ -46,6 +46,23 @@ def _token_logps(hidden: Tensor, targets: Tensor, head: Any, chunk_size: int) ->
     return torch.cat(parts)
 
 
+def _masked_token_logps(
+    model: Any, input_ids: Tensor, attention_mask: Tensor, target_mask: Tensor, chunk_size: int
+) -> Tensor:
+    """``[K]`` log-probs of the tokens ``input_ids[:, 1:][target_mask]`` (``target_mask``: ``[N, T-1]``),
+    in row-major order: the LM head on the response positions' hidden states alone, in chunks,
+    or full logits for a model without a separable head."""
+    targets = input_ids[:, 1:][target_mask]
+    parts = _decoder_and_head(model)
+    if parts is not None:
+        decoder, head = parts
+        out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        return _token_logps(out.last_hidden_state[:, :-1][target_mask], targets, head, chunk_size)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1]
+    selected = logits[target_mask].float()
+    return selected.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(selected, -1)
+
+
 def sequence_logprobs(
     model: Any,
     input_ids: Tensor,
@@ -65,22 +82,10 @@ def sequence_logprobs(
         ``([N] float32 sums, [N] token counts)``.
     """
     target_mask = loss_mask[:, 1:]
-    targets = input_ids[:, 1:][target_mask]
+    token_logps = _masked_token_logps(model, input_ids, attention_mask, target_mask, chunk_size)
     row_index = torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(target_mask)
-    row_index = row_index[target_mask]
-    parts = _decoder_and_head(model)
-    if parts is not None:
-        decoder, head = parts
-        hidden = decoder(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-        ).last_hidden_state
-        token_logps = _token_logps(hidden[:, :-1][target_mask], targets, head, chunk_size)
-    else:  # models without a separable head: full logits
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1]
-        selected = logits[target_mask].float()
-        token_logps = selected.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(selected, -1)
     sums = torch.zeros(input_ids.shape[0], dtype=torch.float32, device=input_ids.device)
-    sums = sums.index_add(0, row_index, token_logps.float())
+    sums = sums.index_add(0, row_index[target_mask], token_logps.float())
     counts = target_mask.sum(-1)
     return sums, counts
 
@@ -142,18 +147,7 @@ def token_logprobs(
         0 where the mask is False.
     """
     target_mask = loss_mask[:, 1:]
-    targets = input_ids[:, 1:][target_mask]
-    parts = _decoder_and_head(model)
-    if parts is not None:
-        decoder, head = parts
-        hidden = decoder(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-        ).last_hidden_state
-        flat = _token_logps(hidden[:, :-1][target_mask], targets, head, chunk_size)
-    else:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1]
-        selected = logits[target_mask].float()
-        flat = selected.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(selected, -1)
+    flat = _masked_token_logps(model, input_ids, attention_mask, target_mask, chunk_size)
     out = torch.zeros(target_mask.shape, dtype=torch.float32, device=input_ids.device)
     out = out.masked_scatter(target_mask, flat.float())
     return out, target_mask

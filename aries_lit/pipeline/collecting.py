@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.data.datamodule import PreferenceDataModule
+from aries_lit.errors import SettingsError
 
 
 class CollectingDataModule(PreferenceDataModule):
@@ -25,7 +26,9 @@ class CollectingDataModule(PreferenceDataModule):
         selector: a selector name or spec (default ``rule``).
         collect_dir: where candidates and pairs go (default ``<default_root_dir>/collect``).
         collect_model: the model that generates (default: the LightningModule's starting model).
-        **kwargs: :class:`PreferenceDataModule` options (``train`` is set to the pairs file).
+        **kwargs: every other :class:`PreferenceDataModule` option (``val``, ``format``,
+            ``template``, ``batch_size``, ``on_error``, ``num_workers``, ...); ``train`` is the
+            collected pairs file, so it is not one.
     """
 
     def __init__(
@@ -35,33 +38,17 @@ class CollectingDataModule(PreferenceDataModule):
         selector: dict[str, Any] | str = "rule",
         collect_dir: str | None = None,
         collect_model: str | None = None,
-        template: str = "paper",
-        max_length: int = 1024,
-        max_context_length: int = 768,
-        truncation: str = "left",
-        batch_size: int = 4,
-        limit: int | None = None,
-        shuffle: bool = True,
-        seed: int = 0,
-        reference_cache_dir: str | None = None,
-        shared_context: bool = True,
-        chat_template: str = "always",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            train="",
-            chat_template=chat_template,
-            template=template,
-            max_length=max_length,
-            max_context_length=max_context_length,
-            truncation=truncation,
-            batch_size=batch_size,
-            limit=limit,
-            shuffle=shuffle,
-            seed=seed,
-            reference_cache_dir=reference_cache_dir,
-            shared_context=shared_context,
-        )
-        self.prompts, self.generator, self.selector = prompts, generator, selector
+        if "train" in kwargs:
+            raise SettingsError(
+                "CollectingDataModule: 'train' is the pairs file it collects; remove it (collect_dir "
+                "says where the pairs go)"
+            )
+        super().__init__(train="", **kwargs)
+        # LightningCLI hands nested class specs (a generator's backend) over as jsonargparse
+        # Namespaces; the registries build from plain mappings
+        self.prompts, self.generator, self.selector = _plain(prompts), _plain(generator), _plain(selector)
         self.collect_dir, self.collect_model = collect_dir, collect_model
 
     def _dir(self) -> Path:
@@ -87,3 +74,14 @@ class CollectingDataModule(PreferenceDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.hparams.train = str(self._dir() / "pairs.jsonl")
         super().setup(stage)
+
+
+def _plain(spec: Any) -> Any:
+    """``spec`` with every jsonargparse ``Namespace`` in it turned into a plain dict."""
+    if hasattr(spec, "as_dict") and callable(spec.as_dict):
+        return _plain(spec.as_dict())
+    if isinstance(spec, dict):
+        return {k: _plain(v) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [_plain(v) for v in spec]
+    return spec
