@@ -4,6 +4,7 @@ compared yet (the same final stage)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aries_lit.pipeline.study_results import _num_turns
@@ -54,3 +55,34 @@ def _same_stage(finals: dict[str, list[dict[str, Any]]], a: str, b: str) -> bool
 def _pending(finals: dict[str, list[dict[str, Any]]], a: str, b: str) -> str:
     return f"{a} has finished up to {_stage_label(finals[a])}, {b} up to {_stage_label(finals[b])}"
 
+
+
+@dataclass(frozen=True)
+class ArmComparison:
+    """Two arms' final models compared on one footing: ``ready`` when both reached the same final
+    stage (else ``pending`` says how far each got); ``treatment`` and ``other`` hold the records of
+    the seeds both ran (all of each when they share none)."""
+
+    treatment_arm: str
+    other_arm: str
+    ready: bool
+    pending: str
+    treatment: list[dict[str, Any]]
+    other: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, finals: dict[str, list[dict[str, Any]]], treatment: str, other: str) -> ArmComparison:
+        ready = _same_stage(finals, treatment, other)
+        t_rec, o_rec = _common_seeds(finals[treatment], finals[other]) if ready else ([], [])
+        pending = "" if ready else _pending(finals, treatment, other)
+        return cls(treatment, other, ready, pending, t_rec, o_rec)
+
+    def difference(self, task: str, turn: int | None = None, other_turn: int | None = None) -> dict[str, Any]:
+        """The paired difference, item by item, of the treatment's turn (default its last: SR) minus
+        the other arm's (default its last)."""
+        mine = _final_pooled(self.treatment, task, turn)
+        return paired_difference(mine, _final_pooled(self.other, task, other_turn))
+
+    def by_seed(self, task: str) -> list[tuple[int, float]]:
+        """Per seed both ran: the treatment's SR minus the other arm's SR."""
+        return _by_seed(self.treatment, self.other, task)
