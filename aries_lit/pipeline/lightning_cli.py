@@ -72,14 +72,18 @@ def _lightning_cli_class():
 
 def lightning_main(argv: list[str]) -> None:
     """``fit``/``validate`` through LightningCLI (``argv[0]`` is the subcommand)."""
+    if argv[0] == "fit" and not any(a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in argv):
+        argv = [*argv, "--ckpt_path", "last"]  # a rerun of the same command resumes
+    _run(argv)
+
+
+def _run(args: list[str] | dict[str, Any]) -> None:
+    """AriesCLI on a command line or a parsed mapping; the ``fit`` root lock is released after."""
     AriesCLI, L = _lightning_cli_class()
     from aries_lit.modules import TrainingModule
 
-    if argv[0] == "fit" and not any(a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in argv):
-        argv = [*argv, "--ckpt_path", "last"]  # a rerun of the same command resumes
-    quiet = {"exit_on_error": False}
     try:
-        _run_lightning_cli(AriesCLI, L, TrainingModule, argv, quiet)
+        _run_lightning_cli(AriesCLI, L, TrainingModule, args, {"exit_on_error": False})
     finally:
         while _FIT_LOCKS:  # also when fit failed: a rerun in this process must not refuse itself
             _FIT_LOCKS.pop().release()
@@ -113,19 +117,11 @@ def fit_in_process(config: Mapping[str, Any], progress: bool = True) -> None:
     """``aries-lit fit`` on a fit config given as a mapping (a stage's, already resolved), in this
     process: the mapping goes to LightningCLI as it is (short class names resolved), never through
     a YAML file. Like the command, it resumes from ``last.ckpt`` unless ``ckpt_path`` is set."""
-    AriesCLI, L = _lightning_cli_class()
-    from aries_lit.modules import TrainingModule
-
     fit = dict(resolve_class_paths(dict(config), where="fit config"))
     fit.setdefault("ckpt_path", "last")
     if not progress:
         fit["trainer"] = {**(fit.get("trainer") or {}), "enable_progress_bar": False}
-    try:
-        args = {"subcommand": "fit", "fit": fit}
-        _run_lightning_cli(AriesCLI, L, TrainingModule, args, {"exit_on_error": False})
-    finally:
-        while _FIT_LOCKS:
-            _FIT_LOCKS.pop().release()
+    _run({"subcommand": "fit", "fit": fit})
 
 
 def needs_own_process(config: Mapping[str, Any]) -> str | None:

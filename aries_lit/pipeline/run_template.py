@@ -15,7 +15,7 @@ import copy
 import importlib
 import inspect
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from aries_lit.configs import stage_fit
@@ -66,30 +66,50 @@ def _with_template(spec: Any, template: str) -> dict[str, Any]:
     return {"class_path": target, "init_args": {**options, "template": template}}
 
 
+def _parts(
+    stages: list[dict[str, Any]], evaluation: Mapping[str, Any] | None
+) -> Iterator[tuple[str, str | None, Callable[[str], None] | None]]:
+    """``(where, template or None when unset, set it)`` for every part of a run that takes the
+    template (``set`` is ``None`` for a task override, which always names its template)."""
+    for stage in stages:
+        name = stage.get("name")
+        collect = stage.get("collect")
+        if isinstance(collect, dict) and _generator_takes_template(collect.get("generator")):
+
+            def set_generator(t: str, collect: dict[str, Any] = collect) -> None:
+                collect["generator"] = _with_template(collect.get("generator"), t)
+
+            yield f"stage '{name}' collection", _spec_template(collect.get("generator")), set_generator
+        if stage.get("fit") is not None or stage.get("fit_config"):
+            data = stage_fit(stage).get("data")
+            if _data_takes_template(data):
+
+                def set_data(t: str, stage: dict[str, Any] = stage) -> None:
+                    fit_data = stage.setdefault("fit", {}).setdefault("data", {})
+                    fit_data.setdefault("init_args", {})["template"] = t
+
+                used = (data.get("init_args") or {}).get("template")
+                yield f"stage '{name}' training views", used, set_data
+    if evaluation is None:
+        return
+    generator = evaluation.get("generator")
+    if generator is None or _generator_takes_template(generator):
+
+        def set_evaluation(t: str) -> None:
+            evaluation["generator"] = _with_template(evaluation.get("generator"), t)  # type: ignore[index]
+
+        yield "evaluation", _spec_template(generator), set_evaluation
+    for i, task in enumerate(evaluation.get("tasks") or []):
+        override = task.get("generator") if isinstance(task, Mapping) else None
+        if isinstance(override, Mapping) and "class_path" not in override and "template" in override:
+            yield f"evaluation task '{task.get('label') or f'tasks[{i}]'}'", override["template"], None
+
+
 def template_uses(
     stages: list[dict[str, Any]], evaluation: Mapping[str, Any] | None = None
 ) -> list[tuple[str, str | None]]:
     """``(where, template or None when unset)`` for every part of a run that takes the template."""
-    uses: list[tuple[str, str | None]] = []
-    for stage in stages:
-        name = stage.get("name")
-        collect = stage.get("collect")
-        if isinstance(collect, Mapping) and _generator_takes_template(collect.get("generator")):
-            uses.append((f"stage '{name}' collection", _spec_template(collect.get("generator"))))
-        if stage.get("fit") is not None or stage.get("fit_config"):
-            data = stage_fit(stage).get("data")
-            if _data_takes_template(data):
-                uses.append((f"stage '{name}' training views", (data.get("init_args") or {}).get("template")))
-    if evaluation:
-        generator = evaluation.get("generator")
-        if generator is None or _generator_takes_template(generator):
-            uses.append(("evaluation", _spec_template(generator)))
-        for i, task in enumerate(evaluation.get("tasks") or []):
-            override = task.get("generator") if isinstance(task, Mapping) else None
-            if isinstance(override, Mapping) and "class_path" not in override and "template" in override:
-                label = task.get("label") or f"tasks[{i}]"
-                uses.append((f"evaluation task '{label}'", override["template"]))
-    return uses
+    return [(where, used) for where, used, _ in _parts(stages, evaluation or None)]
 
 
 def apply_run_template(
@@ -115,23 +135,10 @@ def apply_run_template(
         return stages, evaluation
     stages = copy.deepcopy(stages)
     evaluation = copy.deepcopy(evaluation) if evaluation is not None else None
-    for stage in stages:
-        collect = stage.get("collect")
-        if isinstance(collect, dict) and _generator_takes_template(collect.get("generator")):
-            if _spec_template(collect.get("generator")) is None:
-                collect["generator"] = _with_template(collect.get("generator"), template)
-        if stage.get("fit") is not None or stage.get("fit_config"):
-            data = stage_fit(stage).get("data")
-            if _data_takes_template(data) and (data.get("init_args") or {}).get("template") is None:
-                fit = stage.setdefault("fit", {})
-                fit_data = fit.setdefault("data", {})
-                fit_data.setdefault("init_args", {})["template"] = template
-    if evaluation is not None:
-        generator = evaluation.get("generator")
-        if (generator is None or _generator_takes_template(generator)) and _spec_template(generator) is None:
-            evaluation["generator"] = _with_template(generator, template)
-    for part, used in template_uses(stages, evaluation):
-        if used is not None and used != template:
+    for part, used, set_template in list(_parts(stages, evaluation)):
+        if used is None and set_template is not None:
+            set_template(template)
+        elif used is not None and used != template:
             print(
                 f"[aries-lit] note: {where}: {part} uses the template '{used}', not the run's "
                 f"'{template}' (set there explicitly)",

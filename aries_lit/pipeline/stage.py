@@ -60,7 +60,10 @@ def write_stage_manifest(stage_dir: Path, manifest: dict[str, Any]) -> None:
 
 def finished_model(stage_dir: Path) -> str | None:
     """The model folder of a finished stage (manifest ``done`` and a complete HF model), else ``None``."""
-    manifest = read_stage_manifest(stage_dir)
+    return _done_model(read_stage_manifest(stage_dir))
+
+
+def _done_model(manifest: dict[str, Any]) -> str | None:
     if manifest.get("status") == "done" and hf_model_complete(manifest.get("model", "")):
         return manifest["model"]
     return None
@@ -184,10 +187,10 @@ def run_stage_once(
     ``running`` with its attempt count (and ``key``, the stage's settings hash in a study), the
     stage runs (:func:`run_stage`), the manifest is marked ``done`` with its model and times, and
     the Lightning checkpoints, which only serve to resume its fit, are deleted unless kept."""
-    done = finished_model(stage_dir)
+    manifest = read_stage_manifest(stage_dir)
+    done = _done_model(manifest)
     if done is not None:
         return done
-    manifest = read_stage_manifest(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     with folder_lock(stage_dir, "stage"):
         attempts = manifest.get("attempts", 0) + 1
