@@ -202,7 +202,8 @@ def test_pair_fields_are_required_only_when_the_loss_reads_views(tiny_model_dir,
     tok = load_tokenizer(str(tiny_model_dir))
     bare = {k: v for k, v in GROUP.items() if k not in ("chosen", "rejected")}
     path = _write(tmp_path / "g.jsonl", [bare])
-    assert "pair_views" not in _dm(tok, path, views=()).collator()([_dm(tok, path, views=()).train_data[0]])
+    plain = _dm(tok, path, views=())  # GRPO alone reads no view: no pair fields needed
+    assert "pair_views" not in plain.collator()([plain.train_data[0]])
     with pytest.raises(DataValidationError) as err:
         _dm(tok, path)
     assert err.value.field == "chosen" and "best and worst" in str(err.value)

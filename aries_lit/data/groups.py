@@ -79,7 +79,8 @@ def check_group_record(source: str, number: int, record: dict[str, Any], pair: b
 
 
 class GroupDataModule(ResumableLoaders, L.LightningDataModule):
-    """Group records (``id``, ``prompt``, ``completions``, ``rewards``) for a group loss (``grpo``).
+    """Group records (``id``, ``prompt``, ``completions``, ``rewards``) for a group loss (``grpo``),
+    and for ARIES + GRPO also their ``chosen`` / ``rejected`` (the refinement views' ``y_w``, ``y_l``).
 
     Args:
         train: a JSONL/JSON/Parquet file or a ``datasets`` folder of group records.
