@@ -16,10 +16,11 @@ import torch
 from aries_lit.losses import DIRECT_CHOSEN, DIRECT_REJECTED, LOSSES, PreferenceLoss, ViewLogProbs
 
 
-def random_inputs(batch: int, seed: int = 0) -> ViewLogProbs:
-    """Random summed log-probs (policy requires grad) and lengths for the two direct views."""
+def random_inputs(
+    batch: int, seed: int = 0, views: tuple[str, ...] = (DIRECT_CHOSEN, DIRECT_REJECTED)
+) -> ViewLogProbs:
+    """Random summed log-probs (policy requires grad) and lengths of ``views`` (the direct ones)."""
     g = torch.Generator().manual_seed(seed)
-    views = (DIRECT_CHOSEN, DIRECT_REJECTED)
     policy = {v: (-torch.rand(batch, generator=g) * 30).requires_grad_() for v in views}
     reference = {v: -torch.rand(batch, generator=g) * 30 for v in views}
     lengths = {v: torch.randint(1, 64, (batch,), generator=g) for v in views}

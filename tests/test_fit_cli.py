@@ -21,7 +21,8 @@ POLICY_CONFIGS = [
     c
     for c in CONFIGS
     if "aries_lit.modules.RewardModule" not in c.read_text() and "GroupPolicyModule" not in c.read_text()
-]  # the group config (grpo.yaml) trains on group records: test_grpo_variants_fit_from_config
+]  # the group configs train on group records: test_grpo_variants_fit_from_config and
+# test_aries_grpo_fits_from_config
 HH = "aries_lit:hh_rlhf/harmless_base_test.jsonl.gz"
 
 
@@ -296,3 +297,53 @@ def test_grpo_variants_fit_from_config(loss, tiny_model_dir, tmp_path, monkeypat
     )
     stats = json.loads((tmp_path / "data_stats.json").read_text())
     assert stats["train/groups"] == 6 and stats["train/completions"] == 24
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        None,  # the config's: ARIESLoss(GRPOLoss beta 0.04, RefineMSELoss), alpha 0.8
+        {
+            "class_path": "aries_lit.losses.BTARIESLoss",
+            "init_args": {
+                "alpha": 0.8,
+                "preference": {"class_path": "aries_lit.losses.GRPOLoss", "init_args": {"beta": 0.0}},
+                "refine": {"class_path": "aries_lit.losses.BTRefineLoss", "init_args": {"beta": 0.05}},
+            },
+        },
+    ],
+    ids=["aries_grpo", "bt_aries_grpo"],
+)
+def test_aries_grpo_fits_from_config(loss, tiny_model_dir, tmp_path):
+    """configs/tiny/aries_grpo.yaml trains GRPO on the groups plus the refine term on each group's
+    best/worst pair, logs both parts and exports."""
+    import csv
+
+    from transformers import AutoModelForCausalLM
+
+    config = REPO / "configs" / "tiny" / "aries_grpo.yaml"
+    args = [a for a in _overrides(tiny_model_dir, tmp_path) if a not in ("--data.init_args.train", HH)]
+    limit = args.index("--data.init_args.limit")
+    args[limit + 1] = "4"
+    logger = args.index("--trainer.logger")
+    args[logger + 1] = f"{{class_path: CSVLogger, init_args: {{save_dir: {tmp_path}}}}}"
+    extra = [f"--model.init_args.loss={json.dumps(loss)}"] if loss else []
+    main(["fit", "--config", str(config), *args, *extra])
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    trained = ckpt["hyper_parameters"]["loss"]
+    assert trained.startswith(("BTARIESLoss" if loss else "ARIESLoss") + "(preference=GRPOLoss(")
+    assert ("refine=BTRefineLoss" if loss else "refine=RefineMSELoss") in trained
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf_model"))
+    before = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values())
+    )
+    stats = json.loads((tmp_path / "data_stats.json").read_text())
+    assert stats["train/groups"] == 4 and stats["train/pairs/records"] == 4
+    with open(tmp_path / "lightning_logs" / "version_0" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["train/loss"]]
+    assert len(rows) == 2
+    for row in rows:
+        pref, refine = float(row["train/loss/pref_step"]), float(row["train/loss/refine_step"])
+        assert float(row["train/loss"]) == pytest.approx(0.2 * pref + 0.8 * refine, rel=1e-5)
+        assert row["train/refine/v_l_to_w_step"] and row["train/advantages_step"]

@@ -9,6 +9,13 @@ Each completion becomes one row ``chat(x) + y_k + <end of turn>``, the context m
 loss, exactly as a direct view of :mod:`aries_lit.data.views` (same chat rendering, same end-of-turn
 marker, same left truncation of the context and cut of the completion to ``max_length``). A batch
 holds ``batch_size`` *groups*, ``N`` rows in all, with ``rewards`` ``[N]`` and ``group_index`` ``[N]``.
+
+For ARIES + GRPO (:class:`~aries_lit.losses.ARIESLoss` with ``grpo`` as its preference) the loss also
+reads the refinement views of one pair per group: the record's ``chosen`` / ``rejected`` (the group's
+best and worst answers, as the ``group`` selector writes them) are tokenized into those views by the
+same :class:`~aries_lit.data.views.ViewTokenizer` a pair record goes through (the ``template``
+option's refinement template ``z``: ``refine_l`` = ``chat(z(x, y_l))``, ``refine_w`` =
+``chat(z(x, y_w))``), and collated by the pair collators into a second sub-batch ``pair_views``.
 """
 
 from __future__ import annotations
@@ -22,17 +29,20 @@ import torch
 from datasets import Dataset
 
 from aries_lit.chat import chat_context, end_of_turn
-from aries_lit.data.collator import pad_rows
+from aries_lit.data.collator import SharedContextCollator, ViewCollator, pad_rows
 from aries_lit.data.data_stats import report_data_stats
 from aries_lit.data.sampler import ResumableLoaders
+from aries_lit.data.views import ViewTokenizer
 from aries_lit.errors import DataValidationError, FileContentError
+from aries_lit.prompts.templates import RefinementTemplate
 from aries_lit.records import ON_ERROR, open_records
 
 __all__ = ["GroupCollator", "GroupDataModule", "check_group_record"]
 
 
-def check_group_record(source: str, number: int, record: dict[str, Any]) -> None:
-    """Raise :class:`DataValidationError` (file, record, field) unless ``record`` is a group record."""
+def check_group_record(source: str, number: int, record: dict[str, Any], pair: bool = False) -> None:
+    """Raise :class:`DataValidationError` (file, record, field) unless ``record`` is a group record;
+    with ``pair`` it must also carry the group's best and worst answers (``chosen``, ``rejected``)."""
 
     def bad(field: str, message: str, reason: str = "wrong_type") -> DataValidationError:
         return DataValidationError(source, number, field, message, reason=reason)
@@ -56,10 +66,21 @@ def check_group_record(source: str, number: int, record: dict[str, Any]) -> None
     for r in rewards:
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r):
             raise bad("rewards", f"must hold finite numbers, got {r!r}")
+    for key in ("chosen", "rejected") if pair else ():
+        if key not in record:
+            raise bad(
+                key,
+                f"missing field '{key}' (the refine term reads the group's best and worst answers, "
+                "chosen and rejected, as the group selector writes them)",
+                "missing",
+            )
+        if not isinstance(record[key], str) or not record[key]:
+            raise bad(key, "must be a non-empty string")
 
 
 class GroupDataModule(ResumableLoaders, L.LightningDataModule):
-    """Group records (``id``, ``prompt``, ``completions``, ``rewards``) for a group loss (``grpo``).
+    """Group records (``id``, ``prompt``, ``completions``, ``rewards``) for a group loss (``grpo``),
+    and for ARIES + GRPO also their ``chosen`` / ``rejected`` (the refinement views' ``y_w``, ``y_l``).
 
     Args:
         train: a JSONL/JSON/Parquet file or a ``datasets`` folder of group records.
@@ -71,6 +92,12 @@ class GroupDataModule(ResumableLoaders, L.LightningDataModule):
         on_error: ``raise`` stops at the first invalid record (file, record number, field);
             ``skip`` drops it and counts it in ``data_stats.json``.
         min_group_size: groups with fewer completions are dropped (counted; an advantage needs 2).
+        template: the refinement template ``z`` (``paper``, ``analysis``, ``short`` or a text, as
+            :class:`~aries_lit.data.PreferenceDataModule`'s; an ``iterate`` run's ``template:`` fills
+            it). Used only when the loss reads refinement views (ARIES + GRPO), built from each
+            record's ``chosen`` (``y_w``) and ``rejected`` (``y_l``), which are then required.
+        shared_context: collate those views with each context once and both responses after it
+            (:class:`~aries_lit.data.collator.SharedContextCollator`; ``false``: one row per view).
     """
 
     def __init__(
@@ -88,6 +115,8 @@ class GroupDataModule(ResumableLoaders, L.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         min_group_size: int = 2,
+        template: str = "paper",
+        shared_context: bool = True,
     ) -> None:
         super().__init__()
         if on_error not in ON_ERROR:
@@ -97,14 +126,18 @@ class GroupDataModule(ResumableLoaders, L.LightningDataModule):
                 f"max_context_length ({max_context_length}) must be below max_length ({max_length})"
             )
         self.save_hyperparameters()
+        self.template = RefinementTemplate.from_spec(template)
         self.tokenizer: Any = None
+        self.views: tuple[str, ...] = ()
         self.train_data: Dataset | None = None
         self.val_data: Dataset | None = None
         self.stats: Counter = Counter()
 
     def configure(self, tokenizer: Any, views: tuple[str, ...] = (), response_end: str | None = None) -> None:
-        """Set the tokenizer (done from the LightningModule inside a Trainer)."""
-        self.tokenizer = tokenizer
+        """Set the tokenizer and the pair views the loss reads besides the group rows (done from the
+        LightningModule inside a Trainer; ARIES + GRPO: the refinement views). ``response_end`` is not
+        used: every response closes with the chat template's end of turn, as the group rows do."""
+        self.tokenizer, self.views = tokenizer, tuple(views)
 
     def load_records(self, source: str, split: str) -> list[dict[str, Any]]:
         hp = self.hparams
@@ -117,7 +150,7 @@ class GroupDataModule(ResumableLoaders, L.LightningDataModule):
             try:
                 if isinstance(record, DataValidationError):
                     raise record
-                check_group_record(source, number, record)
+                check_group_record(source, number, record, pair=bool(self.views))
             except DataValidationError as err:
                 if hp.on_error == "raise":
                     raise
@@ -133,9 +166,15 @@ class GroupDataModule(ResumableLoaders, L.LightningDataModule):
             )
         return out
 
+    def pair_tokenizer(self) -> ViewTokenizer:
+        """The pair records' view tokenizer, for the views of each group's ``(chosen, rejected)``."""
+        hp = self.hparams
+        return ViewTokenizer(self.tokenizer, self.views, self.template, hp.max_length, hp.max_context_length)
+
     def tokenize(self, records: list[dict[str, Any]], split: str) -> Dataset:
         hp, tok = self.hparams, self.tokenizer
         eot = end_of_turn(tok)
+        pairs = self.pair_tokenizer() if self.views else None
         rows = []
         for record in records:
             ctx = tok(chat_context(tok, record["prompt"]), add_special_tokens=False)["input_ids"]
@@ -150,16 +189,21 @@ class GroupDataModule(ResumableLoaders, L.LightningDataModule):
                     self.stats[f"{split}/truncated/completion"] += 1
                     ids = ids[:room]
                 completions.append(ids)
-            rows.append(
-                {
-                    "id": str(record["id"]),
-                    "ctx": ctx,
-                    "completions": completions,
-                    "rewards": record["rewards"],
-                }
-            )
+            row = {
+                "id": str(record["id"]),
+                "ctx": ctx,
+                "completions": completions,
+                "rewards": record["rewards"],
+            }
+            if pairs is not None:
+                features = pairs(record)
+                assert features is not None  # left truncation never drops a record
+                row.update(features)
+            rows.append(row)
             self.stats[f"{split}/groups"] += 1
             self.stats[f"{split}/completions"] += len(completions)
+        for key, value in (pairs.stats if pairs is not None else {}).items():
+            self.stats[f"{split}/pairs/{key}"] += value
         return Dataset.from_list(rows)
 
     def setup(self, stage: str | None = None) -> None:
@@ -167,7 +211,7 @@ class GroupDataModule(ResumableLoaders, L.LightningDataModule):
             return
         module = getattr(self.trainer, "lightning_module", None) if self.trainer else None
         if self.tokenizer is None and module is not None:
-            self.configure(module.tokenizer)
+            self.configure(module.tokenizer, module.views)
         if self.tokenizer is None:
             raise RuntimeError("GroupDataModule needs a tokenizer: use it in a Trainer or call configure()")
         hp = self.hparams
@@ -177,17 +221,35 @@ class GroupDataModule(ResumableLoaders, L.LightningDataModule):
         report_data_stats(self.trainer, self.stats, "group data")
 
     def collator(self) -> GroupCollator:
-        return GroupCollator(self.tokenizer.pad_token_id)
+        return GroupCollator(
+            self.tokenizer.pad_token_id, views=self.views, shared_context=self.hparams.shared_context
+        )
 
 
 class GroupCollator:
     """Groups -> one row per completion: ``input_ids``, ``attention_mask``, ``loss_mask`` ``[N, T]``
     (right-padded, ``loss_mask`` True on completion tokens), ``rewards`` ``[N]`` float32,
-    ``group_index`` ``[N]`` (the group's position in the batch), ``batch_size`` (groups), ``ids``."""
+    ``group_index`` ``[N]`` (the group's position in the batch), ``batch_size`` (groups), ``ids``.
 
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 8) -> None:
+    With ``views`` (ARIES + GRPO's refinement views) it adds ``pair_views``: the batch of the pair
+    collator (:class:`~aries_lit.data.collator.SharedContextCollator`, or
+    :class:`~aries_lit.data.collator.ViewCollator` without ``shared_context``) over the same groups,
+    one pair per group, for :meth:`aries_lit.modules.PolicyModule.view_logps`. A second sub-batch,
+    not more rows of the first: a refinement context holds a whole previous answer and the template,
+    so its rows are longer than the group rows, and shared-context packing needs its 4-D mask.
+    """
+
+    def __init__(
+        self,
+        pad_token_id: int,
+        pad_to_multiple_of: int = 8,
+        views: tuple[str, ...] = (),
+        shared_context: bool = True,
+    ) -> None:
         self.pad_token_id = pad_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
+        pair_cls = SharedContextCollator if shared_context else ViewCollator
+        self.pair_collator = pair_cls(tuple(views), pad_token_id, pad_to_multiple_of) if views else None
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         rows, rewards, group_index = [], [], []
@@ -197,7 +259,7 @@ class GroupCollator:
                 rewards.append(float(reward))
                 group_index.append(b)
         input_ids, attention_mask, loss_mask = pad_rows(rows, self.pad_token_id, self.pad_to_multiple_of)
-        return {
+        batch = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "loss_mask": loss_mask,
@@ -206,3 +268,6 @@ class GroupCollator:
             "batch_size": len(features),
             "ids": [f.get("id") for f in features],
         }
+        if self.pair_collator is not None:
+            batch["pair_views"] = self.pair_collator(features)
+        return batch

@@ -28,7 +28,7 @@ from aries_lit.losses.base import (
     ViewLogProbs,
     split_view,
 )
-from aries_lit.losses.composite import ARIESLoss, BTARIESLoss
+from aries_lit.losses.composite import ARIESLoss, BTARIESLoss, reads_groups
 from aries_lit.losses.group import GroupLogProbs, GroupLoss, GRPOLoss
 from aries_lit.losses.kto import KTOLoss
 from aries_lit.losses.pairwise_trl import (
@@ -102,5 +102,6 @@ __all__ = [
     "SFTLoss",
     "SimPOLoss",
     "ViewLogProbs",
+    "reads_groups",
     "split_view",
 ]

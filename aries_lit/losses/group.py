@@ -43,12 +43,12 @@ the policy moves away from ``M_t``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
-from aries_lit.losses.base import LOSSES, Loss, LossOutput, check_beta, detach_metrics
+from aries_lit.losses.base import LOSSES, Loss, LossOutput, ViewLogProbs, check_beta, detach_metrics
 
 __all__ = [
     "GROUP_VARIANTS",
@@ -78,6 +78,9 @@ class GroupLogProbs:
     (any value where ``mask`` is 0); ``mask``: ``[N, T]`` 1 on completion tokens; ``rewards``: ``[N]``;
     ``group_index``: ``[N]`` long, the group ``0..B-1`` of each completion. ``reference`` is None when
     the loss needs none; ``old`` is None unless given (see :class:`GRPOLoss`'s ``old_logps``).
+    ``views``: for ARIES + GRPO (:class:`~aries_lit.losses.ARIESLoss` with a group preference), the
+    refinement views of each group's ``(y_w, y_l)`` = its best and worst answers, ``[B]`` per view
+    (one pair per group, in group order); None otherwise.
     """
 
     policy: Tensor
@@ -86,6 +89,7 @@ class GroupLogProbs:
     group_index: Tensor
     reference: Tensor | None = None
     old: Tensor | None = None
+    views: ViewLogProbs | None = None
 
     @property
     def num_groups(self) -> int:
@@ -96,7 +100,8 @@ class GroupLoss(Loss):
     """A loss on groups of completions with rewards; ``__call__`` takes :class:`GroupLogProbs`.
 
     It reads no preference-pair view (``views = ()``); only
-    :class:`aries_lit.modules.GroupPolicyModule` trains with it.
+    :class:`aries_lit.modules.GroupPolicyModule` trains with it, alone or in the preference slot of
+    :class:`~aries_lit.losses.ARIESLoss` (ARIES Eq. 10 with the group term as ``L_pref``).
     """
 
     views = ()
@@ -293,9 +298,7 @@ class GRPOLoss(GroupLoss):
         if self.old_logps == "reference":
             if logps.reference is None:
                 raise KeyError("grpo: old_logps 'reference' needs the reference's per-token log-probs")
-            logps = GroupLogProbs(
-                logps.policy, logps.mask, logps.rewards, logps.group_index, logps.reference, logps.reference
-            )
+            logps = replace(logps, old=logps.reference)
         loss, metrics = group_policy_loss(
             logps,
             self.variant,

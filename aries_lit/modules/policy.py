@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from aries_lit.data.collator import reference_from_batch, split_views
-from aries_lit.losses import LOSSES, GroupLoss, Loss, RewardLoss, ViewLogProbs
+from aries_lit.losses import LOSSES, ARIESLoss, Loss, RewardLoss, ViewLogProbs, reads_groups
 from aries_lit.models import load_causal_lm, load_tokenizer
 from aries_lit.modules.base import TrainingModule, check_schedule
 from aries_lit.modules.logprobs import packed_logprobs, sequence_logprobs
@@ -66,9 +66,9 @@ class PolicyModule(TrainingModule):
                 f"{type(self.loss).__name__} trains a reward model: use model.class_path "
                 "aries_lit.modules.RewardModule"
             )
-        if isinstance(self.loss, GroupLoss) and not self.accepts_group_loss:
+        if reads_groups(self.loss) and not self.accepts_group_loss:
             raise ValueError(
-                f"{type(self.loss).__name__} trains on groups of scored completions: use model.class_path "
+                f"{_describe(self.loss)} trains on groups of scored completions: use model.class_path "
                 "aries_lit.modules.GroupPolicyModule with data.class_path aries_lit.data.GroupDataModule"
             )
         self._check_loss(self.loss)
@@ -185,6 +185,13 @@ class PolicyModule(TrainingModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "val")
+
+
+def _describe(loss: Loss) -> str:
+    """``GRPOLoss``, or ``ARIESLoss with preference GRPOLoss`` for a composite."""
+    if isinstance(loss, ARIESLoss):
+        return f"{type(loss).__name__} with preference {type(loss.preference).__name__}"
+    return type(loss).__name__
 
 
 def counts_total(counts: dict[str, torch.Tensor]) -> torch.Tensor:
