@@ -298,3 +298,41 @@ def test_kto_weight_advice_follows_eq_8():
     assert "= 0.939" in low and "desirable_weight in [1.06, 1.42]" in low
     assert "= 2" in kto_weight_advice(20, 10, 1.0, 1.0)
     assert "no undesirable example" in kto_weight_advice(5, 0, 1.0, 1.0)
+
+
+def test_aries_lit_select_writes_unpaired_records(tmp_path, capsys):
+    """``aries-lit select --selector '{class_path: unpaired, init_args: {scorer: verifier}}'``: the
+    records file and ``selection_stats.json`` (``pairs`` = records, the label counts, the audit)."""
+    from aries_lit.cli import main
+    from aries_lit.generators.store import write_manifest
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"id": "a", "prompt": "What is 2 + 2?", "answer": "4"},
+                {"id": "b", "prompt": "3 + 4?", "answer": "7"},
+            ]
+        )
+    )
+    cands = tmp_path / "cands"
+    cands.mkdir()
+    texts = {"a": ["The answer is 5.", "The answer is 4.", "The answer is 4."], "b": ["7", "8", "7"]}
+    rows = [{"id": pid, "index": i, "text": t} for pid, group in texts.items() for i, t in enumerate(group)]
+    (cands / "candidates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_manifest(cands, {"num_candidates": 3, "num_prompts": 2, "status": "done"})
+    out = tmp_path / "sel" / "unpaired.jsonl"
+    spec = json.dumps({"class_path": "file", "init_args": {"path": str(prompts), "answer_field": "answer"}})
+    selector = "{class_path: unpaired, init_args: {scorer: verifier}}"
+    main(["select", "--candidates", str(cands), "--prompts", spec, "--selector", selector, "--out", str(out)])
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [(r["id"], r["label"]) for r in records] == [
+        ("a#0", False), ("a#1", True), ("a#2", True), ("b#0", True), ("b#1", False), ("b#2", True),
+    ]  # fmt: skip
+    stats = json.loads((out.parent / "selection_stats.json").read_text())
+    assert stats["pairs"] == 6 and stats["unpaired/desirable"] == 4 and stats["unpaired/undesirable"] == 2
+    assert stats["audit"]["records"] == 6 and stats["audit"]["undesirable"]["examples"] == 2
+    assert stats["selector"].startswith("UnpairedSelector(scorer=VerifierSelector(")
+    printed = capsys.readouterr().out
+    assert "unpaired: 2 groups -> 6 records" in printed and "audit: desirable: finished 4/4" in printed
