@@ -20,9 +20,13 @@ CONFIGS = sorted((REPO / "configs" / "tiny").glob("*.yaml"))
 POLICY_CONFIGS = [
     c
     for c in CONFIGS
-    if "aries_lit.modules.RewardModule" not in c.read_text() and "GroupPolicyModule" not in c.read_text()
+    if not any(
+        m in c.read_text()
+        for m in ("aries_lit.modules.RewardModule", "GroupPolicyModule", "UnpairedPolicyModule")
+    )
 ]  # the group configs train on group records: test_grpo_variants_fit_from_config and
-# test_aries_grpo_fits_from_config
+# test_aries_grpo_fits_from_config; the unpaired one (kto_unpaired.yaml) on unpaired records:
+# test_kto_unpaired_fits_from_config
 HH = "aries_lit:hh_rlhf/harmless_base_test.jsonl.gz"
 
 
@@ -347,3 +351,47 @@ def test_aries_grpo_fits_from_config(loss, tiny_model_dir, tmp_path):
         pref, refine = float(row["train/loss/pref_step"]), float(row["train/loss/refine_step"])
         assert float(row["train/loss"]) == pytest.approx(0.2 * pref + 0.8 * refine, rel=1e-5)
         assert row["train/refine/v_l_to_w_step"] and row["train/advantages_step"]
+
+
+@pytest.mark.parametrize("precompute", [False, True], ids=["reference-on-the-fly", "precompute-reference"])
+def test_kto_unpaired_fits_from_config(precompute, tiny_model_dir, tmp_path):
+    """configs/tiny/kto_unpaired.yaml trains KTO on the shipped unpaired records (the ``unpaired``
+    selector's) and exports; KTO's metrics are logged; ``precompute_reference`` caches the
+    reference's log-probs with the data and gives the same first-step loss."""
+    from transformers import AutoModelForCausalLM
+
+    config = REPO / "configs" / "tiny" / "kto_unpaired.yaml"
+    records = REPO / "configs" / "tiny" / "data" / "kto_unpaired.jsonl"
+    record = tmp_path / "rec"
+    args = [a for a in _overrides(tiny_model_dir, tmp_path) if a not in ("--data.init_args.train", HH)]
+    main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            *args,
+            "--data.init_args.train",
+            str(records),
+            "--data.init_args.shuffle",
+            "false",
+            f"--model.init_args.precompute_reference={str(precompute).lower()}",
+            "--trainer.callbacks+=helpers.RecordBatches",
+            f"--trainer.callbacks.path={record}",
+        ]
+    )
+    stats = json.loads((tmp_path / "data_stats.json").read_text())
+    assert stats["train/examples"] == 16
+    assert stats["train/desirable"] + stats["train/undesirable"] == 16 and stats["train/undesirable"] > 0
+    steps = [json.loads(x) for x in Path(f"{record}.rank0").read_text().splitlines()]
+    assert [len(s["ids"]) for s in steps] == [8, 8] and steps[0]["ids"][0] == "arith-train-3-0#0"
+    first = steps[0]["metrics"]
+    assert first["train/kto/kl_step"] == 0.0  # policy = reference at the first step
+    assert first["train/rewards/chosen_step"] == first["train/rewards/rejected_step"] == 0.0
+    assert first["train/kto/desirable_step"] == 0.5  # the first 8 records: 4 of each
+    assert steps[1]["metrics"]["train/rewards/chosen_step"] != 0.0  # the policy moved
+    assert (tmp_path / "reference_cache").exists() == precompute
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf_model"))
+    before = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values())
+    )

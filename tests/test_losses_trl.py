@@ -342,6 +342,49 @@ def test_kto_losses_on_trls_mismatched_kl_estimate():
     assert float(torch.cat((chosen, rejected)).mean()) == pytest.approx(float(expected), **TOL)
 
 
+#: unpaired label patterns of the 2B rows (B = 6): 7 desirable and 5 undesirable, interleaved; all
+#: desirable; all undesirable (TRL's empty-tensor branches)
+UNPAIRED_LABELS = {
+    "mixed-7-5": [True, False, True, True, False, True, False, True, True, False, True, False],
+    "all-desirable": [True] * (2 * B),
+    "all-undesirable": [False] * (2 * B),
+}
+
+
+@pytest.mark.parametrize("labels", list(UNPAIRED_LABELS), ids=list(UNPAIRED_LABELS))
+@pytest.mark.parametrize("seed,ref_shift", [(4, -1.5), (5, 1.5)])
+@pytest.mark.parametrize("cfg", KTO_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_unpaired_kto_agrees_with_trl(cfg, seed, ref_shift, labels):
+    """KTO on an unpaired batch (:meth:`KTOLoss.unpaired`): ``KTOTrainer._compute_loss`` on the same
+    rows and labels (KL rows = the completion rows, as in the paired case), unequal numbers of
+    desirable and undesirable examples or only one kind: loss, gradient, ``kl`` and the logged means."""
+    from aries_lit.losses import UnpairedLogProbs
+
+    batch = make_batch(seed, scale=2.0)
+    batch["ref"] = batch["ref"] + ref_shift
+    batch["per_token"].requires_grad_(True)
+    label = torch.tensor(UNPAIRED_LABELS[labels])
+    expected, trl_metrics = trl_kto(batch, labels=label, **cfg)
+    (trl_grad,) = torch.autograd.grad(expected, batch["per_token"])
+
+    logps = UnpairedLogProbs(policy=batch["per_token"].sum(1), labels=label, reference=batch["ref"])
+    out = LOSSES.build({"class_path": "kto", "init_args": cfg}).unpaired(logps)
+    (our_grad,) = torch.autograd.grad(out.loss, batch["per_token"])
+    assert float(out.loss.detach()) == pytest.approx(float(expected.detach()), **TOL)
+    torch.testing.assert_close(our_grad, trl_grad, rtol=1e-6, atol=1e-9)
+    assert float(out.metrics["kto/kl"]) == pytest.approx(trl_metrics["kl"], **TOL)
+    if cfg.get("loss_type", "kto") == "kto" and ref_shift < 0:
+        assert trl_metrics["kl"] > 1.0
+    for side in ("chosen", "rejected"):
+        for kind in ("rewards", "logps"):
+            ours = out.metrics[f"{kind}/{side}"]
+            if f"{kind}/{side}" in trl_metrics:
+                assert float(ours.mean()) == pytest.approx(trl_metrics[f"{kind}/{side}"], **TOL)
+            else:  # TRL logs nothing for a side the batch lacks; ours is empty
+                assert ours.numel() == 0
+    assert out.metrics["kto/desirable"].tolist() == label.float().tolist()
+
+
 # --------------------------------------------------------------------------- GRPO / Dr. GRPO / RLOO
 # ``GRPOTrainer._compute_loss`` and ``RLOOTrainer._compute_loss`` run on stand-in trainers whose
 # ``_get_per_token_logps_and_entropies`` returns the same per-token log-probs we give our loss (a leaf

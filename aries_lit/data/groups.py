@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
@@ -35,9 +36,72 @@ from aries_lit.data.sampler import ResumableLoaders
 from aries_lit.data.views import ViewTokenizer
 from aries_lit.errors import DataValidationError, FileContentError
 from aries_lit.prompts.templates import RefinementTemplate
-from aries_lit.records import ON_ERROR, open_records
+from aries_lit.records import ON_ERROR, RecordStream, open_records
 
-__all__ = ["GroupCollator", "GroupDataModule", "check_group_record"]
+__all__ = [
+    "GroupCollator",
+    "GroupDataModule",
+    "check_group_record",
+    "checked_records",
+    "tokenize_completions",
+]
+
+
+def checked_records(
+    stream: RecordStream,
+    split: str,
+    check: Callable[[str, int, dict[str, Any]], None],
+    stats: Counter,
+    offset: int = 0,
+    on_error: str = "raise",
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(record number, record)`` of the valid records of ``stream`` past the first ``offset``.
+
+    ``check(source, number, record)`` raises :class:`DataValidationError` for a bad record (as do
+    unreadable ones): ``on_error="raise"`` lets it through, ``"skip"`` counts it in ``stats`` as
+    ``<split>/skipped_invalid/<reason>`` and goes on.
+    """
+    for number, record in stream.items:
+        if number <= offset:
+            continue
+        try:
+            if isinstance(record, DataValidationError):
+                raise record
+            check(stream.source, number, record)
+        except DataValidationError as err:
+            if on_error == "raise":
+                raise
+            stats[f"{split}/skipped_invalid/{getattr(err, 'reason', None) or 'invalid'}"] += 1
+            continue
+        yield number, record
+
+
+def tokenize_completions(
+    tokenizer: Any,
+    prompt: str | list[dict[str, Any]],
+    completions: list[str],
+    max_length: int,
+    max_context_length: int,
+    stats: Counter,
+    split: str,
+) -> tuple[list[int], list[list[int]]]:
+    """``(chat(x) ids, [y_k + <end of turn> ids, ...])``, as a direct view tokenizes: a context over
+    ``max_context_length`` tokens cut from the left, each completion cut to fit ``max_length``
+    behind it; every cut counted in ``stats`` (``<split>/truncated/context``, ``.../completion``)."""
+    eot = end_of_turn(tokenizer)
+    ctx = tokenizer(chat_context(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+    if len(ctx) > max_context_length:
+        stats[f"{split}/truncated/context"] += 1
+        ctx = ctx[-max_context_length:]
+    room = max_length - len(ctx)
+    out = []
+    for text in completions:
+        ids = tokenizer(text + eot, add_special_tokens=False)["input_ids"]
+        if len(ids) > room:
+            stats[f"{split}/truncated/completion"] += 1
+            ids = ids[:room]
+        out.append(ids)
+    return ctx, out
 
 
 def check_group_record(source: str, number: int, record: dict[str, Any], pair: bool = False) -> None:
@@ -141,30 +205,27 @@ class GroupDataModule(ResumableLoaders, L.LightningDataModule):
 
     def load_records(self, source: str, split: str) -> list[dict[str, Any]]:
         hp = self.hparams
-        out = []
-        for number, record in open_records(source).items:
-            if number <= hp.offset:
-                continue
-            if hp.limit is not None and len(out) >= hp.limit:
-                break
-            try:
-                if isinstance(record, DataValidationError):
-                    raise record
-                check_group_record(source, number, record, pair=bool(self.views))
-            except DataValidationError as err:
-                if hp.on_error == "raise":
-                    raise
-                self.stats[f"{split}/skipped_invalid/{getattr(err, 'reason', None) or 'invalid'}"] += 1
-                continue
+        out: list[dict[str, Any]] = []
+        records = checked_records(
+            open_records(source), split, self._check_record, self.stats, hp.offset, hp.on_error
+        )
+        if hp.limit is not None and hp.limit <= 0:
+            records = iter(())
+        for _, record in records:
             if len(record["completions"]) < hp.min_group_size:
                 self.stats[f"{split}/skipped/too_few_completions"] += 1
                 continue
             out.append(record)
+            if hp.limit is not None and len(out) >= hp.limit:
+                break  # before reading further: a bad record past the limit is never checked
         if not out:
             raise FileContentError(
                 f"{source}: no usable group record (see data_stats.json counts: {dict(self.stats)})"
             )
         return out
+
+    def _check_record(self, source: str, number: int, record: dict[str, Any]) -> None:
+        check_group_record(source, number, record, pair=bool(self.views))
 
     def pair_tokenizer(self) -> ViewTokenizer:
         """The pair records' view tokenizer, for the views of each group's ``(chosen, rejected)``."""
@@ -172,23 +233,19 @@ class GroupDataModule(ResumableLoaders, L.LightningDataModule):
         return ViewTokenizer(self.tokenizer, self.views, self.template, hp.max_length, hp.max_context_length)
 
     def tokenize(self, records: list[dict[str, Any]], split: str) -> Dataset:
-        hp, tok = self.hparams, self.tokenizer
-        eot = end_of_turn(tok)
+        hp = self.hparams
         pairs = self.pair_tokenizer() if self.views else None
         rows = []
         for record in records:
-            ctx = tok(chat_context(tok, record["prompt"]), add_special_tokens=False)["input_ids"]
-            if len(ctx) > hp.max_context_length:
-                self.stats[f"{split}/truncated/context"] += 1
-                ctx = ctx[-hp.max_context_length :]
-            room = hp.max_length - len(ctx)
-            completions = []
-            for text in record["completions"]:
-                ids = tok(text + eot, add_special_tokens=False)["input_ids"]
-                if len(ids) > room:
-                    self.stats[f"{split}/truncated/completion"] += 1
-                    ids = ids[:room]
-                completions.append(ids)
+            ctx, completions = tokenize_completions(
+                self.tokenizer,
+                record["prompt"],
+                record["completions"],
+                hp.max_length,
+                hp.max_context_length,
+                self.stats,
+                split,
+            )
             row = {
                 "id": str(record["id"]),
                 "ctx": ctx,

@@ -1,6 +1,6 @@
 """Loss objects: SFT, ARIES-SFT, DPO, IPO, hinge, SimPO, every other TRL DPO ``loss_type``, ORPO,
-CPO, KTO, GRPO / Dr. GRPO / RLOO (group policy gradient), refine-MSE, BT_refine, ARIES, BT_ARIES,
-and the Bradley-Terry reward-model loss.
+CPO, KTO (paired and unpaired), GRPO / Dr. GRPO / RLOO (group policy gradient), refine-MSE,
+BT_refine, ARIES, BT_ARIES, and the Bradley-Terry reward-model loss.
 
 Every loss is registered in :data:`LOSSES` under a short name (``LOSSES.build("dpo")``) and
 follows the call contract of :mod:`aries_lit.losses.base`.
@@ -25,6 +25,8 @@ from aries_lit.losses.base import (
     PreferenceLoss,
     RefineLoss,
     SFTLoss,
+    UnpairedLogProbs,
+    UnpairedLoss,
     ViewLogProbs,
     split_view,
 )
@@ -101,6 +103,8 @@ __all__ = [
     "SFT",
     "SFTLoss",
     "SimPOLoss",
+    "UnpairedLogProbs",
+    "UnpairedLoss",
     "ViewLogProbs",
     "reads_groups",
     "split_view",

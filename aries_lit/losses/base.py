@@ -6,7 +6,9 @@ log-probabilities of the policy (and of the frozen reference when ``needs_refere
 the scalar loss plus per-example metrics. Losses hold no parameters and never see the model.
 
 Reward-model losses (:mod:`aries_lit.losses.reward`) read the same direct views but receive the
-reward model's scalar scores of them (``PairRewards``) instead of log-probabilities.
+reward model's scalar scores of them (``PairRewards``) instead of log-probabilities. Unpaired losses
+(:class:`UnpairedLoss`, KTO) take the summed log-probs of single labelled completions
+(:class:`UnpairedLogProbs`) instead of views of pairs.
 """
 
 from __future__ import annotations
@@ -65,6 +67,28 @@ class LossOutput:
     metrics: dict[str, Tensor] = field(default_factory=dict)
 
 
+@dataclass
+class UnpairedLogProbs:
+    """Inputs of an unpaired loss, for a batch of ``N`` single completions, each labelled desirable
+    (``True``) or undesirable (``False``), as TRL's ``KTOTrainer`` reads them.
+
+    ``policy`` and ``reference``: ``[N]`` summed log-probs ``log pi(y_i | x_i)`` of each completion
+    (``reference`` None when the loss needs none); ``labels``: ``[N]`` bool; ``num_tokens``: ``[N]``
+    completion lengths (or None).
+    """
+
+    policy: Tensor
+    labels: Tensor
+    reference: Tensor | None = None
+    num_tokens: Tensor | None = None
+
+    def log_ratio(self) -> Tensor:
+        """``[N]`` ``log pi(y_i|x_i) - log pi_ref(y_i|x_i)``."""
+        if self.reference is None:
+            raise KeyError("reference log-probs of the unpaired completions are missing")
+        return self.policy - self.reference
+
+
 class Loss:
     """Base of every loss: declare ``views`` and ``needs_reference``, implement ``__call__``."""
 
@@ -98,6 +122,25 @@ class RefineLoss(Loss):
     """A loss on the refinement views (refine-MSE, BT_refine)."""
 
     views = (REFINE_L_CHOSEN, REFINE_L_REJECTED, REFINE_W_CHOSEN, REFINE_W_REJECTED)
+
+
+class UnpairedLoss(Loss):
+    """A loss on unpaired examples (one completion and a desirable / undesirable label each).
+
+    Its entry point is :meth:`unpaired`, which takes :class:`UnpairedLogProbs`; calling the loss on
+    them does the same. Only :class:`aries_lit.modules.UnpairedPolicyModule` trains it, on
+    :class:`aries_lit.data.UnpairedDataModule` records. A loss that is also a
+    :class:`PreferenceLoss` (``kto``) reads the direct views of pairs too when called on
+    :class:`ViewLogProbs`; one with no views trains on unpaired data only.
+    """
+
+    views = ()
+
+    def unpaired(self, logps: UnpairedLogProbs) -> LossOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __call__(self, logps: UnpairedLogProbs) -> LossOutput:  # type: ignore[override]
+        return self.unpaired(logps)
 
 
 class SFTLoss(Loss):
@@ -153,6 +196,8 @@ __all__ = [
     "PreferenceLoss",
     "RefineLoss",
     "SFTLoss",
+    "UnpairedLogProbs",
+    "UnpairedLoss",
     "ViewLogProbs",
     "check_beta",
     "detach_metrics",

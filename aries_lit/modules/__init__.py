@@ -1,5 +1,6 @@
 """LightningModules: the policy with its loss object and (for preference losses) the frozen
-reference, and the reward model; all share :class:`TrainingModule`, the base ``aries-lit fit`` takes."""
+reference (on pairs, on groups of scored completions, on unpaired labelled completions), and the
+reward model; all share :class:`TrainingModule`, the base ``aries-lit fit`` takes."""
 
 from aries_lit.modules.base import TrainingModule
 from aries_lit.modules.group import GroupPolicyModule
@@ -8,6 +9,7 @@ from aries_lit.modules.policy import PolicyModule
 from aries_lit.modules.preference import PreferenceModule
 from aries_lit.modules.reward import RewardModule
 from aries_lit.modules.sft import SFTModule
+from aries_lit.modules.unpaired import UnpairedPolicyModule
 
 __all__ = [
     "GroupPolicyModule",
@@ -16,5 +18,6 @@ __all__ = [
     "RewardModule",
     "SFTModule",
     "TrainingModule",
+    "UnpairedPolicyModule",
     "sequence_logprobs",
 ]

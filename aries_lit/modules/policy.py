@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from aries_lit.data.collator import reference_from_batch, split_views
-from aries_lit.losses import LOSSES, ARIESLoss, Loss, RewardLoss, ViewLogProbs, reads_groups
+from aries_lit.losses import LOSSES, ARIESLoss, Loss, RewardLoss, UnpairedLoss, ViewLogProbs, reads_groups
 from aries_lit.models import load_causal_lm, load_tokenizer
 from aries_lit.modules.base import TrainingModule, check_schedule
 from aries_lit.modules.logprobs import packed_logprobs, sequence_logprobs
@@ -40,6 +40,9 @@ class PolicyModule(TrainingModule):
     default_loss = "aries"
     #: whether this module trains group losses (:class:`aries_lit.modules.GroupPolicyModule`)
     accepts_group_loss = False
+    #: whether this module trains unpaired-only losses (:class:`aries_lit.modules.UnpairedPolicyModule`);
+    #: a loss that reads pairs too (``kto``) trains here either way
+    accepts_unpaired_loss = False
 
     def __init__(
         self,
@@ -70,6 +73,16 @@ class PolicyModule(TrainingModule):
             raise ValueError(
                 f"{_describe(self.loss)} trains on groups of scored completions: use model.class_path "
                 "aries_lit.modules.GroupPolicyModule with data.class_path aries_lit.data.GroupDataModule"
+            )
+        if (
+            isinstance(self.loss, UnpairedLoss)
+            and not self.loss.required_views()
+            and not self.accepts_unpaired_loss
+        ):
+            raise ValueError(
+                f"{type(self.loss).__name__} trains on unpaired labelled completions only: use "
+                "model.class_path aries_lit.modules.UnpairedPolicyModule with data.class_path "
+                "aries_lit.data.UnpairedDataModule"
             )
         self._check_loss(self.loss)
         self.save_hyperparameters(ignore=["loss"])

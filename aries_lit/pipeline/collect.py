@@ -124,7 +124,9 @@ def select(
             of IFEval constraints met) with options, e.g.
             ``{class_path: rule, init_args: {chosen_index: -1, rejected_index: 0}}``; ``group``
             (``{class_path: group, init_args: {scorer: verifier}}``) writes one group record per
-            prompt (every scored answer with its reward) for the ``grpo`` loss instead of a pair.
+            prompt (every scored answer with its reward) for the ``grpo`` loss instead of a pair;
+            ``unpaired`` (``{class_path: unpaired, init_args: {scorer: verifier}}``) one labelled
+            record per scored answer for KTO on unpaired data (``pairs`` then counts records).
         out: the pairs file (default ``<candidates>/pairs.jsonl``); the selection's counts, the
             pairs file, (for ``reward_model``) the resolved path of the reward model that selected,
             and the pair-quality audit under ``"audit"`` (see

@@ -201,4 +201,16 @@ def normalize_record(
     return core, extras
 
 
-__all__ = ["RESERVED", "InvalidRecord", "normalize_record"]
+def check_prompt(value: Any, field: str = "prompt") -> None:
+    """Raise ``InvalidRecord`` unless ``value`` is a TRL prompt: a non-empty string or a non-empty
+    list of chat messages (for other record formats built on TRL's, e.g. unpaired KTO records)."""
+    _prompt(value, field)
+
+
+def check_messages(value: list, field: str) -> list[dict[str, Any]]:
+    """``value`` checked as chat messages (``role`` one of the chat roles, string ``content``);
+    raises ``InvalidRecord`` naming the bad message."""
+    return _messages(value, field)
+
+
+__all__ = ["RESERVED", "InvalidRecord", "check_messages", "check_prompt", "normalize_record"]

@@ -8,6 +8,7 @@ Registered short names (``SELECTORS.build("rule")``, or ``class_path`` to user c
 - ``verifier``: a correct answer chosen, an incorrect one rejected (gold answers).
 - ``graded``: the fraction of a prompt's IFEval constraints met; best chosen, worst rejected.
 - ``group``: every scored candidate of a prompt with its reward (GRPO / RLOO groups; a ``scorer``).
+- ``unpaired``: every scored candidate as one labelled example (KTO's unpaired data; a ``scorer``).
 - ``reference``: the prompt's reference answer chosen, an incorrect candidate rejected (offline data).
 
 Formats are described in :mod:`aries_lit.selectors.base`; answer extraction for
@@ -22,6 +23,7 @@ from aries_lit.selectors.llm_judge import SELF_REWARDING_JUDGE_PROMPT, LLMJudgeS
 from aries_lit.selectors.reference import ReferenceSelector
 from aries_lit.selectors.reward_model import RewardModelSelector
 from aries_lit.selectors.rule import RuleSelector
+from aries_lit.selectors.unpaired import UnpairedSelector
 from aries_lit.selectors.verifier import VerifierSelector
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "ScoredSelector",
     "SelectionResult",
     "Selector",
+    "UnpairedSelector",
     "VerifierSelector",
     "parse_judge_score",
 ]

@@ -63,6 +63,9 @@ class SelectionResult:
     audit: dict[str, Any] = field(default_factory=dict)
     #: what scoring cost (see :func:`scoring_record`); empty for a selector that scores nothing
     scoring: dict[str, Any] = field(default_factory=dict)
+    #: what :meth:`summary` calls the records (``stats["pairs"]`` counts them either way):
+    #: ``pairs``, or ``records`` for the unpaired selector's one record per candidate
+    unit: str = "pairs"
 
     def scoring_summary(self) -> str:
         """One readable line of :attr:`scoring` (empty when nothing was scored)."""
@@ -85,7 +88,8 @@ class SelectionResult:
 
     def summary(self) -> str:
         """One readable line, e.g. ``rule: 10 groups -> 7 pairs; skipped 3 (tie 2, truncated 1)``."""
-        head = f"{self.selector or 'selector'}: {self.stats['groups']} groups -> {self.stats['pairs']} pairs"
+        stats = self.stats
+        head = f"{self.selector or 'selector'}: {stats['groups']} groups -> {stats['pairs']} {self.unit}"
         skipped = sorted(
             (k.split("/", 1)[1], v) for k, v in self.stats.items() if k.startswith("skipped/") and v
         )

@@ -44,6 +44,7 @@ __all__ = [
     "TemplateEchoDetector",
     "audit_pairs",
     "audit_summary",
+    "audit_unpaired",
     "echo_detector",
     "is_finished",
     "template_echo",
@@ -249,19 +250,55 @@ def audit_pairs(
     }
 
 
-def audit_summary(audit: dict[str, Any]) -> str:
-    """One readable line of an audit, e.g. ``chosen: finished 15/15, echo 0/15, states gold 15/15; ...``."""
-    if not audit or not audit.get("pairs"):
-        return "audit: no pairs"
-    parts = []
-    for side in ("chosen", "rejected"):
-        a = audit[side]
-        bits = [
-            f"finished {a['finished']}/{audit['pairs']}",
-            f"template echo {a['template_echo']}/{audit['pairs']}",
+def audit_unpaired(
+    groups: Sequence[dict[str, Any]],
+    desirable: Sequence[tuple[int, int]],
+    undesirable: Sequence[tuple[int, int]],
+    stats: Counter,
+    rejection_reasons: Iterable[str] = ("truncated",),
+    detector: TemplateEchoDetector | None = None,
+) -> dict[str, Any]:
+    """The quality audit of an unpaired selection (one labelled record per candidate).
+
+    ``desirable`` / ``undesirable``: ``(group position, candidate position)`` of every record of
+    that label. Returns ``{"records", "desirable": {...}, "undesirable": {...},
+    "candidate_rejections", "groups_skipped"}``; each side has ``examples`` and
+    ``examples_with_gold`` and the counts and shares of :func:`audit_pairs`'s sides, over its own
+    examples.
+    """
+    detector = detector or echo_detector()
+    out: dict[str, Any] = {"records": len(desirable) + len(undesirable)}
+    for name, items in (("desirable", desirable), ("undesirable", undesirable)):
+        side = [
+            (groups[g]["candidates"][p], groups[g], gold_answer(groups[g].get("answer"))) for g, p in items
         ]
+        out[name] = {
+            "examples": len(side),
+            "examples_with_gold": sum(gold is not None for _, _, gold in side),
+            **_side(side, detector),
+        }
+    out["candidate_rejections"] = {
+        reason: int(stats.get(f"candidates/{reason}", 0)) for reason in rejection_reasons
+    }
+    out["groups_skipped"] = {
+        k.split("/", 1)[1]: int(v) for k, v in sorted(stats.items()) if k.startswith("skipped/") and v
+    }
+    return out
+
+
+def audit_summary(audit: dict[str, Any]) -> str:
+    """One readable line of an audit, e.g. ``chosen: finished 15/15, echo 0/15, states gold 15/15; ...``
+    (``desirable: ...; undesirable: ...`` for an unpaired one)."""
+    unpaired = "desirable" in audit
+    if not audit or not audit.get("records" if unpaired else "pairs"):
+        return f"audit: no {'records' if unpaired else 'pairs'}"
+    parts = []
+    for side in ("desirable", "undesirable") if unpaired else ("chosen", "rejected"):
+        a = audit[side]
+        total = a["examples"] if unpaired else audit["pairs"]
+        bits = [f"finished {a['finished']}/{total}", f"template echo {a['template_echo']}/{total}"]
         if a["states_answer"] is not None:
-            n = audit["pairs_with_gold"]
+            n = a["examples_with_gold"] if unpaired else audit["pairs_with_gold"]
             bits += [f"states an answer {a['states_answer']}/{n}", f"states the gold {a['states_gold']}/{n}"]
         parts.append(f"{side}: " + ", ".join(bits))
     return "audit: " + "; ".join(parts)
