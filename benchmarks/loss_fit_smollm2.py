@@ -43,6 +43,8 @@ MODEL = "~/.cache/aries_lit/smollm2-135m-instruct"
 PAIRS = {"train": "aries_lit:hh_rlhf/harmless_base_test.jsonl.gz", "format": "hh", "on_error": "skip"}
 #: group data (arithmetic answers with verifier rewards) of the group losses
 GROUPS = str(REPO / "configs/tiny/data/grpo_groups.jsonl")
+#: unpaired data (the same answers, each labelled by the verifier) of ``kto:unpaired``
+UNPAIRED = str(REPO / "configs/tiny/data/kto_unpaired.jsonl")
 #: losses that are composites or need another module: not swept alone
 COMPOSITES = ("aries", "bt_aries")
 NOT_POLICY = ("bradley_terry",)  # a reward-model loss (RewardModule)
@@ -88,17 +90,25 @@ def sweep_names() -> list[str]:
         if isinstance(loss, (PreferenceLoss, GroupLoss)):
             alone.append(name)
             slot.append(f"aries:{name}")
-    return alone + slot
+    return [*alone, "kto:unpaired", *slot]
 
 
 def fit_config(name: str, steps: int, batch: int, root: Path, model: str) -> dict[str, Any]:
-    """The fit config of one run: ``name`` is a loss name or ``aries:<preference loss>``."""
-    pref = name.split(":", 1)[1] if name.startswith("aries:") else name
+    """The fit config of one run: ``name`` is a loss name, ``aries:<preference loss>`` or
+    ``kto:unpaired`` (KTO on unpaired records, as many rows a step as a pair batch's two views)."""
+    pref = name.split(":", 1)[1] if name.startswith("aries:") else name.split(":", 1)[0]
     is_group = isinstance(LOSSES.build(pref), GroupLoss)
     loss: Any = pref
     if name.startswith("aries:"):
         loss = {"class_path": "aries", "init_args": {"preference": pref, "alpha": 0.8}}
-    if is_group:
+    if name == "kto:unpaired":
+        module = "aries_lit.modules.UnpairedPolicyModule"
+        data = {
+            "class_path": "aries_lit.data.UnpairedDataModule",
+            "init_args": {"train": UNPAIRED, "batch_size": 2 * batch, "max_length": 256,
+                          "max_context_length": 192, "shuffle": False},
+        }  # fmt: skip
+    elif is_group:
         module = "aries_lit.modules.GroupPolicyModule"
         data = {
             "class_path": "aries_lit.data.GroupDataModule",
