@@ -161,6 +161,19 @@ STUDY_OVERLAYS = {
         for k in ("class_path", "init_args.refine.class_path")
     },
 }
+#: the loss arms: Iterative DPO's sft and offline, and their own iterations (module, data, selection)
+_ITERATIONS = ("iter1", "iter2")
+_GROUP_OR_UNPAIRED = {
+    f"stages.{s}.{k}" for s in _ITERATIONS for k in ("fit.model", "fit.data", "collect.selector")
+}
+STUDY_OVERLAYS["iterative_rpo.yaml"] = STUDY_OVERLAYS["iterative_dpo.yaml"]
+for _arm in ("iterative_grpo.yaml", "iterative_kto.yaml"):
+    STUDY_OVERLAYS[_arm] = (
+        {f"stages.{s}.{LOSS}" for s in STUDY_STAGES[:2]}
+        | {f"stages.{s}.collect.generator.class_path" for s in _ITERATIONS}
+        | _GROUP_OR_UNPAIRED
+    )
+STUDY_OVERLAYS["aries_grpo.yaml"] = _GROUP_OR_UNPAIRED
 
 
 @pytest.mark.parametrize("overlay", sorted(STUDY_OVERLAYS))
