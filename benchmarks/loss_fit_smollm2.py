@@ -1,5 +1,5 @@
 """Every registered loss trained by ``aries-lit fit`` on SmolLM2-135M-Instruct, alone and in ARIES's
-preference slot: a few optimizer steps each, from the same fit config (only the loss, and for group
+preference slot: a few optimizer steps each (default: 4 steps of 2 pairs, 128 tokens a sequence), from the same fit config (only the loss, and for group
 and unpaired losses the module and data, differ), with each step's wall time and the loss.
 
 What it shows: every loss trains a real model from config, and what a whole training step with it
@@ -93,7 +93,9 @@ def sweep_names() -> list[str]:
     return [*alone, "kto:unpaired", *slot]
 
 
-def fit_config(name: str, steps: int, batch: int, root: Path, model: str) -> dict[str, Any]:
+def fit_config(
+    name: str, steps: int, batch: int, root: Path, model: str, max_length: int = 128
+) -> dict[str, Any]:
     """The fit config of one run: ``name`` is a loss name, ``aries:<preference loss>`` or
     ``kto:unpaired`` (KTO on unpaired records, as many rows a step as a pair batch's two views)."""
     pref = name.split(":", 1)[1] if name.startswith("aries:") else name.split(":", 1)[0]
@@ -105,22 +107,22 @@ def fit_config(name: str, steps: int, batch: int, root: Path, model: str) -> dic
         module = "aries_lit.modules.UnpairedPolicyModule"
         data = {
             "class_path": "aries_lit.data.UnpairedDataModule",
-            "init_args": {"train": UNPAIRED, "batch_size": 2 * batch, "max_length": 256,
-                          "max_context_length": 192, "shuffle": False},
+            "init_args": {"train": UNPAIRED, "batch_size": 2 * batch, "max_length": max_length,
+                          "max_context_length": max_length * 3 // 4, "shuffle": False},
         }  # fmt: skip
     elif is_group:
         module = "aries_lit.modules.GroupPolicyModule"
         data = {
             "class_path": "aries_lit.data.GroupDataModule",
-            "init_args": {"train": GROUPS, "batch_size": max(1, batch // 2), "max_length": 256,
-                          "max_context_length": 192, "shuffle": False},
+            "init_args": {"train": GROUPS, "batch_size": max(1, batch // 2), "max_length": max_length,
+                          "max_context_length": max_length * 3 // 4, "shuffle": False},
         }  # fmt: skip
     else:
         module = "aries_lit.modules.PreferenceModule"
         data = {
             "class_path": "aries_lit.data.PreferenceDataModule",
-            "init_args": {**PAIRS, "limit": steps * batch, "batch_size": batch, "max_length": 256,
-                          "max_context_length": 192, "shuffle": False},
+            "init_args": {**PAIRS, "limit": steps * batch, "batch_size": batch, "max_length": max_length,
+                          "max_context_length": max_length * 3 // 4, "shuffle": False},
         }  # fmt: skip
     return {
         "seed_everything": 0,
@@ -143,9 +145,9 @@ def fit_config(name: str, steps: int, batch: int, root: Path, model: str) -> dic
     }
 
 
-def run_one(name: str, steps: int, batch: int, model: str) -> dict[str, Any]:
+def run_one(name: str, steps: int, batch: int, model: str, max_length: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="loss_fit_") as tmp:
-        config = fit_config(name, steps, batch, Path(tmp), model)
+        config = fit_config(name, steps, batch, Path(tmp), model, max_length)
         started = time.perf_counter()
         fit_in_process(config, progress=False)
         wall = time.perf_counter() - started
@@ -168,8 +170,9 @@ def run_one(name: str, steps: int, batch: int, model: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=MODEL)
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--batch", type=int, default=4, help="pairs per step (group: half as many groups)")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=2, help="pairs per step (group: half as many groups)")
+    parser.add_argument("--max_length", type=int, default=128, help="tokens per sequence (context: 3/4)")
     parser.add_argument("--only", default="", help="comma-separated names (default: the whole sweep)")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
@@ -184,7 +187,7 @@ def main() -> None:
     print(f"[bench] {cpu_model()}; torch matmul 1024^3: {rates}; {len(names)} runs", flush=True)
     records = []
     for name in names:
-        record = run_one(name, args.steps, args.batch, model)
+        record = run_one(name, args.steps, args.batch, model, args.max_length)
         records.append(record)
         print(f"[bench] {name}: {record['mean_step_seconds']} s/step, losses {record['losses']}", flush=True)
     dpo = next(r["mean_step_seconds"] for r in records if r["name"] == "dpo")
@@ -196,7 +199,8 @@ def main() -> None:
               f"{r['losses'][0]} -> {r['losses'][-1]} |")  # fmt: skip
     if args.out:
         out = {"cpu": cpu_model(), "matmul_gflops_1024": rates, "threads": os.cpu_count(),
-               "model": args.model, "steps": args.steps, "batch": args.batch, "runs": records}  # fmt: skip
+               "model": args.model, "steps": args.steps, "batch": args.batch,
+               "max_length": args.max_length, "runs": records}  # fmt: skip
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
         print(f"[bench] wrote {args.out}")
 
