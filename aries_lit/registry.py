@@ -33,6 +33,7 @@ from typing import Any, Generic, TypeVar
 
 from aries_lit.console import note_once
 from aries_lit.errors import SettingsError, UserError
+from aries_lit.part_spec import PartSpec
 
 T = TypeVar("T")
 
@@ -93,13 +94,16 @@ def uses_name_form(spec: Any) -> bool:
     return isinstance(spec, Mapping) and "name" in spec and "class_path" not in spec
 
 
-def split_spec(spec: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+def split_spec(spec: str | Mapping[str, Any] | PartSpec) -> tuple[str | None, dict[str, Any]]:
     """``(target, keyword arguments)`` of a spec in any accepted form, without any note:
     ``X``, ``{class_path: X, init_args: {...}}``, ``{name: X, init_args: {...}}`` or the flat
-    ``{name: X, option: value}`` (flat options beside ``init_args`` are merged, and win).
+    ``{name: X, option: value}``, or a :class:`~aries_lit.part_spec.PartSpec` (flat options
+    beside ``init_args`` are merged, and win).
     ``{class_path: X, name: Y}`` is refused: it is unclear which part is meant."""
     if isinstance(spec, str):
         return spec, {}
+    if isinstance(spec, PartSpec):
+        return spec.class_path, dict(spec.init_args)
     spec = dict(spec)
     if "class_path" in spec and "name" in spec:
         raise RegistryError(
@@ -203,13 +207,15 @@ class Registry(Generic[T]):
             f" (modules named in {PLUGINS_ENV} add their own names)"
         )
 
-    def build(self, spec: str | Mapping[str, Any] | T, **overrides: Any) -> T:
+    def build(self, spec: str | Mapping[str, Any] | PartSpec | T, **overrides: Any) -> T:
         """Instantiate from a name, ``{"class_path": ..., "init_args": {...}}`` (or a deprecated
-        ``name:`` form, with a note) or an instance."""
+        ``name:`` form, with a note), a :class:`~aries_lit.part_spec.PartSpec` or an instance."""
         if isinstance(spec, self.base):
             return spec
         if isinstance(spec, str):
             return self._instantiate(spec, overrides)
+        if isinstance(spec, PartSpec):
+            return self._instantiate(spec.class_path, {**spec.init_args, **overrides})
         if isinstance(spec, Mapping):
             note_name_form(spec, item=self.item)
             target, kwargs = self.split_spec(spec)
@@ -236,7 +242,7 @@ class Registry(Generic[T]):
         return cls(**kwargs)
 
     @staticmethod
-    def split_spec(spec: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    def split_spec(spec: str | Mapping[str, Any] | PartSpec) -> tuple[str | None, dict[str, Any]]:
         """``(target, keyword arguments)`` of a spec, as :meth:`build` reads it (:func:`split_spec`)."""
         return split_spec(spec)
 

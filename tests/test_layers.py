@@ -62,6 +62,7 @@ LAYERS = [
         "locks",
         "model_paths",
         "parse_errors",
+        "part_spec",
         "provenance",
         "registry",
         "view_names",
