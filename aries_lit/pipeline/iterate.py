@@ -23,7 +23,7 @@ import yaml
 
 from aries_lit.errors import StageError
 from aries_lit.io import write_json_atomic
-from aries_lit.pipeline.specs import IterateSpec, StageSpec, parse_stages  # noqa: F401 - importable here
+from aries_lit.pipeline.specs import IterateSpec
 from aries_lit.pipeline.stage import (  # noqa: F401 - importable from here too
     CURVES,
     MANIFEST,
@@ -58,6 +58,9 @@ def iterate(
     template: str | None = None,
 ) -> dict[str, str]:
     """Run the ARIES loop: each stage trains from the previous stage's model (its reference too).
+
+    The run's settings are parsed here, once, into an :class:`~aries_lit.pipeline.specs.IterateSpec`
+    (a bad stage fails before any work), which :func:`run_iterate` runs.
 
     Args:
         run_dir: everything the run makes goes here; rerun the same command to resume.

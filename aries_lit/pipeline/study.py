@@ -277,6 +277,10 @@ def study(
 ) -> str:
     """Run a study (arms x seeds from one base, evaluated alike) and write its report.
 
+    The study's settings are parsed here, once, into a :class:`StudySpec` (every arm config loaded
+    and checked before any work), which :class:`Study` runs; ``report_only`` reads only the
+    result files.
+
     Args:
         base_model: the model every arm starts from (HF folder or hub name).
         arms: ``[{name, config, seeds, until, overrides}]``; ``config`` is an ``iterate`` run
