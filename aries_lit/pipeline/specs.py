@@ -128,9 +128,10 @@ class StageSpec(FieldAccess):
 
     def to_config(self) -> dict[str, Any]:
         """The stage as a run config writes it (its ``fit_config`` already merged into ``fit``)."""
-        config: dict[str, Any] = {"name": self.name, "fit": unshared(self.fit)}
+        config: dict[str, Any] = {"name": self.name}
         if self.collect is not None:
             config["collect"] = self.collect.to_config()
+        config["fit"] = unshared(self.fit)
         return config
 
     def with_collect(self, **changes: Any) -> StageSpec:
