@@ -47,7 +47,7 @@ SPEC_OPTIONS = {"prompts", "generator", "selector", "tasks"}
 #: a spec's form, printed under the parts in ``--help``
 _SPEC_FORM = (
     "A part is a name (`verifier`) or {class_path: NAME, init_args: {OPTION: VALUE, ...}};\n"
-    "NAME is one above or a dotted class path. ({name: NAME, ...} is deprecated.)"
+    "NAME is one above or a dotted class path. (The old {name: NAME, ...} form is refused.)"
 )
 
 

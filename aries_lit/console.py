@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import warnings
 
 VERBOSE_ENV = "ARIES_LIT_VERBOSE"
@@ -98,17 +97,4 @@ def quiet_known_noise() -> bool:
         logger = logging.getLogger(name)
         if not any(isinstance(f, KnownNoiseFilter) for f in logger.filters):
             logger.addFilter(KnownNoiseFilter())
-    return True
-
-
-_NOTED: set[str] = set()
-
-
-def note_once(key: str, line: str) -> bool:
-    """Print ``line`` (one line, to stderr) the first time this process sees ``key``; return whether
-    it printed. Used for deprecation notes (e.g. the old ``name:`` spec form, one per location)."""
-    if key in _NOTED:
-        return False
-    _NOTED.add(key)
-    print(line, file=sys.stderr, flush=True)
     return True

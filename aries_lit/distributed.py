@@ -82,9 +82,9 @@ def backend_for_rank(spec: Any, world: int) -> Any:
 
     if not torch.cuda.is_available():
         return spec
-    flat = {"name": spec} if isinstance(spec, str) else {**spec, **(spec.get("init_args") or {})}
+    flat = {"class_path": spec} if isinstance(spec, str) else {**spec, **(spec.get("init_args") or {})}
     flat.pop("init_args", None)
-    if flat.get("name", flat.get("class_path")) not in ("transformers", "hf") or flat.get("device"):
+    if flat.get("class_path") not in ("transformers", "hf") or flat.get("device"):
         return spec
     local = int(os.environ.get("LOCAL_RANK", "0"))
     return {**flat, "device": f"cuda:{local % torch.cuda.device_count()}"}

@@ -17,9 +17,10 @@ lookup; or the environment variable ``ARIES_LIT_PLUGINS=module1,module2`` names 
 
 **The spec dialect.** A part is written as LightningCLI writes one, ``{class_path: X, init_args:
 {...}}``, where ``X`` is a short registry name (``vllm``, ``verifier``) or a dotted class path; a
-part without options may be the bare name (``selector: verifier``). The older ``name:`` forms,
-``{name: X, init_args: {...}}`` and the flat ``{name: X, option: value, ...}``, still work and
-print a one-line deprecation note once per process and location (:func:`note_name_form`).
+part without options may be the bare name (``selector: verifier``); a parsed part is a
+:class:`aries_lit.part_spec.PartSpec`, which ``build`` takes as it is. The older ``name:`` forms,
+``{name: X, init_args: {...}}`` and the flat ``{name: X, option: value, ...}``, are refused with
+one line that says how to write them (:func:`aries_lit.part_spec.name_form_error`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
-from aries_lit.console import note_once
 from aries_lit.errors import SettingsError, UserError
+from aries_lit.part_spec import PartSpec, refuse_name_form, uses_name_form  # noqa: F401 - importable here too
 
 T = TypeVar("T")
 
@@ -84,27 +85,23 @@ def import_plugins(value: str | None = None) -> list[str]:
 
 # --- the spec dialect -------------------------------------------------------------------------
 
-#: the registry items (``generator``, ``backend``, ...) a note has already named a location for
-_NOTED_ITEMS: set[str] = set()
 
-
-def uses_name_form(spec: Any) -> bool:
-    """Whether ``spec`` is one of the deprecated ``name:`` forms (``{name: X, ...}``)."""
-    return isinstance(spec, Mapping) and "name" in spec and "class_path" not in spec
-
-
-def split_spec(spec: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """``(target, keyword arguments)`` of a spec in any accepted form, without any note:
-    ``X``, ``{class_path: X, init_args: {...}}``, ``{name: X, init_args: {...}}`` or the flat
-    ``{name: X, option: value}`` (flat options beside ``init_args`` are merged, and win).
+def split_spec(spec: str | Mapping[str, Any] | PartSpec) -> tuple[str | None, dict[str, Any]]:
+    """``(target, keyword arguments)`` of a spec: ``X``, ``{class_path: X, init_args: {...}}`` or a
+    :class:`PartSpec` (flat options beside ``init_args`` are merged, and win). It also reads the
+    flat ``{name: X, option: value}`` records aries_lit writes itself (evaluation's generator
+    record, the shape stage keys hash); a user config's ``name:`` form is refused where the
+    config is read (:meth:`Registry.build`, :meth:`Registry.check_spec`, :class:`PartSpec`).
     ``{class_path: X, name: Y}`` is refused: it is unclear which part is meant."""
     if isinstance(spec, str):
         return spec, {}
+    if isinstance(spec, PartSpec):
+        return spec.class_path, dict(spec.init_args)
     spec = dict(spec)
     if "class_path" in spec and "name" in spec:
         raise RegistryError(
             f"a spec gives both 'class_path' ({spec['class_path']!r}) and 'name' ({spec['name']!r}); "
-            "keep 'class_path' (the 'name' form is deprecated)"
+            "keep 'class_path' (the 'name' form is no longer read)"
         )
     target = spec.pop("class_path", None) or spec.pop("name", None)
     kwargs = dict(spec.pop("init_args", {}) or {})
@@ -122,29 +119,6 @@ def class_path_form(spec: str | Mapping[str, Any]) -> str | dict[str, Any]:
     if target is None:
         return dict(spec)
     return {"class_path": target, "init_args": kwargs} if kwargs else {"class_path": target}
-
-
-def note_name_form(spec: Any, where: str | None = None, item: str | None = None) -> None:
-    """Print the one-line deprecation note for a ``name:`` spec, once per process and ``where``
-    (e.g. ``generator.backend``). Without ``where`` the note is generic (``a backend spec``) and
-    is left out when a note already named a location of the same ``item``."""
-    if not uses_name_form(spec):
-        return
-    target = spec["name"]
-    if split_spec(spec)[1]:
-        write = f"{{class_path: {target}, init_args: {{...}}}}"
-    else:
-        write = f"{target} (or {{class_path: {target}}})"
-    if where is None:
-        if item in _NOTED_ITEMS:
-            return
-        where = f"a {item} spec" if item else "a spec"
-        key = f"name-form:{where}"
-    else:
-        key = f"name-form:{where}"
-        if item:
-            _NOTED_ITEMS.add(item)
-    note_once(key, f"[aries-lit] deprecated: {where} uses 'name:'; write {write}")
 
 
 class Registry(Generic[T]):
@@ -203,15 +177,17 @@ class Registry(Generic[T]):
             f" (modules named in {PLUGINS_ENV} add their own names)"
         )
 
-    def build(self, spec: str | Mapping[str, Any] | T, **overrides: Any) -> T:
-        """Instantiate from a name, ``{"class_path": ..., "init_args": {...}}`` (or a deprecated
-        ``name:`` form, with a note) or an instance."""
+    def build(self, spec: str | Mapping[str, Any] | PartSpec | T, **overrides: Any) -> T:
+        """Instantiate from a name, ``{"class_path": ..., "init_args": {...}}``, a :class:`PartSpec`
+        or an instance (a ``name:`` form is refused in one line)."""
         if isinstance(spec, self.base):
             return spec
         if isinstance(spec, str):
             return self._instantiate(spec, overrides)
+        if isinstance(spec, PartSpec):
+            return self._instantiate(spec.class_path, {**spec.init_args, **overrides})
         if isinstance(spec, Mapping):
-            note_name_form(spec, item=self.item)
+            refuse_name_form(spec, self.item)
             target, kwargs = self.split_spec(spec)
             if target is None:
                 raise RegistryError(f"{self.name} spec needs 'class_path': {kwargs}")
@@ -236,23 +212,25 @@ class Registry(Generic[T]):
         return cls(**kwargs)
 
     @staticmethod
-    def split_spec(spec: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    def split_spec(spec: str | Mapping[str, Any] | PartSpec) -> tuple[str | None, dict[str, Any]]:
         """``(target, keyword arguments)`` of a spec, as :meth:`build` reads it (:func:`split_spec`)."""
         return split_spec(spec)
 
     def check_spec(self, spec: str | Mapping[str, Any], where: str) -> None:
         """Refuse, without building anything, a spec whose name is unknown or whose keys the
-        class does not take: one line naming ``where``, the key and the accepted keys. A
-        deprecated ``name:`` form gets its note, naming ``where``."""
+        class does not take: one line naming ``where``, the key and the accepted keys. A ``name:``
+        form is refused, naming ``where`` and how to write it."""
+        if isinstance(spec, PartSpec):
+            spec = spec.config()
         if not isinstance(spec, (str, Mapping)):
             return
+        refuse_name_form(spec, where)
         try:
             target, kwargs = self.split_spec(spec)
         except RegistryError as err:
             raise RegistryError(f"{where}: {err}") from None
         if target is None:
             raise RegistryError(f"{where}: a {self.item} spec needs 'class_path'")
-        note_name_form(spec, where, self.item)
         try:
             cls = self.get(target)
         except RegistryError as err:

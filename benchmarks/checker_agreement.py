@@ -93,7 +93,8 @@ def selection_agreement(stage_dir: Path, candidates_dir: Path, examples: int, ch
     items = load_prompts(collect["prompts"])
     groups = load_groups(candidates_dir, items)
     manifest = json.loads((candidates_dir / "manifest.json").read_text())
-    spec = collect["selector"] if isinstance(collect["selector"], dict) else {"name": collect["selector"]}
+    written = collect["selector"]
+    spec = written if isinstance(written, dict) else {"class_path": written}
     pairs_by_checker = {}
     for checker in ("builtin", "math_verify"):
         selector = SELECTORS.build({**spec, "checker": checker})

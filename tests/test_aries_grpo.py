@@ -31,6 +31,7 @@ from aries_lit.losses import (
 )
 from aries_lit.models import load_tokenizer
 from aries_lit.pipeline.run_template import apply_run_template
+from aries_lit.pipeline.specs import StageSpec
 from aries_lit.prompts.templates import RefinementTemplate
 
 REFINE_VIEWS = (REFINE_L_CHOSEN, REFINE_L_REJECTED, REFINE_W_CHOSEN, REFINE_W_REJECTED)
@@ -211,8 +212,8 @@ def test_pair_fields_are_required_only_when_the_loss_reads_views(tiny_model_dir,
 
 def test_the_run_template_reaches_the_group_data_module():
     stage = {"name": "g", "fit": {"data": {"class_path": "aries_lit.data.GroupDataModule", "init_args": {}}}}
-    (filled,), _ = apply_run_template("short", [stage])
-    assert filled["fit"]["data"]["init_args"]["template"] == "short"
+    (filled,), _ = apply_run_template("short", [StageSpec.from_config(stage, "stages[0]")])
+    assert filled.fit["data"]["init_args"]["template"] == "short"
 
 
 # --------------------------------------------------------------------------- module

@@ -62,7 +62,7 @@ def test_unknown_selector_name_is_one_line(tmp_path):
             "--candidates",
             str(tmp_path),
             "--prompts",
-            "{name: arithmetic, count: 2}",
+            "{class_path: arithmetic, init_args: {count: 2}}",
             "--selector",
             "nosuch",
         ]
@@ -85,12 +85,12 @@ def test_generate_rerun_with_other_settings_is_one_line(tiny_model_dir, tmp_path
     prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     def generate(temperature: float) -> subprocess.CompletedProcess:
-        spec = {"name": "sequential_refinement", "num_candidates": 1, "max_new_tokens": 4}
+        spec = {"class_path": "sequential_refinement", "num_candidates": 1, "max_new_tokens": 4}
         spec["temperature"] = temperature
         return _run(
             [
                 "generate", "--model", str(tiny_model_dir),
-                "--prompts", json.dumps({"name": "file", "path": str(prompts)}),
+                "--prompts", json.dumps({"class_path": "file", "path": str(prompts)}),
                 "--generator", json.dumps(spec), "--out_dir", str(tmp_path / "out"), "--progress", "false",
             ]
         )  # fmt: skip
@@ -174,11 +174,11 @@ def _died_generation(tmp_path: Path, complete: int, total: int = 3) -> tuple[Pat
     rows.append({"id": f"q{complete}", "index": 0, "text": "answer 0"})
     (folder / "candidates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_manifest(folder, {"num_candidates": 2, "num_prompts": total, "status": "running"})
-    return folder, json.dumps({"name": "file", "path": str(prompts)})
+    return folder, json.dumps({"class_path": "file", "path": str(prompts)})
 
 
 def _select(folder: Path, prompts: str, *extra: str) -> list[str]:
-    selector = "{name: rule, skip_truncated: false}"
+    selector = "{class_path: rule, init_args: {skip_truncated: false}}"
     return ["select", "--candidates", str(folder), "--prompts", prompts, "--selector", selector, *extra]
 
 
@@ -237,7 +237,7 @@ def test_fit_on_an_empty_pairs_file_written_by_select_says_so(tiny_model_dir, tm
         return str(info.value)
 
     folder, prompts = _died_generation(tmp_path, complete=1, total=1)  # one complete prompt
-    same = {"name": "rule", "chosen_index": 0, "rejected_index": 0}
+    same = {"class_path": "rule", "chosen_index": 0, "rejected_index": 0}
     pairs = Path(select(str(folder), json.loads(prompts), same))
     assert pairs.read_text() == ""  # chosen == rejected: the rule selector makes no pair
     assert message(pairs) == (

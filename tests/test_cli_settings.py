@@ -285,23 +285,19 @@ def test_evaluate_help_lists_its_parts_with_their_options(capsys):
     assert "{class_path: NAME, init_args: {OPTION: VALUE, ...}}" in out
 
 
-def test_a_name_form_part_option_prints_one_deprecation_line_and_still_works(capsys, monkeypatch):
-    """``--selector '{name: rule, ...}'`` is checked like the dialect's form, with one note."""
-    from aries_lit import console, registry
+def test_a_name_form_part_option_is_refused_in_one_line(capsys):
+    """``--selector '{name: rule, ...}'`` is refused before any work, with the line saying how to
+    write it."""
     from aries_lit.cli import main
 
-    monkeypatch.setattr(console, "_NOTED", set())
-    monkeypatch.setattr(registry, "_NOTED_ITEMS", set())
     args = ["select", "--candidates", "c", "--prompts", "p.jsonl", "--selector", "{name: rule, bogus: 1}"]
-    for _ in range(2):
-        with pytest.raises(SystemExit):
-            main(args)
+    with pytest.raises(SystemExit):
+        main(args)
     err = capsys.readouterr().err.strip().splitlines()
-    notes = [line for line in err if "deprecated" in line]
-    assert notes == [
-        "[aries-lit] deprecated: selector uses 'name:'; write {class_path: rule, init_args: {...}}"
+    assert err == [
+        "aries-lit: error: selector: write {class_path: rule, init_args: {...}}; "
+        "the 'name:' form of a part is no longer read"
     ]
-    assert sum("selector 'rule' does not take 'bogus'" in line for line in err) == 2
 
 
 def test_help_lists_every_part_with_its_options(capsys):

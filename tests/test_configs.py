@@ -181,12 +181,14 @@ def test_study_arms_change_exactly_the_intended_keys(overlay, monkeypatch):
     """Each arm of the CPU study differs from ARIES only where the paper's arm does, in the
     settings each stage runs with (its config with the arm's refinement template filled in)."""
     from aries_lit.pipeline.run_template import apply_run_template
+    from aries_lit.pipeline.specs import parse_stages
 
     monkeypatch.chdir(REPO)
     base = load_run_config(STUDY / "arms" / "aries.yaml")
     derived = load_run_config(STUDY / "arms" / overlay)
     for config in (base, derived):
-        config["stages"], _ = apply_run_template(config.get("template"), config["stages"])
+        stages, _ = apply_run_template(config.get("template"), parse_stages(config["stages"]))
+        config["stages"] = [stage.to_config() for stage in stages]
     allowed = STUDY_OVERLAYS[overlay]
     moved = _diff(base, derived)
     assert all(any(k == a or k.startswith(a + ".") for a in allowed) for k in moved), moved
@@ -219,8 +221,8 @@ def test_every_study_stage_fit_config_parses(tmp_path, monkeypatch, capsys):
         stages = config.get("eval_stages", "all")
         study = Study(config["base_model"], config["arms"], config["evaluation"], eval_stages=stages)
         for arm in study.arms:
-            for stage in arm["stages"]:
-                fits[json.dumps(stage["fit"], sort_keys=True)] = stage["fit"]
+            for stage in arm.stages:
+                fits[json.dumps(stage.fit, sort_keys=True)] = dict(stage.fit)
     assert len(fits) >= 8
     _assert_fits_parse(fits, tmp_path, capsys)
 

@@ -95,7 +95,7 @@ def _alpaca_file(path: Path, n: int) -> tuple[Path, dict[str, str]]:
 
 def _scripted(references: dict[str, str] | None = None) -> dict:
     return {
-        "name": "sequential_refinement",
+        "class_path": "sequential_refinement",
         "backend": {
             "class_path": f"{__name__}.ScriptedBackend",
             "init_args": {"references": references or {}},
@@ -126,14 +126,16 @@ def test_task_parsing_and_names():
     tasks = parse_tasks(
         [
             "gsm8k",
-            {"name": "gsm8k", "limit": 5, "offset": 10, "label": "gsm8k-b", "temperature": 0.3},
-            {"name": "file", "path": "data/mine.jsonl", "answer_field": "gold"},
+            {"class_path": "gsm8k", "limit": 5, "offset": 10, "label": "gsm8k-b", "temperature": 0.3},
+            {"class_path": "file", "path": "data/mine.jsonl", "answer_field": "gold"},
         ]
     )
     assert [t.label for t in tasks] == ["gsm8k", "gsm8k-b", "mine"]
-    assert tasks[1].source == {"name": "gsm8k", "limit": 5, "offset": 10} and tasks[1].temperature == 0.3
+    assert (
+        tasks[1].source == {"class_path": "gsm8k", "limit": 5, "offset": 10} and tasks[1].temperature == 0.3
+    )
     with pytest.raises(ValueError, match="distinct 'label'"):
-        parse_tasks([{"name": "gsm8k"}, {"name": "gsm8k", "offset": 5}])
+        parse_tasks([{"class_path": "gsm8k"}, {"class_path": "gsm8k", "offset": 5}])
     assert checkpoint_names(["runs/iter1/hf", "runs/iter2/hf"]) == ["iter1-hf", "iter2-hf"]
     assert checkpoint_names(["HuggingFaceTB/SmolLM2-135M-Instruct", "/x/sft"]) == [
         "SmolLM2-135M-Instruct",
@@ -152,7 +154,7 @@ def test_generator_spec_defaults_and_overrides():
         "num_candidates": 4,
     }
     assert generator_spec(None, task, "pairwise", 4, 256)["temperature"] == 0.9
-    base = {"name": "PS", "init_args": {"backend": "vllm", "temperature": 0.7}}
+    base = {"class_path": "PS", "init_args": {"backend": "vllm", "temperature": 0.7}}
     spec = generator_spec(base, Task(label="t", source="x", max_new_tokens=32), "verifiable", 2, 256)
     assert spec["name"] == "PS" and spec["backend"] == "vllm" and spec["temperature"] == 0.7
     assert spec["max_new_tokens"] == 32
@@ -194,7 +196,7 @@ def test_bad_checkpoint_and_missing_answers_fail_early(tmp_path, tiny_model_dir)
     with pytest.raises(ValueError, match="has no 'answer' field"):
         evaluate_checkpoints(
             [str(tiny_model_dir)],
-            tasks=[{"name": "file", "path": str(plain), "kind": "verifiable"}],
+            tasks=[{"class_path": "file", "path": str(plain), "kind": "verifiable"}],
             out_dir=str(tmp_path / "o"),
         )
     assert not (tmp_path / "o").exists()
@@ -209,8 +211,8 @@ def test_scripted_direct_vs_sr(tmp_path, tiny_model_dir, tiny_reward_model_dir):
     result = evaluate_checkpoints(
         [str(tiny_model_dir)],
         tasks=[
-            {"name": "file", "path": str(sums), "prompt_field": "question", "answer_field": "gold"},
-            {"name": "alpaca_eval", "path": str(alpaca)},
+            {"class_path": "file", "path": str(sums), "prompt_field": "question", "answer_field": "gold"},
+            {"class_path": "alpaca_eval", "path": str(alpaca)},
         ],
         out_dir=str(tmp_path / "eval"),
         num_refinements=2,
@@ -257,7 +259,7 @@ def test_harmlessness_config_judges_answers_against_the_chosen_reply(
     task["init_args"]["limit"] = 3
     result = evaluate_checkpoints(
         [str(tiny_model_dir)], tasks=[task], out_dir=str(tmp_path / "eval"), num_refinements=1,
-        generator={"name": "sequential_refinement", "backend": "transformers", "seed": 0},
+        generator={"class_path": "sequential_refinement", "backend": "transformers", "seed": 0},
         max_new_tokens=8, judge=str(tiny_reward_model_dir), names=["m"], progress=False, plots=False,
     )  # fmt: skip
     metrics = result["checkpoints"]["m"]["tasks"]["hh-harmless"]
@@ -287,8 +289,8 @@ def test_cli_end_to_end_and_resume(tmp_path, tiny_model_dir, tiny_reward_model_d
     out = tmp_path / "eval"
     alpaca_path = data_dir / "alpaca_eval" / "gpt4_1106_preview_outputs.json.gz"
     tasks = [
-        {"name": "gsm8k", "limit": 3, "data_dir": str(data_dir / "gsm8k")},
-        {"name": "alpaca_eval", "limit": 3, "path": str(alpaca_path)},
+        {"class_path": "gsm8k", "limit": 3, "data_dir": str(data_dir / "gsm8k")},
+        {"class_path": "alpaca_eval", "limit": 3, "path": str(alpaca_path)},
     ]
     argv = [
         "evaluate",
@@ -382,7 +384,7 @@ def _dist_worker(rank: int, world: int, root: str, sums: str, model: str) -> Non
         stats = summarize(local, ci="wilson")
         result = evaluate_checkpoints(
             [model],
-            tasks=[{"name": "file", "path": sums, "prompt_field": "question", "answer_field": "gold"}],
+            tasks=[{"class_path": "file", "path": sums, "prompt_field": "question", "answer_field": "gold"}],
             out_dir=f"{root}/eval",
             num_refinements=1,
             generator=_scripted(),

@@ -62,7 +62,7 @@ def test_custom_generator_by_class_path_and_selector_by_short_name(tiny_model_di
         "--out_dir",
         out,
     )
-    selector = "{name: shortest_answer, skip_truncated: false}"
+    selector = "{class_path: shortest_answer, init_args: {skip_truncated: false}}"
     _cli(env, "select", "--candidates", str(out), "--prompts", str(prompts), "--selector", selector)
     cands = _jsonl(tmp_path / "cands" / "candidates.jsonl")
     assert {c["generator"] for c in cands} == {"greedy_then_sampled"} and len(cands) == 9
@@ -76,9 +76,12 @@ def test_custom_generator_by_class_path_and_selector_by_short_name(tiny_model_di
 def test_custom_backend_and_prompt_source_by_short_name(tmp_path):
     """CSV prompts (``csv``) answered by a rule backend (``calculator``), then verifier pairs."""
     env = _env("custom_backend", "custom_prompts", plugins="my_backends, my_prompts")
-    prompts = f"{{name: csv, path: {QUESTIONS}}}"
+    prompts = f"{{class_path: csv, init_args: {{path: {QUESTIONS}}}}}"
     out = tmp_path / "cands"
-    generator = "{name: parallel_sampling, num_candidates: 4, backend: {name: calculator, slip_rate: 0.5}}"
+    generator = (
+        "{class_path: parallel_sampling, init_args: {num_candidates: 4,"
+        " backend: {class_path: calculator, init_args: {slip_rate: 0.5}}}}"
+    )
     _cli(
         env,
         "generate",
@@ -147,57 +150,58 @@ def test_an_unknown_short_name_points_at_the_plugins_variable():
 # --------------------------------------------------------------------------- the spec dialect
 
 
-@pytest.fixture
-def fresh_notes(monkeypatch):
-    """Deprecation notes print once per process: start each test with none printed yet."""
-    from aries_lit import console, registry
-
-    monkeypatch.setattr(console, "_NOTED", set())
-    monkeypatch.setattr(registry, "_NOTED_ITEMS", set())
-
-
-def test_a_name_spec_builds_the_same_part_with_one_note(fresh_notes, capsys):
+def test_a_name_spec_is_refused_with_how_to_write_it():
+    """The old ``name:`` forms are refused by every registry, each in one line naming the place."""
+    from aries_lit.errors import SettingsError
+    from aries_lit.generators import GENERATORS
     from aries_lit.generators.backends import BACKENDS
+    from aries_lit.part_spec import PartSpec
 
     dialect = SELECTORS.build({"class_path": "rule", "init_args": {"chosen_index": 1, "rejected_index": 0}})
-    assert capsys.readouterr().err == ""
+    typed = SELECTORS.build(PartSpec("rule", {"chosen_index": 1, "rejected_index": 0}))
+    assert type(typed) is type(dialect) and vars(typed) == vars(dialect)
+    write = r"write \{class_path: rule, init_args: \{\.\.\.\}\}; the 'name:' form of a part is no longer read"
     for spec in (
         {"name": "rule", "init_args": {"chosen_index": 1, "rejected_index": 0}},
         {"name": "rule", "chosen_index": 1, "rejected_index": 0},
-        {"name": "rule", "chosen_index": 1, "rejected_index": 0},
     ):
-        built = SELECTORS.build(spec)
-        assert type(built) is type(dialect) and vars(built) == vars(dialect)
-    err = capsys.readouterr().err.splitlines()
-    assert err == [
-        "[aries-lit] deprecated: a selector spec uses 'name:'; write {class_path: rule, init_args: {...}}"
-    ]
-    # a known location is named, once each; a generic note is left out once a location was named
-    BACKENDS.check_spec({"name": "vllm", "init_args": {"dtype": "float32"}}, "generator.backend")
-    BACKENDS.check_spec({"name": "vllm", "init_args": {"dtype": "float32"}}, "generator.backend")
-    BACKENDS.check_spec({"name": "hf"}, "judge.backend")
-    assert capsys.readouterr().err.splitlines() == [
-        "[aries-lit] deprecated: generator.backend uses 'name:'; write {class_path: vllm, init_args: {...}}",
-        "[aries-lit] deprecated: judge.backend uses 'name:'; write hf (or {class_path: hf})",
-    ]
+        with pytest.raises(SettingsError, match=f"^selector: {write}$"):
+            SELECTORS.build(spec)
+    with pytest.raises(SettingsError, match=r"^generator.backend: write \{class_path: vllm, init_args"):
+        BACKENDS.check_spec({"name": "vllm", "init_args": {"dtype": "float32"}}, "generator.backend")
+    with pytest.raises(SettingsError, match=r"^judge.backend: write hf \(or \{class_path: hf\}\)"):
+        BACKENDS.check_spec({"name": "hf"}, "judge.backend")
+    nested = {
+        "class_path": "parallel_sampling",
+        "init_args": {"backend": {"name": "vllm", "dtype": "float32"}},
+    }
+    with pytest.raises(SettingsError, match=r"^generator.backend: write \{class_path: vllm"):
+        GENERATORS.build(nested)
     with pytest.raises(RegistryError, match="gives both 'class_path' .* and 'name'"):
         SELECTORS.build({"class_path": "rule", "name": "verifier"})
 
 
-def test_evaluation_tasks_and_generator_take_the_dialect_and_the_old_forms(fresh_notes, capsys):
+def test_evaluation_tasks_and_generator_take_the_dialect_and_refuse_the_old_forms():
+    from aries_lit.errors import SettingsError
     from aries_lit.evaluation.tasks import Task, generator_spec, parse_tasks
 
     new = parse_tasks([{"class_path": "file", "init_args": {"path": "d/mine.jsonl"}, "kind": "open"}])
-    old = parse_tasks([{"name": "file", "path": "d/mine.jsonl", "kind": "open"}])
-    assert [t.label for t in new] == [t.label for t in old] == ["mine"]
+    assert [t.label for t in new] == ["mine"]
     assert new[0].source == {"class_path": "file", "init_args": {"path": "d/mine.jsonl"}}
-    assert capsys.readouterr().err.splitlines() == [
-        "[aries-lit] deprecated: tasks[0] uses 'name:'; write {class_path: file, init_args: {...}}"
-    ]
+    with pytest.raises(
+        SettingsError, match=r"^tasks\[0\]: write \{class_path: file, init_args: \{\.\.\.\}\}"
+    ):
+        parse_tasks([{"name": "file", "path": "d/mine.jsonl", "kind": "open"}])
     task = Task(label="t", source="x")
     backend = {"class_path": "vllm", "init_args": {"dtype": "float32"}}
     dialect = {"class_path": "parallel_sampling", "init_args": {"chunk_size": 8, "backend": backend}}
-    flat = {"name": "parallel_sampling", "chunk_size": 8, "backend": {"name": "vllm", "dtype": "float32"}}
+    beside = {"class_path": "parallel_sampling", "chunk_size": 8, "backend": backend}
     spec = generator_spec(dialect, task, "verifiable", 4, 64)
-    assert spec == {**generator_spec(flat, task, "verifiable", 4, 64), "backend": backend}
+    assert spec == generator_spec(beside, task, "verifiable", 4, 64)
     assert spec["name"] == "parallel_sampling" and spec["chunk_size"] == 8 and spec["num_candidates"] == 4
+    flat = {"name": "parallel_sampling", "chunk_size": 8}
+    with pytest.raises(SettingsError, match=r"^generator: write \{class_path: parallel_sampling"):
+        generator_spec(flat, task, "verifiable", 4, 64)
+    old_backend = {**dialect, "init_args": {"backend": {"name": "vllm"}}}
+    with pytest.raises(SettingsError, match=r"^generator.backend: write vllm \(or \{class_path: vllm\}\)"):
+        generator_spec(old_backend, task, "verifiable", 4, 64)

@@ -332,16 +332,19 @@ def test_registries_and_specs(tiny_model_dir, tmp_path):
     assert GENERATORS.get("SR") is SequentialRefinement
     gen = GENERATORS.build(
         {
-            "name": "sequential_refinement",
+            "class_path": "sequential_refinement",
             "init_args": {"num_candidates": 2, "max_new_tokens": 3, "temperature": 0},
         },
-        backend={"name": "hf", "init_args": {"batch_size": 2, "dtype": "float32"}},
+        backend={"class_path": "hf", "init_args": {"batch_size": 2, "dtype": "float32"}},
     )
     out = gen.run(
         PROMPTS[:3], str(tiny_model_dir), tmp_path, progress=True
     )  # builds, runs and closes its backend
     assert len(lines(out)) == 6
-    assert read_manifest(out)["backend"] == {"name": "hf", "init_args": {"batch_size": 2, "dtype": "float32"}}
+    assert read_manifest(out)["backend"] == {
+        "class_path": "hf",
+        "init_args": {"batch_size": 2, "dtype": "float32"},
+    }
     assert gen.last_run["candidates"] == 6 and gen.last_run["tokens_per_s"] > 0
 
 
@@ -363,7 +366,8 @@ def test_killed_process_resumes(tiny_model_dir, tmp_path):
         from aries_lit.generators import SequentialRefinement
         prompts = json.load(open({str(tmp_path / "prompts.json")!r}))
         gen = SequentialRefinement(num_candidates=3, temperature=0.0, max_new_tokens=24, chunk_size=1,
-                                   backend={{"name": "transformers", "init_args": {{"dtype": "float32"}}}})
+                                   backend={{"class_path": "transformers",
+                                             "init_args": {{"dtype": "float32"}}}})
         gen.run(prompts, {str(tiny_model_dir)!r}, {str(tmp_path / "out")!r}, progress=False)
         """
     )
@@ -382,7 +386,7 @@ def test_killed_process_resumes(tiny_model_dir, tmp_path):
         temperature=0.0,
         max_new_tokens=24,
         chunk_size=1,
-        backend={"name": "transformers", "init_args": {"dtype": "float32"}},
+        backend={"class_path": "transformers", "init_args": {"dtype": "float32"}},
     )
     gen.run(prompts, str(tiny_model_dir), tmp_path / "out", progress=False)
     records = lines(tmp_path / "out")

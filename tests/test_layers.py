@@ -62,6 +62,7 @@ LAYERS = [
         "locks",
         "model_paths",
         "parse_errors",
+        "part_spec",
         "provenance",
         "registry",
         "view_names",
@@ -279,7 +280,7 @@ def test_loading_prompts_imports_neither_torch_nor_the_training_data():
     code = (
         "import sys\n"
         "from aries_lit.prompts.sources import load_prompts\n"
-        "assert len(load_prompts({'name': 'gsm8k', 'limit': 2})) == 2\n"
+        "assert len(load_prompts({'class_path': 'gsm8k', 'init_args': {'limit': 2}})) == 2\n"
         "print(sorted({'torch', 'lightning', 'aries_lit.data'} & set(sys.modules)))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT.parent))

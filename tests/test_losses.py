@@ -385,7 +385,7 @@ def test_aries_alpha_0_skips_the_refine_part():
 
 def test_aries_accepts_any_preference_loss():
     logps = random_logps(3, seed=4)
-    loss = ARIESLoss(preference={"name": "ipo", "beta": 0.2}, refine="bt_refine", alpha=0.4)
+    loss = ARIESLoss(preference={"class_path": "ipo", "beta": 0.2}, refine="bt_refine", alpha=0.4)
     assert_close(loss(logps).loss, 0.6 * ref_ipo(logps, 0.2) + 0.4 * ref_bt_refine(logps, 0.05))
     loss = ARIESLoss(preference=HingeLoss(beta=0.3), alpha=0.5)
     assert_close(loss(logps).loss, 0.5 * ref_hinge(logps, 0.3) + 0.5 * ref_refine_mse(logps, 0.05))
@@ -567,7 +567,7 @@ def test_unknown_name_lists_the_known_ones():
 
 
 def test_user_defined_loss_builds_through_the_registry():
-    loss = LOSSES.build({"name": "test_scaled_dpo", "beta": 0.3})
+    loss = LOSSES.build({"class_path": "test_scaled_dpo", "beta": 0.3})
     assert isinstance(loss, ScaledDPO) and loss.beta == 0.3 and loss.scale == 2.0
     logps = random_logps(4, seed=8)
     assert_close(loss(logps).loss, 2.0 * ref_dpo(logps, 0.3))

@@ -50,7 +50,7 @@ def test_gsm8k_test_split_from_the_shipped_file(elsewhere, data_dir):
     assert "," not in items[146]["answer"]
     assert all(item["answer"].lstrip("-").replace(".", "").isdigit() for item in items)
 
-    window = load_prompts({"name": "gsm8k", "limit": 3, "offset": 5})
+    window = load_prompts({"class_path": "gsm8k", "limit": 3, "offset": 5})
     assert [item["id"] for item in window] == ["gsm8k-test-5", "gsm8k-test-6", "gsm8k-test-7"]
     assert window == items[5:8]
 
@@ -90,7 +90,7 @@ def test_alpaca_eval(elsewhere, data_dir):
     assert [item["prompt"] for item in items] == [r["instruction"] for r in raw]
     assert items[10]["reference_output"] == raw[10]["output"]
     assert items[10]["dataset"] == raw[10]["dataset"]
-    tail = load_prompts({"name": "alpaca_eval", "limit": 4, "offset": 803})
+    tail = load_prompts({"class_path": "alpaca_eval", "limit": 4, "offset": 803})
     assert [item["id"] for item in tail] == ["alpaca_eval-803", "alpaca_eval-804"]
 
 
@@ -160,7 +160,7 @@ def test_file_source_with_custom_fields(tmp_path):
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     spec = {
-        "name": "file",
+        "class_path": "file",
         "path": str(path),
         "prompt_field": "question",
         "id_field": "uid",
@@ -228,21 +228,23 @@ def test_preference_prompts_are_deduplicated(tmp_path):
         {"prompt": "Q2", "chosen": "g", "rejected": "h"},
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    items = load_prompts({"name": "preference_prompts", "path": str(path)})
+    items = load_prompts({"class_path": "preference_prompts", "path": str(path)})
     assert items == [
         {"id": "pairs-1", "prompt": "Q1"},
         {"id": "pairs-3", "prompt": user},
         {"id": "pairs-4", "prompt": "Q2"},
     ]
-    with_reference = load_prompts({"name": "preference_prompts", "path": str(path), "reference": "chosen"})
+    with_reference = load_prompts(
+        {"class_path": "preference_prompts", "path": str(path), "reference": "chosen"}
+    )
     assert [x["reference_output"] for x in with_reference] == ["a", "e", "g"]  # each prompt's first pair
     with pytest.raises(ValueError, match="reference must be 'chosen', 'rejected' or unset, got 'best'"):
-        load_prompts({"name": "preference_prompts", "path": str(path), "reference": "best"})
+        load_prompts({"class_path": "preference_prompts", "path": str(path), "reference": "best"})
 
 
 def test_preference_prompts_from_hh_rlhf(data_dir):
     source = {
-        "name": "preference_prompts",
+        "class_path": "preference_prompts",
         "path": str(data_dir / "hh_rlhf" / "harmless_base_test.jsonl.gz"),
     }
     with pytest.raises(DataValidationError, match="record 87"):
@@ -259,6 +261,6 @@ def test_specs_by_name_class_path_and_instance():
     )
     by_instance = load_prompts(ArithmeticTask(count=3))
     assert by_name == by_dict == by_instance
-    assert isinstance(build_prompt_source({"name": "arithmetic"}), ArithmeticTask)
+    assert isinstance(build_prompt_source({"class_path": "arithmetic"}), ArithmeticTask)
     with pytest.raises(RegistryError, match="unknown prompt_source 'nope'"):
         load_prompts("nope")

@@ -465,7 +465,11 @@ def test_selection_and_export_record_the_reward_model_and_evaluate_warns_about_i
     from aries_lit.pipeline.collect import generate, select
 
     rm = str(tiny_reward_model_dir)
-    prompts = {"name": "file", "path": str(_sum_file(tmp_path / "sums.jsonl", 4)), "prompt_field": "question"}
+    prompts = {
+        "class_path": "file",
+        "path": str(_sum_file(tmp_path / "sums.jsonl", 4)),
+        "prompt_field": "question",
+    }
     candidates = generate(
         str(tiny_model_dir),
         prompts,
@@ -473,7 +477,7 @@ def test_selection_and_export_record_the_reward_model_and_evaluate_warns_about_i
         str(tmp_path / "cands"),
         progress=False,
     )
-    pairs = select(candidates, prompts, {"name": "reward_model", "model": rm})
+    pairs = select(candidates, prompts, {"class_path": "reward_model", "model": rm})
     stats = json.loads((Path(pairs).parent / "selection_stats.json").read_text())
     assert stats["reward_model"] == str(Path(rm).resolve()) and stats["pairs_file"] == str(
         Path(pairs).resolve()
@@ -513,7 +517,7 @@ def test_selection_and_export_record_the_reward_model_and_evaluate_warns_about_i
     alpaca, references = _alpaca_file(tmp_path / "alpaca.json", 2)
     result = evaluate_checkpoints(
         [str(run / "hf_model"), str(tiny_model_dir)],
-        tasks=[{"name": "alpaca_eval", "path": str(alpaca)}],
+        tasks=[{"class_path": "alpaca_eval", "path": str(alpaca)}],
         out_dir=str(tmp_path / "eval"),
         num_refinements=0,
         generator=_scripted(references),

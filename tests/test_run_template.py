@@ -10,23 +10,24 @@ import yaml
 
 from aries_lit.pipeline.iterate import iterate
 from aries_lit.pipeline.run_template import apply_run_template, template_uses
+from aries_lit.pipeline.specs import StageSpec, parse_stages
 from aries_lit.prompts.templates import RefinementTemplate
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = {"class_path": "aries_lit.data.PreferenceDataModule", "init_args": {"train": "x"}}
 
 
-def _stages(sr_template: str | None = None, data_template: str | None = None) -> list[dict]:
+def _stages(sr_template: str | None = None, data_template: str | None = None) -> tuple[StageSpec, ...]:
     sr = {"class_path": "sequential_refinement", "init_args": {"num_candidates": 2}}
     if sr_template:
         sr["init_args"]["template"] = sr_template
     own = {"template": data_template} if data_template else {}
     data = {**DATA, "init_args": {**DATA["init_args"], **own}}
-    return [
+    return parse_stages([
         {"name": "offline", "collect": {"prompts": "p", "generator": {"class_path": "parallel_sampling"}},
          "fit": {"data": data}},
         {"name": "iter1", "collect": {"prompts": "p", "generator": sr}, "fit": {"data": data}},
-    ]  # fmt: skip
+    ])  # fmt: skip
 
 
 def test_the_declared_template_fills_every_part_that_sets_none(capsys):
@@ -38,15 +39,18 @@ def test_the_declared_template_fills_every_part_that_sets_none(capsys):
         "stage 'iter1' training views": "short",
         "evaluation": "short",
     }
-    assert "template" not in (stages[0]["collect"]["generator"].get("init_args") or {})  # PS: no use
+    assert "template" not in stages[0].collect.generator.init_args  # PS: no use
+    assert stages[1].collect.generator.init_args == {"num_candidates": 2, "template": "short"}
     assert capsys.readouterr().err == ""
-    assert "template" not in _stages()[1]["collect"]["generator"]["init_args"]  # inputs untouched
+    unfilled = _stages()
+    apply_run_template("short", unfilled, {})
+    assert "template" not in unfilled[1].collect.generator.init_args  # inputs untouched (new specs)
 
 
 def test_a_part_that_sets_another_template_keeps_it_and_is_printed(capsys):
     stages, _ = apply_run_template("short", _stages(sr_template="paper"), None, where="iterate")
-    assert stages[1]["collect"]["generator"]["init_args"]["template"] == "paper"
-    assert stages[1]["fit"]["data"]["init_args"]["template"] == "short"
+    assert stages[1].collect.generator.init_args["template"] == "paper"
+    assert stages[1].fit["data"]["init_args"]["template"] == "short"
     err = capsys.readouterr().err
     assert "iterate: stage 'iter1' collection uses the template 'paper', not the run's 'short'" in err
 

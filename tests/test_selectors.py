@@ -63,9 +63,9 @@ def test_registry_short_names():
     assert {"rule", "reward_model", "llm_judge", "verifier", "test_longest"} <= set(SELECTORS.names())
     assert isinstance(SELECTORS.build("rule"), RuleSelector)
     assert isinstance(SELECTORS.build("verifier"), VerifierSelector)
-    sel = SELECTORS.build({"name": "rule", "init_args": {"chosen_index": 2, "rejected_index": 1}})
+    sel = SELECTORS.build({"class_path": "rule", "init_args": {"chosen_index": 2, "rejected_index": 1}})
     assert (sel.chosen_index, sel.rejected_index) == (2, 1)
-    sel = SELECTORS.build({"name": "reward_model", "model": "some/rm", "batch_size": 2})
+    sel = SELECTORS.build({"class_path": "reward_model", "model": "some/rm", "batch_size": 2})
     assert isinstance(sel, RewardModelSelector) and sel.batch_size == 2 and sel._model is None  # lazy
 
 
@@ -497,8 +497,10 @@ def test_select_writes_the_audit(tmp_path, capsys):
                 finish = "length" if text == ECHO_4 else "stop"
                 f.write(json.dumps({"id": pid, "index": i, "text": text, "finish_reason": finish}) + "\n")
     write_manifest(cands, {"num_candidates": 3, "settings": {"template": custom}})
-    spec = {"name": "file", "path": str(prompts), "answer_field": "answer"}
-    select(str(cands), spec, {"name": "verifier", "skip_truncated": False, "prefer_latest_correct": False})
+    spec = {"class_path": "file", "path": str(prompts), "answer_field": "answer"}
+    select(
+        str(cands), spec, {"class_path": "verifier", "skip_truncated": False, "prefer_latest_correct": False}
+    )
     pairs = [json.loads(x) for x in (cands / "pairs.jsonl").read_text().splitlines()]
     # b: "BETTER DRAFT: ..." echoes the manifest's template, so the plain "3 + 4 = 7" is chosen.
     assert [(p["id"], p["chosen"], p["rejected"]) for p in pairs] == [
@@ -697,22 +699,24 @@ def test_judge_builds_and_closes_its_backend(monkeypatch):
     fake = types.ModuleType("aries_lit.generators")
     fake.BACKENDS = FakeRegistry()
     monkeypatch.setitem(sys.modules, "aries_lit.generators", fake)
-    sel = SELECTORS.build({"name": "llm_judge", "model": "my/policy", "backend": {"name": "vllm", "seed": 3}})
+    sel = SELECTORS.build(
+        {"class_path": "llm_judge", "model": "my/policy", "backend": {"class_path": "vllm", "seed": 3}}
+    )
     (pair,) = sel.select([make_group("g", ["a", "b"])]).pairs
     assert pair["chosen"] == "b"
-    assert built[0] == {"name": "vllm", "seed": 3, "model": "my/policy"}
+    assert built[0] == {"class_path": "vllm", "seed": 3, "model": "my/policy"}
     assert built[1].closed is True
     LLMJudgeSelector(model="m2").select([make_group("g", ["a", "b"])])
-    assert built[2] == {"name": "transformers", "model": "m2"}
+    assert built[2] == {"class_path": "transformers", "model": "m2"}
 
 
 def test_judge_with_the_transformers_backend(tiny_model_dir):
     """End to end through the real backend registry (a random tiny model grades nonsense)."""
     sel = SELECTORS.build(
         {
-            "name": "llm_judge",
+            "class_path": "llm_judge",
             "model": str(tiny_model_dir),
-            "backend": {"name": "transformers", "dtype": "float32"},
+            "backend": {"class_path": "transformers", "dtype": "float32"},
             "max_new_tokens": 4,
         }
     )

@@ -24,12 +24,12 @@ from aries_lit.pipeline.collect import generate_sharded
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = {
-    "name": "sequential_refinement",
+    "class_path": "sequential_refinement",
     "num_candidates": 2,
     "temperature": 0.0,
     "max_new_tokens": 6,
     "chunk_size": 3,
-    "backend": {"name": "transformers", "init_args": {"dtype": "float32"}},
+    "backend": {"class_path": "transformers", "init_args": {"dtype": "float32"}},
 }
 
 
@@ -42,7 +42,7 @@ def _prompts(path: Path, n: int) -> list[dict]:
 
 
 def _gen() -> SequentialRefinement:
-    spec = {k: v for k, v in SPEC.items() if k != "name"}
+    spec = {k: v for k, v in SPEC.items() if k != "class_path"}
     return SequentialRefinement(**spec)
 
 
@@ -106,7 +106,7 @@ def test_torchrun_two_ranks_shard_resume_and_merge(tiny_model_dir, tmp_path):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "aries_lit.cli", "generate", "--model", str(tiny_model_dir),
-        "--prompts", json.dumps({"name": "file", "path": str(tmp_path / "p.jsonl")}),
+        "--prompts", json.dumps({"class_path": "file", "path": str(tmp_path / "p.jsonl")}),
         "--generator", json.dumps(SPEC), "--out_dir", str(out), "--progress", "false",
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -8,12 +8,16 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
 from aries_lit.checkpoints import hf_model_complete
+from aries_lit.errors import SettingsError
+from aries_lit.part_spec import PartSpec
+from aries_lit.pipeline.specs import StageSpec
 from aries_lit.pipeline.study import Study, eval_key, find_recorded_evaluation, seeded_stage, stage_key
 from aries_lit.pipeline.study_report import build_report, final_summary, load_results, write_report
 from aries_lit.pipeline.study_stats import accuracy_summary, paired_difference, pooled_items
@@ -24,24 +28,35 @@ REPO = Path(__file__).resolve().parents[1]
 # --------------------------------------------------------------------------- stage identity
 
 
+def _stage(config: dict) -> StageSpec:
+    return StageSpec.from_config(config, "stages[0]")
+
+
 def test_seeded_stage_sets_training_and_collection_seeds():
-    stage = {
-        "name": "iter1",
-        "collect": {"prompts": "p", "generator": "parallel_sampling"},
-        "fit": {"a": 1, "data": {"class_path": "x"}},
-    }
+    stage = _stage(
+        {
+            "name": "iter1",
+            "collect": {"prompts": "p", "generator": "parallel_sampling"},
+            "fit": {"a": 1, "data": {"class_path": "x"}},
+        }
+    )
     seeded = seeded_stage(stage, 7)
-    assert seeded["fit"]["seed_everything"] == 7 and seeded["fit"]["data"]["init_args"] == {"seed": 7}
-    assert seeded["collect"]["generator"] == {"class_path": "parallel_sampling", "init_args": {"seed": 7}}
-    assert "seed_everything" not in stage["fit"]  # the input is not changed
+    assert seeded.fit["seed_everything"] == 7 and seeded.fit["data"]["init_args"] == {"seed": 7}
+    assert seeded.collect.generator == PartSpec("parallel_sampling", {"seed": 7})
+    assert seeded.collect.generator.config() == {"class_path": "parallel_sampling", "init_args": {"seed": 7}}
+    assert "seed_everything" not in stage.fit and stage.collect.generator.bare  # the input is not changed
 
 
 def test_stage_key_depends_on_settings_and_input_not_name():
-    a = seeded_stage({"name": "sft", "fit": {"lr": 1}}, 0)
-    assert stage_key(a, "base:m") == stage_key({**a, "name": "other"}, "base:m")
+    a = seeded_stage(_stage({"name": "sft", "fit": {"lr": 1}}), 0)
+    assert stage_key(a, "base:m") == stage_key(replace(a, name="other"), "base:m")
     assert stage_key(a, "base:m") != stage_key(a, "base:n")
-    assert stage_key(a, "base:m") != stage_key(seeded_stage({"name": "sft", "fit": {"lr": 1}}, 1), "base:m")
-    assert stage_key(a, "base:m") != stage_key(seeded_stage({"name": "sft", "fit": {"lr": 2}}, 0), "base:m")
+    assert stage_key(a, "base:m") != stage_key(
+        seeded_stage(_stage({"name": "sft", "fit": {"lr": 1}}), 1), "base:m"
+    )
+    assert stage_key(a, "base:m") != stage_key(
+        seeded_stage(_stage({"name": "sft", "fit": {"lr": 2}}), 0), "base:m"
+    )
 
 
 def _collect_stage(prompts, generator, selector) -> dict:
@@ -51,8 +66,9 @@ def _collect_stage(prompts, generator, selector) -> dict:
 
 
 def test_the_spec_form_does_not_move_the_stage_key():
-    """``{class_path, init_args}``, ``{name, init_args}`` and the flat ``{name, ...}`` of the same
-    parts give one key (and one shared candidates folder), the key the flat form always had."""
+    """``{class_path, init_args}`` and options beside ``class_path`` give one key (and one shared
+    candidates folder), the key the flat ``name:`` shape of the recorded study configs always had;
+    a bare name is hashed as written. The ``name:`` forms themselves are refused."""
     from aries_lit.pipeline.study import _digest, collect_key
 
     vllm = {"dtype": "float32", "max_model_len": 1024}
@@ -62,21 +78,15 @@ def test_the_spec_form_does_not_move_the_stage_key():
          "init_args": {"num_candidates": 4, "backend": {"class_path": "vllm", "init_args": vllm}}},
         {"class_path": "reward_model", "init_args": {"model": "rm", "batch_size": 16}},
     )  # fmt: skip
-    name_init_args = _collect_stage(
-        {"name": "arithmetic", "init_args": {"split": "train", "count": 96}},
-        {"name": "parallel_sampling",
-         "init_args": {"num_candidates": 4, "backend": {"name": "vllm", "init_args": vllm}}},
-        {"name": "reward_model", "init_args": {"model": "rm", "batch_size": 16}},
-    )  # fmt: skip
-    flat = _collect_stage(
-        {"name": "arithmetic", "split": "train", "count": 96},
-        {"name": "parallel_sampling", "num_candidates": 4, "backend": {"name": "vllm", **vllm}},
-        {"name": "reward_model", "model": "rm", "batch_size": 16},
+    beside = _collect_stage(
+        {"class_path": "arithmetic", "split": "train", "count": 96},
+        {"class_path": "parallel_sampling", "num_candidates": 4, "backend": {"class_path": "vllm", **vllm}},
+        {"class_path": "reward_model", "model": "rm", "batch_size": 16},
     )
-    stages = [seeded_stage(s, 3) for s in (dialect, name_init_args, flat)]
+    stages = [seeded_stage(_stage(s), 3) for s in (dialect, beside)]
     keys = {stage_key(s, "base:m") for s in stages}
     assert len(keys) == 1
-    assert len({collect_key(s["collect"]) for s in stages}) == 1
+    assert len({collect_key(s.collect) for s in stages}) == 1
     # the shape the study configs were hashed in before the dialect (flat parts, name/init_args backend)
     legacy = {
         "prompts": {"name": "arithmetic", "split": "train", "count": 96},
@@ -84,9 +94,18 @@ def test_the_spec_form_does_not_move_the_stage_key():
                       "backend": {"name": "vllm", "init_args": vllm}},
         "selector": {"name": "reward_model", "model": "rm", "batch_size": 16},
     }  # fmt: skip
-    legacy_stage = {"collect": legacy, "fit": {**stages[0]["fit"]}}
+    legacy_stage = {"collect": legacy, "fit": {**stages[0].fit}}
     assert keys == {_digest({"input": "base:m", "stage": legacy_stage})}
-    assert collect_key(stages[0]["collect"]) == _digest(legacy)
+    assert collect_key(stages[0].collect) == _digest(legacy)
+    bare = seeded_stage(_stage(_collect_stage("arithmetic", "parallel_sampling", "verifier")), 3)
+    mapping = seeded_stage(
+        _stage(_collect_stage("arithmetic", "parallel_sampling", {"class_path": "verifier"})), 3
+    )
+    assert stage_key(bare, "base:m") != stage_key(mapping, "base:m")  # as the recorded keys were hashed
+    for flat in ({"name": "arithmetic", "count": 96}, {"name": "arithmetic", "init_args": {"count": 96}}):
+        with pytest.raises(SettingsError, match=r"^stages\[0\] \('iter1'\)\.collect\.prompts: write "
+                           r"\{class_path: arithmetic, init_args: \{\.\.\.\}\}"):  # fmt: skip
+            _stage(_collect_stage(flat, "parallel_sampling", "verifier"))
 
 
 #: the base model's folder on the machine that ran ``configs/study/cpu.yaml``: the stages that
@@ -173,9 +192,9 @@ def test_eval_key_follows_the_settings_not_the_spec_form():
     backend = {"class_path": "vllm", "init_args": {"dtype": "float32"}}
     gen = {"class_path": "sequential_refinement", "init_args": {"temperature": 0.0, "backend": backend}}
     ev = {"tasks": [task], "num_refinements": 3, "generator": gen}
-    flat = {"tasks": [{"name": "arithmetic", "split": "test", "count": 300, "label": "a"}],
-            "num_refinements": 3, "generator": {"name": "sequential_refinement", "temperature": 0.0,
-                          "backend": {"name": "vllm", "dtype": "float32"}}}  # fmt: skip
+    flat = {"tasks": [{"class_path": "arithmetic", "split": "test", "count": 300, "label": "a"}],
+            "num_refinements": 3, "generator": {"class_path": "sequential_refinement", "temperature": 0.0,
+                          "backend": {"class_path": "vllm", "dtype": "float32"}}}  # fmt: skip
     assert eval_key("m", ev) == eval_key("m", flat)
     assert eval_key("m", ev) != eval_key("n", ev)  # the base model's evaluation is stored as "base"
     assert eval_key("m", ev) != eval_key("m", {**ev, "num_refinements": 2})
@@ -209,7 +228,7 @@ def test_a_fresh_run_folder_reuses_recorded_evaluations_only_under_the_same_sett
     monkeypatch.setattr(Study, "run_stage_once", lambda self, stage, key, model: f"{model}/{stage['name']}")
     arm = {"name": "a", "config": _arm_file(tmp_path, "stages:\n  - {name: sft, fit: {lr: 1}}\n")}
     results = tmp_path / "results"
-    evaluation = {"tasks": [{"name": "arithmetic", "count": 3}], "num_refinements": 1}
+    evaluation = {"tasks": [{"class_path": "arithmetic", "init_args": {"count": 3}}], "num_refinements": 1}
 
     def run(run_dir: str, **kwargs) -> dict[str, dict]:
         Study("m", [arm], kwargs.pop("evaluation", evaluation), run_dir=str(tmp_path / run_dir),
@@ -358,10 +377,10 @@ def _study_config(tmp_path: Path, model_dir: Path) -> Path:
             {"name": "aries_no_dpo", "config": str(tmp_path / "no_dpo.yaml"), "seeds": [0]},
         ],
         "evaluation": {
-            "tasks": [{"name": "arithmetic", "label": "arith", "count": 3, "unique": True,
-                       "test_fraction": 0.4, "validation_fraction": 0.2}],
+            "tasks": [{"class_path": "arithmetic", "label": "arith", "init_args": {
+                "count": 3, "unique": True, "test_fraction": 0.4, "validation_fraction": 0.2}}],
             "num_refinements": 1, "max_new_tokens": 4, "plots": False,
-            "generator": {"name": "sequential_refinement", "backend": {"name": "transformers"}},
+            "generator": {"class_path": "sequential_refinement", "init_args": {"backend": "transformers"}},
         },
         "compare": {"treatment": "aries", "ablations": ["aries_no_dpo"]},
     }  # fmt: skip

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.evaluation.kinds import TaskKind, infer_kind, kind_of
-from aries_lit.registry import note_name_form, split_spec
+from aries_lit.part_spec import refuse_name_form
+from aries_lit.registry import split_spec
 
 __all__ = ["DEFAULT_TASKS", "TASK_KEYS", "Task", "checkpoint_names", "generator_spec", "parse_tasks"]
 
@@ -69,7 +70,8 @@ def _default_label(spec: str | Mapping[str, Any]) -> str:
 def parse_tasks(tasks: Sequence[str | Mapping[str, Any]] | None) -> list[Task]:
     """Tasks from names or dicts: a prompt-source spec (``{"class_path": "gsm8k", "init_args":
     {"limit": 200}}``) plus the evaluation keys of :data:`TASK_KEYS` beside ``class_path``
-    (``label``, ...). The deprecated flat ``{"name": "gsm8k", "limit": 200}`` still works."""
+    (``label``, ...). The old ``name:`` form (``{"name": "gsm8k", "limit": 200}``) is refused in
+    one line that says how to write it."""
     parsed = []
     for i, spec in enumerate(DEFAULT_TASKS if tasks is None else tasks):
         if isinstance(spec, str):
@@ -77,7 +79,7 @@ def parse_tasks(tasks: Sequence[str | Mapping[str, Any]] | None) -> list[Task]:
             continue
         if not isinstance(spec, Mapping):
             raise TypeError(f"a task is a name or a dict, got {spec!r}")
-        note_name_form(spec, f"tasks[{i}]", "prompt_source")
+        refuse_name_form(spec, f"tasks[{i}]")
         source = {k: v for k, v in spec.items() if k not in TASK_KEYS}
         generator = spec.get("generator") or {}
         if not isinstance(generator, Mapping):
@@ -175,11 +177,10 @@ def generator_spec(
     elif isinstance(base, str):
         spec = {"name": base}
     else:
-        note_name_form(base, "generator", "generator")
+        refuse_name_form(base, "generator")
         spec = _flatten(base)
         if "class_path" in spec:
             spec["name"] = spec.pop("class_path")
-        note_name_form(spec.get("backend"), "generator.backend", "backend")
         if "name" not in spec:
             spec["name"] = "sequential_refinement"
     spec.update(_flatten(task.generator))

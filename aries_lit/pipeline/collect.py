@@ -66,8 +66,14 @@ def generate(
         out_dir: where ``candidates.jsonl`` and ``manifest.json`` go (and, with the ``vllm``
             backend, ``vllm.log``: vLLM's output, and the traceback when it fails).
     """
-    gen: Generator = GENERATORS.build(generator)
-    items = load_prompts(prompts)
+    return collect_candidates(GENERATORS.build(generator), load_prompts(prompts), model, out_dir, progress)
+
+
+def collect_candidates(
+    gen: Generator, items: list[dict[str, Any]], model: str, out_dir: str | Path, progress: bool = True
+) -> str:
+    """:func:`generate` with a built generator and loaded prompts: ``gen`` over ``items`` into
+    ``out_dir`` under its lock (sharded over the ranks, :func:`generate_sharded`)."""
     with folder_lock(out_dir, "generate"):  # a second generate on this folder stops at once
         out = generate_sharded(gen, items, _expand(model), out_dir, progress=progress)
     if rank_world()[0] == 0:
@@ -140,12 +146,21 @@ def select(
     The refinement template recorded in the generation folder's manifest is added to the
     templates whose scaffolding counts as template echo.
     """
-    sel: Selector = SELECTORS.build(selector)
+    return select_pairs(SELECTORS.build(selector), candidates, load_prompts(prompts), out, allow_partial)
+
+
+def select_pairs(
+    sel: Selector,
+    candidates: str,
+    items: list[dict[str, Any]],
+    out: str | None = None,
+    allow_partial: bool = False,
+) -> str:
+    """:func:`select` with a built selector and loaded prompts; returns the pairs file."""
     manifest = read_manifest(candidates) or {}
     template = (manifest.get("settings") or {}).get("template")
     if isinstance(template, str) and template:
         sel.add_echo_templates([template])
-    items = load_prompts(prompts)
     groups = load_groups(candidates, items)
     check_complete(candidates, manifest, len(groups), len(items), allow_partial)
     if len(groups) < len(items):

@@ -23,7 +23,7 @@ import yaml
 
 from aries_lit.errors import StageError
 from aries_lit.io import write_json_atomic
-from aries_lit.pipeline.run_template import apply_run_template
+from aries_lit.pipeline.specs import IterateSpec
 from aries_lit.pipeline.stage import (  # noqa: F401 - importable from here too
     CURVES,
     MANIFEST,
@@ -37,57 +37,12 @@ from aries_lit.pipeline.stage import (  # noqa: F401 - importable from here too
     run_stage_once,
     write_stage_manifest,
 )
-from aries_lit.registry import note_name_form, split_spec
 
 
 def _fmt(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
-
-
-def check_stages(stages: list[dict[str, Any]]) -> None:
-    names = set()
-    for i, stage in enumerate(stages):
-        where = f"stages[{i}]"
-        if not isinstance(stage, dict):
-            raise ValueError(
-                f"{where}: a stage is a mapping with 'name' and 'fit' (got {type(stage).__name__})"
-            )
-        name = stage.get("name")
-        if not name or not isinstance(name, str):
-            raise ValueError(f"{where}: field 'name' is missing")
-        if name in names:
-            raise ValueError(f"{where}: stage name '{name}' is used twice")
-        names.add(name)
-        if "fit" not in stage and "fit_config" not in stage:
-            raise ValueError(
-                f"{where} ('{name}'): needs 'fit' (a fit config mapping) and/or 'fit_config' (a file)"
-            )
-        unknown = set(stage) - {"name", "fit", "fit_config", "collect"}
-        if unknown:
-            raise ValueError(f"{where} ('{name}'): unknown field(s) {sorted(unknown)}")
-        collect = stage.get("collect")
-        if collect is not None and "prompts" not in collect:
-            raise ValueError(f"{where} ('{name}'): field 'collect.prompts' is missing")
-        unknown = set(collect or {}) - {"prompts", "generator", "selector", "model"}
-        if unknown:
-            raise ValueError(f"{where} ('{name}'): unknown field(s) {sorted(unknown)} under 'collect'")
-        parts = (("prompts", "prompt_source"), ("generator", "generator"), ("selector", "selector"))
-        for part, item in parts:
-            spec = (collect or {}).get(part)
-            note_name_form(spec, f"{where} ('{name}').collect.{part}", item)
-            if part == "generator" and isinstance(spec, dict):
-                backend = split_spec(spec)[1].get("backend")
-                note_name_form(backend, f"{where} ('{name}').collect.generator.backend", "backend")
-
-
-def with_base_model(stage: dict[str, Any], base_model: str) -> dict[str, Any]:
-    """The stage with ``collect.model: base`` replaced by the run's base model."""
-    collect = stage.get("collect")
-    if isinstance(collect, dict) and collect.get("model") == "base":
-        return {**stage, "collect": {**collect, "model": base_model}}
-    return stage
 
 
 def iterate(
@@ -103,6 +58,9 @@ def iterate(
     template: str | None = None,
 ) -> dict[str, str]:
     """Run the ARIES loop: each stage trains from the previous stage's model (its reference too).
+
+    The run's settings are parsed here, once, into an :class:`~aries_lit.pipeline.specs.IterateSpec`
+    (a bad stage fails before any work), which :func:`run_iterate` runs.
 
     Args:
         run_dir: everything the run makes goes here; rerun the same command to resume.
@@ -126,28 +84,41 @@ def iterate(
             DataModule and the evaluation that set none; a part that sets another keeps it and
             is printed (:mod:`aries_lit.pipeline.run_template`).
     """
-    check_stages(stages)
-    check_fit_process(fit_process)
-    stages, evaluation = apply_run_template(template, stages, evaluation, where="iterate")
-    root = Path(run_dir)
+    spec = IterateSpec.from_config(
+        {"run_dir": run_dir, "base_model": base_model, "stages": stages, "evaluation": evaluation,
+         "template": template}
+    )  # fmt: skip
+    return run_iterate(
+        spec, only_stages, from_stage, progress, keep_checkpoints, check_fit_process(fit_process)
+    )
+
+
+def run_iterate(
+    spec: IterateSpec,
+    only_stages: list[str] | None = None,
+    from_stage: str | None = None,
+    progress: bool = True,
+    keep_checkpoints: bool = False,
+    fit_process: str = "auto",
+) -> dict[str, str]:
+    """Run the stages of ``spec`` (the options as in :func:`iterate`); returns the model of each."""
+    stages, base_model, evaluation = spec.stages, spec.base_model, spec.evaluation
+    root = Path(spec.run_dir)
     root.mkdir(parents=True, exist_ok=True)
-    names = [s["name"] for s in stages]
+    names = [s.name for s in stages]
     for chosen in [*(only_stages or []), *([from_stage] if from_stage else [])]:
         if chosen not in names:
             raise ValueError(f"unknown stage '{chosen}'; stages are {', '.join(names)}")
-    (root / "iterate_config.yaml").write_text(
-        yaml.safe_dump(
-            {"base_model": base_model, "stages": stages, "evaluation": evaluation}, sort_keys=False
-        )
-    )
+    record = {"base_model": base_model, "stages": [s.to_config() for s in stages], "evaluation": evaluation}
+    (root / "iterate_config.yaml").write_text(yaml.safe_dump(record, sort_keys=False))
     start_all = time.time()
     model = str(Path(base_model).expanduser()) if Path(base_model).expanduser().exists() else base_model
     models = {"base": model}
     for i, stage in enumerate(stages):
-        name = stage["name"]
+        name = stage.name
         stage_dir = root / f"{i:02d}-{name}"
         if from_stage == name:
-            for later in [root / f"{j:02d}-{s['name']}" for j, s in enumerate(stages) if j >= i]:
+            for later in [root / f"{j:02d}-{s.name}" for j, s in enumerate(stages) if j >= i]:
                 if later.exists():
                     later.rename(later.with_name(f"{later.name}.old-{int(time.time())}"))
         done = finished_model(stage_dir)
@@ -166,7 +137,7 @@ def iterate(
             flush=True,
         )
         out = run_stage_once(
-            with_base_model(stage, models["base"]),
+            stage.with_base_model(models["base"]),
             stage_dir,
             model,
             progress=progress,

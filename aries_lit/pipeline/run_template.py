@@ -7,7 +7,9 @@ The template reaches three kinds of part: a collection generator that refines wi
 generator and each task's generator overrides). :func:`apply_run_template` fills the run's
 template into every such part that does not set one; a part that sets another is a deliberate
 difference, kept and printed. Without a declared template, :func:`template_uses` lists what each
-part would use and a run whose parts disagree gets a note naming them."""
+part would use and a run whose parts disagree gets a note naming them. Stages are the typed
+:class:`~aries_lit.pipeline.specs.StageSpec` (a filled stage is a new spec); the evaluation is
+the mapping of ``aries-lit evaluate``'s options."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ import copy
 import importlib
 import inspect
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from aries_lit.configs import stage_fit
 from aries_lit.registry import split_spec
+
+if TYPE_CHECKING:  # the specs module imports this one
+    from aries_lit.pipeline.specs import StageSpec
 
 #: the template a part uses when it sets none (generators' and DataModules' default)
 DEFAULT_TEMPLATE = "paper"
@@ -66,62 +70,64 @@ def _with_template(spec: Any, template: str) -> dict[str, Any]:
     return {"class_path": target, "init_args": {**options, "template": template}}
 
 
-def _parts(
-    stages: list[dict[str, Any]], evaluation: Mapping[str, Any] | None
-) -> Iterator[tuple[str, str | None, Callable[[str], None] | None]]:
-    """``(where, template or None when unset, set it)`` for every part of a run that takes the
-    template (``set`` is ``None`` for a task override, which always names its template)."""
-    for stage in stages:
-        name = stage.get("name")
-        collect = stage.get("collect")
-        if isinstance(collect, dict) and _generator_takes_template(collect.get("generator")):
+def _stage_parts(stage: StageSpec) -> Iterator[tuple[str, str, str | None]]:
+    """``(part, where, template or None when unset)`` of each part of a stage that takes the
+    template: ``collect`` (a generator that refines) and ``data`` (the training views)."""
+    collect = stage.collect
+    if collect is not None and _generator_takes_template(collect.generator):
+        yield "collect", f"stage '{stage.name}' collection", _spec_template(collect.generator)
+    data = stage.fit.get("data")
+    if _data_takes_template(data):
+        yield "data", f"stage '{stage.name}' training views", (data.get("init_args") or {}).get("template")
 
-            def set_generator(t: str, collect: dict[str, Any] = collect) -> None:
-                collect["generator"] = _with_template(collect.get("generator"), t)
 
-            yield f"stage '{name}' collection", _spec_template(collect.get("generator")), set_generator
-        if stage.get("fit") is not None or stage.get("fit_config"):
-            data = stage_fit(stage).get("data")
-            if _data_takes_template(data):
+def _with_stage_template(stage: StageSpec, part: str, template: str) -> StageSpec:
+    """The stage with ``template`` set in its ``part`` (of :func:`_stage_parts`)."""
+    if part == "collect" and stage.collect is not None:
+        return stage.with_collect(generator=stage.collect.generator.with_options(template=template))
+    return stage.with_data_options(template=template)
 
-                def set_data(t: str, stage: dict[str, Any] = stage) -> None:
-                    fit_data = stage.setdefault("fit", {}).setdefault("data", {})
-                    fit_data.setdefault("init_args", {})["template"] = t
 
-                used = (data.get("init_args") or {}).get("template")
-                yield f"stage '{name}' training views", used, set_data
+def _evaluation_parts(evaluation: Mapping[str, Any] | None) -> Iterator[tuple[str, str | None, bool]]:
+    """``(where, template or None when unset, whether it can be set)`` of each part of the
+    evaluation that takes the template (a task override always names its template)."""
     if evaluation is None:
         return
     generator = evaluation.get("generator")
     if generator is None or _generator_takes_template(generator):
-
-        def set_evaluation(t: str) -> None:
-            evaluation["generator"] = _with_template(evaluation.get("generator"), t)  # type: ignore[index]
-
-        yield "evaluation", _spec_template(generator), set_evaluation
+        yield "evaluation", _spec_template(generator), True
     for i, task in enumerate(evaluation.get("tasks") or []):
         override = task.get("generator") if isinstance(task, Mapping) else None
         if isinstance(override, Mapping) and "class_path" not in override and "template" in override:
-            yield f"evaluation task '{task.get('label') or f'tasks[{i}]'}'", override["template"], None
+            yield f"evaluation task '{task.get('label') or f'tasks[{i}]'}'", override["template"], False
 
 
 def template_uses(
-    stages: list[dict[str, Any]], evaluation: Mapping[str, Any] | None = None
+    stages: Sequence[StageSpec], evaluation: Mapping[str, Any] | None = None
 ) -> list[tuple[str, str | None]]:
     """``(where, template or None when unset)`` for every part of a run that takes the template."""
-    return [(where, used) for where, used, _ in _parts(stages, evaluation or None)]
+    uses = [(where, used) for stage in stages for _, where, used in _stage_parts(stage)]
+    return uses + [(where, used) for where, used, _ in _evaluation_parts(evaluation or None)]
+
+
+def _note_difference(where: str, part: str, used: str, template: str) -> None:
+    print(
+        f"[aries-lit] note: {where}: {part} uses the template '{used}', not the run's "
+        f"'{template}' (set there explicitly)",
+        file=sys.stderr,
+    )
 
 
 def apply_run_template(
     template: str | None,
-    stages: list[dict[str, Any]],
-    evaluation: dict[str, Any] | None = None,
+    stages: Sequence[StageSpec],
+    evaluation: Mapping[str, Any] | None = None,
     where: str = "run",
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """The stages and evaluation with the run's ``template`` in every part that takes one and sets
-    none (copies; the inputs are unchanged). Parts that set another template keep it: each is
-    printed as a deliberate difference. With ``template`` ``None`` nothing is filled, and parts
-    that disagree are printed as a note."""
+) -> tuple[list[StageSpec], dict[str, Any] | None]:
+    """The stages (new specs) and evaluation (a copy) with the run's ``template`` in every part
+    that takes one and sets none. Parts that set another template keep it: each is printed as a
+    deliberate difference. With ``template`` ``None`` nothing is filled, and parts that
+    disagree are printed as a note."""
     if template is None:
         uses = template_uses(stages, evaluation)
         seen = {t or DEFAULT_TEMPLATE for _, t in uses}
@@ -132,19 +138,22 @@ def apply_run_template(
                 "declare it once with 'template:' (docs/training.md)",
                 file=sys.stderr,
             )
-        return stages, evaluation
-    stages = copy.deepcopy(stages)
-    evaluation = copy.deepcopy(evaluation) if evaluation is not None else None
-    for part, used, set_template in list(_parts(stages, evaluation)):
-        if used is None and set_template is not None:
-            set_template(template)
+        return list(stages), dict(evaluation) if evaluation is not None else None
+    filled = []
+    for stage in stages:
+        for part, at, used in list(_stage_parts(stage)):
+            if used is None:
+                stage = _with_stage_template(stage, part, template)
+            elif used != template:
+                _note_difference(where, at, used, template)
+        filled.append(stage)
+    evaluation = copy.deepcopy(dict(evaluation)) if evaluation is not None else None
+    for at, used, settable in list(_evaluation_parts(evaluation)):
+        if used is None and settable and evaluation is not None:
+            evaluation["generator"] = _with_template(evaluation.get("generator"), template)
         elif used is not None and used != template:
-            print(
-                f"[aries-lit] note: {where}: {part} uses the template '{used}', not the run's "
-                f"'{template}' (set there explicitly)",
-                file=sys.stderr,
-            )
-    return stages, evaluation
+            _note_difference(where, at, used, template)
+    return filled, evaluation
 
 
 __all__ = ["DEFAULT_TEMPLATE", "apply_run_template", "template_uses"]

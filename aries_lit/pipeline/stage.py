@@ -15,6 +15,7 @@ the command line) or the run asks for one (``fit_process: own``).
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import os
@@ -27,13 +28,13 @@ from typing import Any
 import yaml
 
 from aries_lit.checkpoints import hf_model_complete
-from aries_lit.configs import set_dotted, stage_fit
+from aries_lit.configs import set_dotted
 from aries_lit.errors import SettingsError, StageError
 from aries_lit.io import write_json_atomic
 from aries_lit.locks import folder_lock
 from aries_lit.pipeline.curves import plot_training_curves
 from aries_lit.pipeline.lightning_cli import fit_in_process, needs_own_process
-from aries_lit.registry import split_spec
+from aries_lit.pipeline.specs import DEFAULT_SELECTOR, StageSpec
 
 MANIFEST = "manifest.json"
 #: per stage: seconds of this run's last attempt at collection and at training
@@ -75,10 +76,9 @@ def check_fit_process(fit_process: str) -> str:
     return fit_process
 
 
-def _stage_fit_config(
-    stage: dict[str, Any], stage_dir: Path, model: str, pairs: Path | None
-) -> dict[str, Any]:
-    config = stage_fit(stage)
+def _stage_fit_config(stage: StageSpec, stage_dir: Path, model: str, pairs: Path | None) -> dict[str, Any]:
+    """The stage's fit config as it runs: its model, pairs and output folders set (a copy)."""
+    config = copy.deepcopy(dict(stage.fit))
     set_dotted(config, "model.init_args.model", model)
     if pairs is not None:
         set_dotted(config, "data.init_args.train", str(pairs))
@@ -88,30 +88,30 @@ def _stage_fit_config(
 
 
 def _collect(
-    stage: dict[str, Any], stage_dir: Path, model: str, progress: bool, candidates_dir: Path | None
+    stage: StageSpec, stage_dir: Path, model: str, progress: bool, candidates_dir: Path | None
 ) -> Path:
     """Generate with the stage's collection model and select its pairs; returns the pairs file."""
-    from aries_lit.pipeline.collect import generate, select
+    from aries_lit.generators import GENERATORS
+    from aries_lit.pipeline.collect import collect_candidates, select_pairs
+    from aries_lit.prompts.sources import load_prompts
+    from aries_lit.selectors import SELECTORS
 
-    collect = stage["collect"]
-    collect_model = str(Path(collect["model"]).expanduser()) if collect.get("model") else model
+    collect = stage.collect
+    if collect is None:
+        raise ValueError(f"stage '{stage.name}' collects nothing")
+    collect_model = str(Path(collect.model).expanduser()) if collect.model else model
     print(f"[aries-lit]   collecting with {collect_model}", flush=True)
-    candidates = generate(
-        collect_model,
-        collect["prompts"],
-        collect.get("generator", "sequential_refinement"),
-        str(candidates_dir or stage_dir / "candidates"),
-        progress=progress,
-    )
-    selector = collect.get("selector", "rule")
-    target, options = split_spec(selector)
-    # Self-Rewarding: the current policy judges
-    if isinstance(selector, dict) and target == "llm_judge" and not options.get("model"):
-        selector = {"class_path": target, "init_args": {**options, "model": collect_model}}
-    pairs = Path(select(candidates, collect["prompts"], selector, str(stage_dir / "pairs.jsonl")))
+    generator = GENERATORS.build(collect.generator)
+    out = str(candidates_dir or stage_dir / "candidates")
+    candidates = collect_candidates(generator, load_prompts(collect.prompts), collect_model, out, progress)
+    selector = collect.selector or DEFAULT_SELECTOR
+    if selector.class_path == "llm_judge" and not selector.init_args.get("model"):
+        selector = selector.with_options(model=collect_model)  # Self-Rewarding: the current policy judges
+    sel = SELECTORS.build(selector)
+    pairs = Path(select_pairs(sel, candidates, load_prompts(collect.prompts), str(stage_dir / "pairs.jsonl")))
     if not pairs.read_text().strip():
         raise StageError(
-            f"stage '{stage['name']}': selection gave no pairs (see {stage_dir}/selection_stats.json)"
+            f"stage '{stage.name}': selection gave no pairs (see {stage_dir}/selection_stats.json)"
         )
     return pairs
 
@@ -136,7 +136,7 @@ def _fit(config: dict[str, Any], config_path: Path, name: str, progress: bool, f
 
 
 def run_stage(
-    stage: dict[str, Any],
+    stage: StageSpec,
     stage_dir: Path,
     model: str,
     progress: bool = True,
@@ -153,25 +153,25 @@ def run_stage(
     pairs = None
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    if stage.get("collect") is not None:
+    if stage.collect is not None:
         pairs = _collect(stage, stage_dir, model, progress, candidates_dir)
         timings["collect_seconds"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     config = _stage_fit_config(stage, stage_dir, model, pairs)
     config_path = stage_dir / "fit_config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))  # the record of what ran
-    _fit(config, config_path, stage["name"], progress, check_fit_process(fit_process))
+    _fit(config, config_path, stage.name, progress, check_fit_process(fit_process))
     out = stage_dir / "model"
     if not hf_model_complete(out):
-        raise StageError(f"stage '{stage['name']}': training finished but {out} holds no HF model")
+        raise StageError(f"stage '{stage.name}': training finished but {out} holds no HF model")
     timings["fit_seconds"] = round(time.perf_counter() - t0, 1)
     write_json_atomic(stage_dir / TIMINGS, timings, indent=2)
-    _plot_curves(stage_dir, stage["name"])
+    _plot_curves(stage_dir, stage.name)
     return str(out)
 
 
 def run_stage_once(
-    stage: dict[str, Any],
+    stage: StageSpec,
     stage_dir: Path,
     model: str,
     *,
@@ -195,12 +195,12 @@ def run_stage_once(
     with folder_lock(stage_dir, "stage"):
         attempts = manifest.get("attempts", 0) + 1
         started = manifest.get("started_at", _now())
-        base = {"name": stage["name"], **({"key": key} if key else {}), "input_model": model}
+        base = {"name": stage.name, **({"key": key} if key else {}), "input_model": model}
         write_stage_manifest(
             stage_dir, {**base, "status": "running", "attempts": attempts, "started_at": started}
         )
         if key:
-            write_json_atomic(stage_dir / "stage.json", stage, indent=2, default=str)
+            write_json_atomic(stage_dir / "stage.json", stage.to_config(), indent=2, default=str)
         t0 = time.perf_counter()
         out = run_stage(stage, stage_dir, model, progress, candidates_dir, fit_process)
         write_stage_manifest(

@@ -31,12 +31,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aries_lit.errors import SettingsError
 from aries_lit.evaluation.report import write_json
-from aries_lit.pipeline.iterate import with_base_model
-from aries_lit.pipeline.run_template import apply_run_template
+from aries_lit.pipeline.specs import StageSpec
 from aries_lit.pipeline.stage import TIMINGS, check_fit_process, run_stage_once
-from aries_lit.pipeline.study_arms import BASE, _check_arms, _until  # noqa: F401 - importable from here too
-from aries_lit.pipeline.study_keys import (  # noqa: F401
+from aries_lit.pipeline.study_keys import (  # noqa: F401 - importable from here too
     _COLLECT_PARTS,
     _digest,
     _hash_collect,
@@ -46,6 +45,7 @@ from aries_lit.pipeline.study_keys import (  # noqa: F401
     seeded_stage,
     stage_key,
 )
+from aries_lit.pipeline.study_spec import BASE, ArmSpec, StudySpec
 
 
 def find_recorded_evaluation(
@@ -98,13 +98,17 @@ def _task_results(report: dict[str, Any]) -> dict[str, Any]:
 
 
 class Study:
-    """Runs the arms of a study config and writes their result files (see the module docstring)."""
+    """Runs the arms of a study and writes their result files (see the module docstring).
+
+    ``base_model`` is the study's :class:`StudySpec`, or the base model of the old arguments
+    (``arms``, ``evaluation``, ``run_dir``, ``results_dir``, ``template``), parsed into one here.
+    The other arguments are options of the run."""
 
     def __init__(
         self,
-        base_model: str,
-        arms: list[dict[str, Any]],
-        evaluation: dict[str, Any],
+        base_model: str | StudySpec,
+        arms: list[dict[str, Any]] | None = None,
+        evaluation: dict[str, Any] | None = None,
         run_dir: str = "runs/study",
         results_dir: str = "docs/study/results",
         progress: bool = True,
@@ -114,27 +118,25 @@ class Study:
         fit_process: str = "auto",
         template: str | None = None,
     ) -> None:
-        self.base_model = base_model
         self.fit_process = check_fit_process(fit_process)
-        self.reuse_evaluations = reuse_evaluations
-        self.keep_checkpoints = keep_checkpoints
-        self.arms = _check_arms(arms)
+        if isinstance(base_model, StudySpec):
+            spec = base_model
+        else:
+            fields = {"base_model": base_model, "arms": arms or [], "evaluation": evaluation or {},
+                      "run_dir": run_dir, "results_dir": results_dir, "template": template}  # fmt: skip
+            spec = StudySpec.from_config(fields)
         if eval_stages not in ("all", "last"):
-            raise ValueError(f"eval_stages: must be 'all' or 'last', got {eval_stages!r}")
+            raise SettingsError(f"eval_stages: must be 'all' or 'last', got {eval_stages!r}")
+        self.spec = spec
+        self.base_model = spec.base_model
+        self.arms = spec.arms
+        self.evaluation = dict(spec.evaluation)
+        self.eval_key = eval_key(spec.base_model, self.evaluation)
+        self.run_dir = Path(spec.run_dir).expanduser()
+        self.results_dir = Path(spec.results_dir)
         self.eval_stages = eval_stages
-        for key in ("checkpoints", "names", "out_dir"):
-            if key in evaluation:
-                raise ValueError(f"evaluation: '{key}' is set by the study; remove it")
-        for arm in self.arms:  # the arm config's own template, else the study's
-            arm["stages"], _ = apply_run_template(
-                arm.get("template", template), arm["stages"], evaluation, where=f"arm '{arm['name']}'"
-            )
-        if template is not None:
-            _, evaluation = apply_run_template(template, [], evaluation, where="study")
-        self.evaluation = dict(evaluation)
-        self.eval_key = eval_key(base_model, self.evaluation)
-        self.run_dir = Path(run_dir).expanduser()
-        self.results_dir = Path(results_dir)
+        self.keep_checkpoints = keep_checkpoints
+        self.reuse_evaluations = reuse_evaluations
         self.progress = progress
 
     def _model(self) -> str:
@@ -171,13 +173,12 @@ class Study:
         write_json(summary, {"tasks": tasks, "seconds": seconds})
         return tasks, seconds
 
-    def run_stage_once(self, stage: dict[str, Any], key: str, model: str) -> str:
+    def run_stage_once(self, stage: StageSpec, key: str, model: str) -> str:
         """Run a stage in its shared folder unless it is done; return its model folder."""
-        stage_dir = self.run_dir / "stages" / f"{key}-{stage['name']}"
+        stage_dir = self.run_dir / "stages" / f"{key}-{stage.name}"
         candidates = None
-        collect = stage.get("collect")
-        if isinstance(collect, dict) and collect.get("model"):  # not the policy: shared by every arm
-            candidates = self.run_dir / "candidates" / collect_key(collect)
+        if stage.collect is not None and stage.collect.model:  # not the policy: shared by every arm
+            candidates = self.run_dir / "candidates" / collect_key(stage.collect)
         return run_stage_once(
             stage,
             stage_dir,
@@ -202,37 +203,35 @@ class Study:
             record["data"] = json.loads(data_stats.read_text())
         return record
 
-    def arm_stages(
-        self, arm: dict[str, Any], seed: int, model: str | None = None
-    ) -> list[tuple[dict[str, Any], str]]:
+    def arm_stages(self, arm: ArmSpec, seed: int, model: str | None = None) -> list[tuple[StageSpec, str]]:
         """``(stage, key)`` of each stage of one arm and seed, as :meth:`run_arm` runs them: the
         stage seeded and with ``collect.model: base`` set to ``model`` (default: the base model's
         folder), its key chained from the base model's through the stages before it."""
         model = self._model() if model is None else model
         input_key = f"base:{self.base_model}"
         out = []
-        for stage in arm["stages"]:
-            stage = seeded_stage(with_base_model(stage, model), seed)
+        for stage in arm.stages:
+            stage = stage.with_base_model(model).seeded(seed)
             key = stage_key(stage, input_key)
             out.append((stage, key))
             input_key = key
         return out
 
-    def run_arm(self, arm: dict[str, Any], seed: int) -> None:
+    def run_arm(self, arm: ArmSpec, seed: int) -> None:
         """Every stage of one arm and seed, each evaluated, each result file written."""
         model = self._model()
         base_tasks, base_seconds = self.evaluate_model(model, "base")
         record = {"timings": {"eval_seconds": base_seconds}}
-        self._write_result(arm["name"], seed, 0, BASE, "base", base_tasks, record)
+        self._write_result(arm.name, seed, 0, BASE, "base", base_tasks, record)
         for i, (stage, key) in enumerate(self.arm_stages(arm, seed), start=1):
-            print(f"[aries-lit] study: arm '{arm['name']}' seed {seed} stage {i} '{stage['name']}' ({key})")
+            print(f"[aries-lit] study: arm '{arm.name}' seed {seed} stage {i} '{stage.name}' ({key})")
             model = self.run_stage_once(stage, key, model)
-            record = self._stage_record(self.run_dir / "stages" / f"{key}-{stage['name']}")
+            record = self._stage_record(self.run_dir / "stages" / f"{key}-{stage.name}")
             tasks: dict[str, Any] = {}
-            if self.eval_stages == "all" or i == len(arm["stages"]):
+            if self.eval_stages == "all" or i == len(arm.stages):
                 tasks, seconds = self.evaluate_model(model, key)
                 record.setdefault("timings", {})["eval_seconds"] = seconds
-            self._write_result(arm["name"], seed, i, stage["name"], key, tasks, record)
+            self._write_result(arm.name, seed, i, stage.name, key, tasks, record)
 
     def _write_result(
         self, arm: str, seed: int, index: int, stage: str, key: str, tasks: dict, record: dict
@@ -247,16 +246,14 @@ class Study:
 
     def run(self, only_arms: list[str] | None = None, only_seeds: list[int] | None = None) -> None:
         """All arms, seed by seed (every arm's first seed before any arm's second)."""
-        names = [a["name"] for a in self.arms]
         for name in only_arms or []:
-            if name not in names:
-                raise ValueError(f"unknown arm '{name}'; arms are {', '.join(names)}")
-        seeds = sorted({s for a in self.arms for s in a["seeds"]})
+            self.spec.arm(name)  # an unknown arm fails before any work
+        seeds = sorted({s for a in self.arms for s in a.seeds})
         for seed in seeds:
             if only_seeds is not None and seed not in only_seeds:
                 continue
             for arm in self.arms:
-                if seed in arm["seeds"] and (not only_arms or arm["name"] in only_arms):
+                if seed in arm.seeds and (not only_arms or arm.name in only_arms):
                     self.run_arm(arm, seed)
 
 
@@ -279,6 +276,10 @@ def study(
     template: str | None = None,
 ) -> str:
     """Run a study (arms x seeds from one base, evaluated alike) and write its report.
+
+    The study's settings are parsed here, once, into a :class:`StudySpec` (every arm config loaded
+    and checked before any work), which :class:`Study` runs; ``report_only`` reads only the
+    result files.
 
     Args:
         base_model: the model every arm starts from (HF folder or hub name).
@@ -314,10 +315,12 @@ def study(
     """
     from aries_lit.pipeline.study_report import final_summary, load_results, write_report
 
-    if not report_only:
+    if not report_only:  # the spec is parsed here, once; the report needs only the result files
+        fields = {"base_model": base_model, "arms": arms, "evaluation": evaluation, "template": template,
+                  "run_dir": run_dir, "results_dir": results_dir, "compare": compare}  # fmt: skip
         runner = Study(
-            base_model, arms, evaluation, run_dir, results_dir, progress, eval_stages, keep_checkpoints,
-            reuse_evaluations, fit_process, template,
+            StudySpec.from_config(fields), progress=progress, eval_stages=eval_stages,
+            keep_checkpoints=keep_checkpoints, reuse_evaluations=reuse_evaluations, fit_process=fit_process,
         )  # fmt: skip
         runner.run(only_arms, only_seeds)
     path = write_report(results_dir, compare=compare, command=report_command)
@@ -328,7 +331,9 @@ def study(
 
 __all__ = [
     "BASE",
+    "ArmSpec",
     "Study",
+    "StudySpec",
     "collect_key",
     "eval_key",
     "find_recorded_evaluation",

@@ -1,16 +1,18 @@
 """The hashes that name a study's stages, shared candidate folders and evaluations
 (:func:`stage_key`, :func:`collect_key`, :func:`eval_key`), and the seed put into a stage before it
 is hashed (:func:`seeded_stage`). Arms that share settings share keys, so shared stages run once
-and finished evaluations are reused."""
+and finished evaluations are reused. Stages are the typed specs of :mod:`aries_lit.pipeline.specs`;
+their keys hash them in the dict shape the study configs were hashed in when their results were
+recorded, so that no committed key moves."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
+from aries_lit.pipeline.specs import CollectSpec, StageSpec
 from aries_lit.registry import split_spec
 
 
@@ -19,21 +21,9 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:12]
 
 
-def seeded_stage(stage: dict[str, Any], seed: int) -> dict[str, Any]:
-    """The stage with ``seed`` as its training seed (initialisation and the data module's shuffling
-    order) and collection seed (sampling; the generator becomes ``{class_path, init_args}``)."""
-    stage = copy.deepcopy(stage)
-    if isinstance(stage.get("fit"), dict):
-        stage["fit"]["seed_everything"] = seed
-        data = stage["fit"].get("data")
-        if isinstance(data, dict):
-            data.setdefault("init_args", {})["seed"] = seed
-    collect = stage.get("collect")
-    if isinstance(collect, dict):
-        generator = collect.get("generator", "sequential_refinement")
-        target, options = split_spec(generator)
-        collect["generator"] = {"class_path": target, "init_args": {**options, "seed": seed}}
-    return stage
+def seeded_stage(stage: StageSpec, seed: int) -> StageSpec:
+    """The stage with ``seed`` as its training and collection seed (:meth:`StageSpec.seeded`)."""
+    return stage.seeded(seed)
 
 
 #: the ``collect`` options that hold a part spec
@@ -53,21 +43,18 @@ def _hash_shape(spec: Any, nested: bool = False) -> Any:
     return {"name": target, **options}
 
 
-def _hash_collect(collect: Any) -> Any:
-    """``collect`` with its part specs in the hashed shape (:func:`stage_key`)."""
-    if not isinstance(collect, Mapping):
-        return collect
-    return {k: _hash_shape(v) if k in _COLLECT_PARTS else v for k, v in collect.items()}
+def _hash_collect(collect: CollectSpec) -> dict[str, Any]:
+    """``collect`` as its config writes it, part specs in the hashed shape (:func:`stage_key`)."""
+    return {k: _hash_shape(v) if k in _COLLECT_PARTS else v for k, v in collect.to_config().items()}
 
 
-def stage_key(stage: dict[str, Any], input_key: str) -> str:
+def stage_key(stage: StageSpec, input_key: str) -> str:
     """A short hash of a stage's settings (its name aside) and of what it starts from.
 
-    The spec form does not move the key: before hashing, every part spec of ``collect``
-    (``prompts``, ``generator``, ``selector``) is put in one fixed shape, whichever of
-    ``{class_path: X, init_args: {...}}``, ``{name: X, init_args: {...}}`` or the flat
-    ``{name: X, option: ...}`` the config uses: the flat ``{"name": X, **options}`` (the form the
-    study configs were written in when their results were recorded), with the part's
+    The stage is hashed as the dict its config writes (:meth:`StageSpec.to_config`, ``name`` left
+    out), every part spec of ``collect`` (``prompts``, ``generator``, ``selector``) in one fixed
+    shape: the flat ``{"name": X, **options}`` (the form the study configs were written in when
+    their results were recorded, before ``{class_path: X, init_args: {...}}``), with the part's
     ``backend`` option as ``{"name": X, "init_args": {...}}`` (``init_args`` left out when it has
     no options). A bare name (``selector: verifier``) is hashed as the string it is, as before, so
     no key of an existing run moves; it differs from ``{class_path: verifier}``. The ``fit``
@@ -75,11 +62,14 @@ def stage_key(stage: dict[str, Any], input_key: str) -> str:
     ``tests/test_study.py`` checks the keys of ``configs/study/cpu.yaml`` against its committed
     result files.
     """
-    settings = {k: _hash_collect(v) if k == "collect" else v for k, v in stage.items() if k != "name"}
+    settings = stage.to_config()
+    del settings["name"]
+    if stage.collect is not None:
+        settings["collect"] = _hash_collect(stage.collect)
     return _digest({"input": input_key, "stage": settings})
 
 
-def collect_key(collect: dict[str, Any]) -> str:
+def collect_key(collect: CollectSpec) -> str:
     """The hash naming a ``collect`` run's shared candidates folder (specs as in :func:`stage_key`)."""
     return _digest(_hash_collect(collect))
 

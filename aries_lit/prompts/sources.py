@@ -29,6 +29,7 @@ from typing import Any
 from aries_lit.assets import PREFIX, resolve_data_path
 from aries_lit.chat import CHAT_ROLES
 from aries_lit.errors import DataValidationError
+from aries_lit.part_spec import PartSpec
 from aries_lit.prompts import arithmetic as _arithmetic  # noqa: F401 - registers ``arithmetic``
 from aries_lit.prompts import instruction_following as _if  # noqa: F401 - registers ``instruction_following``
 from aries_lit.prompts.base import PROMPT_SOURCES, PromptSource
@@ -305,9 +306,13 @@ class PreferencePrompts(PromptSource):
         return window(items, self.offset, self.limit)
 
 
-def build_prompt_source(spec: str | Mapping[str, Any] | PromptSource, **overrides: Any) -> PromptSource:
-    """A source from a registry name, ``{"class_path": ..., "init_args": {...}}``, an instance, or a path
-    to an existing file or folder (read with ``file``)."""
+def build_prompt_source(
+    spec: str | Mapping[str, Any] | PartSpec | PromptSource, **overrides: Any
+) -> PromptSource:
+    """A source from a registry name, ``{"class_path": ..., "init_args": {...}}``, a :class:`PartSpec`,
+    an instance, or a path to an existing file or folder (read with ``file``)."""
+    if isinstance(spec, PartSpec) and spec.bare:  # a name or a path, as the config wrote it
+        spec = spec.class_path
     if (
         isinstance(spec, (str, os.PathLike))
         and str(spec) not in PROMPT_SOURCES
@@ -317,7 +322,9 @@ def build_prompt_source(spec: str | Mapping[str, Any] | PromptSource, **override
     return PROMPT_SOURCES.build(spec, **overrides)
 
 
-def load_prompts(spec: str | Mapping[str, Any] | PromptSource, **overrides: Any) -> list[dict[str, Any]]:
+def load_prompts(
+    spec: str | Mapping[str, Any] | PartSpec | PromptSource, **overrides: Any
+) -> list[dict[str, Any]]:
     """Build a prompt source from ``spec`` (see :func:`build_prompt_source`) and load it; ids are
     checked to be unique."""
     source = build_prompt_source(spec, **overrides)

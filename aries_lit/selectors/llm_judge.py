@@ -149,7 +149,7 @@ class LLMJudgeSelector(ScoredSelector):
             return self.backend, False
         from aries_lit.generators import BACKENDS
 
-        spec = {"name": self.backend} if isinstance(self.backend, str) else dict(self.backend)
+        spec = {"class_path": self.backend} if isinstance(self.backend, str) else dict(self.backend)
         if self.model is not None:
             spec.setdefault("model", self.model)
         backend = BACKENDS.build(spec)
