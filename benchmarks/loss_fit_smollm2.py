@@ -1,5 +1,6 @@
 """Every registered loss trained by ``aries-lit fit`` on SmolLM2-135M-Instruct, alone and in ARIES's
-preference slot: a few optimizer steps each (default: 4 steps of 2 pairs, 128 tokens a sequence), from the same fit config (only the loss, and for group
+preference slot: a few optimizer steps each (default: 4 steps of 2 pairs, 128 tokens a sequence),
+from the same fit config (only the loss, and for group
 and unpaired losses the module and data, differ), with each step's wall time and the loss.
 
 What it shows: every loss trains a real model from config, and what a whole training step with it
