@@ -20,6 +20,7 @@ and the torch matmul rates measured in the same run (fp32 and bf16 at 1024^3).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from bench_utils import cpu_model, matmul_flops  # noqa: E402
 
+from aries_lit.io import write_json_atomic  # noqa: E402
 from aries_lit.losses import LOSSES, GroupLoss, PreferenceLoss  # noqa: E402
 from aries_lit.pipeline.lightning_cli import fit_in_process  # noqa: E402
 
@@ -70,14 +72,16 @@ class StepTimes(L.Callback):
         self.losses.append(float(loss.detach()))
 
 
-#: the callback of the fit that is running (the fit config names this module's class)
-CURRENT: list[StepTimes] = []
+#: ``(seconds, losses)`` of the fit that is running (the fit config names this module's class).
+#: Only the lists are kept: a callback object outlives its trainer here, and the trainer holds the
+#: model, its reference and the optimizer state (2 GB a SmolLM2 run).
+CURRENT: list[tuple[list[float], list[float]]] = []
 
 
 class CurrentStepTimes(StepTimes):
     def __init__(self) -> None:
         super().__init__()
-        CURRENT.append(self)
+        CURRENT.append((self.seconds, self.losses))
 
 
 def sweep_names() -> list[str]:
@@ -154,16 +158,17 @@ def run_one(name: str, steps: int, batch: int, model: str, max_length: int) -> d
         wall = time.perf_counter() - started
     import loss_fit_smollm2  # the module the fit config's callback came from (not __main__)
 
-    timer = loss_fit_smollm2.CURRENT[-1]
-    timed = timer.seconds[1:] or timer.seconds
+    seconds, losses = loss_fit_smollm2.CURRENT.pop()
+    gc.collect()
+    timed = seconds[1:] or seconds
     return {
         "name": name,
         "module": config["model"]["class_path"].rsplit(".", 1)[1],
-        "steps": len(timer.seconds),
-        "step_seconds": [round(s, 3) for s in timer.seconds],
+        "steps": len(seconds),
+        "step_seconds": [round(s, 3) for s in seconds],
         "mean_step_seconds": round(sum(timed) / len(timed), 3),
-        "losses": [round(v, 5) for v in timer.losses],
-        "finite": all(math.isfinite(v) for v in timer.losses),
+        "losses": [round(v, 5) for v in losses],
+        "finite": all(math.isfinite(v) for v in losses),
         "wall_seconds": round(wall, 1),
     }
 
@@ -186,11 +191,23 @@ def main() -> None:
         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
     }
     print(f"[bench] {cpu_model()}; torch matmul 1024^3: {rates}; {len(names)} runs", flush=True)
+    settings = {"model": args.model, "steps": args.steps, "batch": args.batch, "max_length": args.max_length}
+    out_path = Path(args.out) if args.out else None
     records = []
+    if out_path is not None and out_path.exists():  # resume: keep the runs made with these settings
+        done = json.loads(out_path.read_text())
+        if all(done.get(k) == v for k, v in settings.items()):
+            records = [r for r in done["runs"] if r["name"] in names]
+            print(f"[bench] resuming: {len(records)} runs already in {out_path}", flush=True)
     for name in names:
+        if any(r["name"] == name for r in records):
+            continue
         record = run_one(name, args.steps, args.batch, model, args.max_length)
         records.append(record)
         print(f"[bench] {name}: {record['mean_step_seconds']} s/step, losses {record['losses']}", flush=True)
+        if out_path is not None:
+            write_json_atomic(out_path, {"cpu": cpu_model(), "matmul_gflops_1024": rates, **settings,
+                                         "runs": records}, indent=2)  # fmt: skip
     dpo = next(r["mean_step_seconds"] for r in records if r["name"] == "dpo")
     for r in records:
         r["x_dpo"] = round(r["mean_step_seconds"] / dpo, 2)
@@ -198,12 +215,10 @@ def main() -> None:
     for r in records:
         print(f"| `{r['name']}` | {r['module']} | {r['mean_step_seconds']} | {r['x_dpo']} | "
               f"{r['losses'][0]} -> {r['losses'][-1]} |")  # fmt: skip
-    if args.out:
-        out = {"cpu": cpu_model(), "matmul_gflops_1024": rates, "threads": os.cpu_count(),
-               "model": args.model, "steps": args.steps, "batch": args.batch,
-               "max_length": args.max_length, "runs": records}  # fmt: skip
-        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-        print(f"[bench] wrote {args.out}")
+    if out_path is not None:
+        machine = {"cpu": cpu_model(), "matmul_gflops_1024": rates, "threads": os.cpu_count()}
+        write_json_atomic(out_path, {**machine, **settings, "runs": records}, indent=2)
+        print(f"[bench] wrote {out_path}")
 
 
 if __name__ == "__main__":
