@@ -82,8 +82,11 @@ def test_cli_runs_from_a_lone_copy(clone):
     stats = json.loads((clone / "runs" / "fit" / "data_stats.json").read_text())
     assert stats["train/records"] == 8
 
-    prompts = json.dumps({"name": "gsm8k", "split": "train", "limit": 2})
-    generator = {"name": "sequential_refinement", "num_candidates": 2, "max_new_tokens": 8}
+    prompts = json.dumps({"class_path": "gsm8k", "init_args": {"split": "train", "limit": 2}})
+    generator = {
+        "class_path": "sequential_refinement",
+        "init_args": {"num_candidates": 2, "max_new_tokens": 8},
+    }
     _run(
         clone, "generate", "--model", "runs/fit/hf_model", "--prompts", prompts,
         "--generator", json.dumps(generator),
@@ -94,7 +97,12 @@ def test_cli_runs_from_a_lone_copy(clone):
     _run(clone, "select", "--candidates", "runs/gen", "--prompts", prompts, "--selector", "rule")
     assert (clone / "runs" / "gen" / "selection_stats.json").exists()
 
-    tasks = json.dumps([{"name": "gsm8k", "limit": 2}, {"name": "alpaca_eval", "limit": 2}])
+    tasks = json.dumps(
+        [
+            {"class_path": "gsm8k", "init_args": {"limit": 2}},
+            {"class_path": "alpaca_eval", "init_args": {"limit": 2}},
+        ]
+    )
     out = _run(
         clone, "evaluate", "--checkpoints", json.dumps(["runs/fit/hf_model"]), "--tasks", tasks,
         "--out_dir", "runs/eval", "--num_refinements", "1", "--max_new_tokens", "8", "--progress", "false",
