@@ -118,17 +118,17 @@ def test_arena_hard_bad_files_are_one_line_errors(tmp_path):
     good = json.dumps({"uid": "q1", "category": "x", "prompt": "Hi?"})
     bad.write_text(good + "\n" + json.dumps({"id": "q2", "text": "Hello?"}) + "\n")
     message = _one_line_error(
-        {"name": "arena_hard", "questions": str(bad)}, "neither Arena-Hard question layout"
+        {"class_path": "arena_hard", "init_args": {"questions": str(bad)}}, "neither Arena-Hard question layout"
     )
     assert message.startswith(f"{bad}, record 2, field 'uid':")
     bad.write_text(good + "\n" + json.dumps({"question_id": "q2", "turns": [{"content": "Hi"}]}) + "\n")
     _one_line_error(
-        {"name": "arena_hard", "questions": str(bad)}, r"record 2, field 'question_id'.*one layout"
+        {"class_path": "arena_hard", "init_args": {"questions": str(bad)}}, r"record 2, field 'question_id'.*one layout"
     )
     bad.write_text(json.dumps({"question_id": "q1", "turns": "Hi"}) + "\n")
-    _one_line_error({"name": "arena_hard", "questions": str(bad)}, r"record 1, field 'turns'")
+    _one_line_error({"class_path": "arena_hard", "init_args": {"questions": str(bad)}}, r"record 1, field 'turns'")
     bad.write_text(json.dumps({"uid": "q1", "prompt": " "}) + "\n")
-    _one_line_error({"name": "arena_hard", "questions": str(bad)}, r"record 1, field 'prompt': empty prompt")
+    _one_line_error({"class_path": "arena_hard", "init_args": {"questions": str(bad)}}, r"record 1, field 'prompt': empty prompt")
 
     # a baseline answer file that misses a question: the question file, its record and field, the baseline
     partial = tmp_path / "partial.jsonl"
@@ -171,7 +171,7 @@ def test_mt_bench_ships_80_two_turn_questions(data_dir):
     assert all(sum(p["category"] == c for p in items) == 10 for c in categories)
     assert (
         any("reference" in p for p in items)
-        and load_prompts({"name": "mt_bench", "limit": 3})[2]["id"] == "83"
+        and load_prompts({"class_path": "mt_bench", "init_args": {"limit": 3}})[2]["id"] == "83"
     )
 
 
@@ -181,12 +181,12 @@ def test_mt_bench_bad_files_are_one_line_errors(tmp_path):
     bad.write_text(
         good + "\n" + json.dumps({"question_id": 2, "category": "math", "turns": ["only one"]}) + "\n"
     )
-    message = _one_line_error({"name": "mt_bench", "path": str(bad)}, "2 non-empty strings")
+    message = _one_line_error({"class_path": "mt_bench", "init_args": {"path": str(bad)}}, "2 non-empty strings")
     assert message.startswith(f"{bad}, record 2, field 'turns':")
     bad.write_text(good + "\n" + json.dumps({"uid": "x", "prompt": "Hi"}) + "\n")
-    _one_line_error({"name": "mt_bench", "path": str(bad)}, r"record 2, field 'question_id': not an MT-Bench")
+    _one_line_error({"class_path": "mt_bench", "init_args": {"path": str(bad)}}, r"record 2, field 'question_id': not an MT-Bench")
     bad.write_text(json.dumps({"question_id": 3, "turns": ["a?", "b?"]}) + "\n")
-    _one_line_error({"name": "mt_bench", "path": str(bad)}, r"record 1, field 'category': missing field")
+    _one_line_error({"class_path": "mt_bench", "init_args": {"path": str(bad)}}, r"record 1, field 'category': missing field")
 
 
 def test_a_bad_baseline_stops_the_cli_in_one_line(tmp_path, tiny_model_dir, capsys, monkeypatch):
@@ -237,17 +237,17 @@ def test_mt_bench_second_turn_continues_the_conversation(tmp_path, tiny_model_di
     RecordingBackend.contexts = []
     result = evaluate_checkpoints(
         [str(tiny_model_dir)],
-        tasks=[{"name": "mt_bench", "limit": 2, "model_name": "tiny"}],
+        tasks=[{"class_path": "mt_bench", "init_args": {"limit": 2}, "model_name": "tiny"}],
         out_dir=str(tmp_path / "eval"),
         generator={
-            "name": "sequential_refinement",
-            "backend": {"class_path": f"{__name__}.RecordingBackend"},
+            "class_path": "sequential_refinement",
+            "init_args": {"backend": {"class_path": f"{__name__}.RecordingBackend"}},
         },
         names=["m"],
         progress=False,
         plots=False,
     )
-    first, second = load_prompts({"name": "mt_bench", "limit": 2})
+    first, second = load_prompts({"class_path": "mt_bench", "init_args": {"limit": 2}})
     contexts = RecordingBackend.contexts
     assert len(contexts) == 4  # two passes of two questions: Direct only, no refinement
     assert first["turns"][0] in contexts[0] and first["turns"][1] not in contexts[0]
@@ -273,7 +273,7 @@ def test_evaluate_writes_suite_answer_files(tmp_path, tiny_model_dir, tiny_rewar
         tasks=[
             _arena(questions, baseline=_baseline(questions), model_name="tiny-aries"),
             _arena(V01, label="arena_hard_v01"),
-            {"name": "mt_bench", "limit": 2},
+            {"class_path": "mt_bench", "init_args": {"limit": 2}},
         ],
         out_dir=str(out),
         num_refinements=1,

@@ -322,14 +322,16 @@ def test_cli_vllm_engine_failure_is_one_line(smollm2_dir, tmp_path):
     """A real vLLM start-up error (a context longer than the model's) at the CLI: one line, log kept."""
     _need_vllm()
     generator = {
-        "name": "parallel_sampling",
-        "num_candidates": 1,
-        "max_new_tokens": 4,
-        "backend": {"name": "vllm", "init_args": {"max_model_len": 10_000_000}},
+        "class_path": "parallel_sampling",
+        "init_args": {
+            "num_candidates": 1,
+            "max_new_tokens": 4,
+            "backend": {"class_path": "vllm", "init_args": {"max_model_len": 10_000_000}},
+        },
     }
     out_dir = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "ARIES_LIT_DEBUG"}
-    args = ["generate", "--model", str(smollm2_dir), "--prompts", "{name: arithmetic, count: 2}"]
+    args = ["generate", "--model", str(smollm2_dir), "--prompts", "{class_path: arithmetic, init_args: {count: 2}}"]
     args += ["--generator", json.dumps(generator), "--out_dir", str(out_dir), "--progress", "false"]
     out = subprocess.run(
         [sys.executable, "-m", "aries_lit.cli", *args], cwd=REPO, capture_output=True, text=True, env=env
