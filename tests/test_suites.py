@@ -50,6 +50,11 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _part(name: str, **init_args) -> dict:
+    """A prompt-source spec ``{class_path: name, init_args: {...}}``."""
+    return {"class_path": name, "init_args": init_args}
+
+
 def _one_line_error(spec: dict, match: str) -> str:
     with pytest.raises(DataValidationError, match=match) as err:
         load_prompts(spec)
@@ -117,18 +122,14 @@ def test_arena_hard_bad_files_are_one_line_errors(tmp_path):
     bad = tmp_path / "question.jsonl"
     good = json.dumps({"uid": "q1", "category": "x", "prompt": "Hi?"})
     bad.write_text(good + "\n" + json.dumps({"id": "q2", "text": "Hello?"}) + "\n")
-    message = _one_line_error(
-        {"class_path": "arena_hard", "init_args": {"questions": str(bad)}}, "neither Arena-Hard question layout"
-    )
+    message = _one_line_error(_part("arena_hard", questions=str(bad)), "neither Arena-Hard question layout")
     assert message.startswith(f"{bad}, record 2, field 'uid':")
     bad.write_text(good + "\n" + json.dumps({"question_id": "q2", "turns": [{"content": "Hi"}]}) + "\n")
-    _one_line_error(
-        {"class_path": "arena_hard", "init_args": {"questions": str(bad)}}, r"record 2, field 'question_id'.*one layout"
-    )
+    _one_line_error(_part("arena_hard", questions=str(bad)), r"record 2, field 'question_id'.*one layout")
     bad.write_text(json.dumps({"question_id": "q1", "turns": "Hi"}) + "\n")
-    _one_line_error({"class_path": "arena_hard", "init_args": {"questions": str(bad)}}, r"record 1, field 'turns'")
+    _one_line_error(_part("arena_hard", questions=str(bad)), r"record 1, field 'turns'")
     bad.write_text(json.dumps({"uid": "q1", "prompt": " "}) + "\n")
-    _one_line_error({"class_path": "arena_hard", "init_args": {"questions": str(bad)}}, r"record 1, field 'prompt': empty prompt")
+    _one_line_error(_part("arena_hard", questions=str(bad)), r"record 1, field 'prompt': empty prompt")
 
     # a baseline answer file that misses a question: the question file, its record and field, the baseline
     partial = tmp_path / "partial.jsonl"
@@ -181,12 +182,12 @@ def test_mt_bench_bad_files_are_one_line_errors(tmp_path):
     bad.write_text(
         good + "\n" + json.dumps({"question_id": 2, "category": "math", "turns": ["only one"]}) + "\n"
     )
-    message = _one_line_error({"class_path": "mt_bench", "init_args": {"path": str(bad)}}, "2 non-empty strings")
+    message = _one_line_error(_part("mt_bench", path=str(bad)), "2 non-empty strings")
     assert message.startswith(f"{bad}, record 2, field 'turns':")
     bad.write_text(good + "\n" + json.dumps({"uid": "x", "prompt": "Hi"}) + "\n")
-    _one_line_error({"class_path": "mt_bench", "init_args": {"path": str(bad)}}, r"record 2, field 'question_id': not an MT-Bench")
+    _one_line_error(_part("mt_bench", path=str(bad)), r"record 2, field 'question_id': not an MT-Bench")
     bad.write_text(json.dumps({"question_id": 3, "turns": ["a?", "b?"]}) + "\n")
-    _one_line_error({"class_path": "mt_bench", "init_args": {"path": str(bad)}}, r"record 1, field 'category': missing field")
+    _one_line_error(_part("mt_bench", path=str(bad)), r"record 1, field 'category': missing field")
 
 
 def test_a_bad_baseline_stops_the_cli_in_one_line(tmp_path, tiny_model_dir, capsys, monkeypatch):

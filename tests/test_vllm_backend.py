@@ -331,7 +331,8 @@ def test_cli_vllm_engine_failure_is_one_line(smollm2_dir, tmp_path):
     }
     out_dir = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "ARIES_LIT_DEBUG"}
-    args = ["generate", "--model", str(smollm2_dir), "--prompts", "{class_path: arithmetic, init_args: {count: 2}}"]
+    prompts = "{class_path: arithmetic, init_args: {count: 2}}"
+    args = ["generate", "--model", str(smollm2_dir), "--prompts", prompts]
     args += ["--generator", json.dumps(generator), "--out_dir", str(out_dir), "--progress", "false"]
     out = subprocess.run(
         [sys.executable, "-m", "aries_lit.cli", *args], cwd=REPO, capture_output=True, text=True, env=env
