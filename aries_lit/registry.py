@@ -162,6 +162,11 @@ class Registry(Generic[T]):
         self._load_entry_points()
         return sorted(self._classes)
 
+    def name_of(self, cls: type) -> str | None:
+        """The first name ``cls`` was registered under (its canonical name), or ``None``."""
+        self._load_entry_points()
+        return next((name for name, known in self._classes.items() if known is cls), None)
+
     def get(self, name: str) -> type[T]:
         """The class for a short name or a dotted class path."""
         self._load_entry_points()

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -66,10 +67,10 @@ def _collect_stage(prompts, generator, selector) -> dict:
 
 
 def test_the_spec_form_does_not_move_the_stage_key():
-    """``{class_path, init_args}`` and options beside ``class_path`` give one key (and one shared
-    candidates folder), the key the flat ``name:`` shape of the recorded study configs always had;
-    a bare name is hashed as written. The ``name:`` forms themselves are refused."""
-    from aries_lit.pipeline.study import _digest, collect_key
+    """``{class_path, init_args}``, options beside ``class_path``, a bare name and a part written
+    with its defaults spelt out give one key (and one shared candidates folder): keys hash the
+    resolved settings. The ``name:`` forms themselves are refused."""
+    from aries_lit.pipeline.study import collect_key
 
     vllm = {"dtype": "float32", "max_model_len": 1024}
     dialect = _collect_stage(
@@ -80,32 +81,89 @@ def test_the_spec_form_does_not_move_the_stage_key():
     )  # fmt: skip
     beside = _collect_stage(
         {"class_path": "arithmetic", "split": "train", "count": 96},
-        {"class_path": "parallel_sampling", "num_candidates": 4, "backend": {"class_path": "vllm", **vllm}},
+        {"class_path": "PS", "num_candidates": 4, "backend": {"class_path": "vllm", **vllm}},
         {"class_path": "reward_model", "model": "rm", "batch_size": 16},
     )
     stages = [seeded_stage(_stage(s), 3) for s in (dialect, beside)]
-    keys = {stage_key(s, "base:m") for s in stages}
-    assert len(keys) == 1
+    assert len({stage_key(s, "base:m") for s in stages}) == 1
     assert len({collect_key(s.collect) for s in stages}) == 1
-    # the shape the study configs were hashed in before the dialect (flat parts, name/init_args backend)
-    legacy = {
-        "prompts": {"name": "arithmetic", "split": "train", "count": 96},
-        "generator": {"name": "parallel_sampling", "num_candidates": 4, "seed": 3,
-                      "backend": {"name": "vllm", "init_args": vllm}},
-        "selector": {"name": "reward_model", "model": "rm", "batch_size": 16},
-    }  # fmt: skip
-    legacy_stage = {"collect": legacy, "fit": {**stages[0].fit}}
-    assert keys == {_digest({"input": "base:m", "stage": legacy_stage})}
-    assert collect_key(stages[0].collect) == _digest(legacy)
     bare = seeded_stage(_stage(_collect_stage("arithmetic", "parallel_sampling", "verifier")), 3)
     mapping = seeded_stage(
         _stage(_collect_stage("arithmetic", "parallel_sampling", {"class_path": "verifier"})), 3
     )
-    assert stage_key(bare, "base:m") != stage_key(mapping, "base:m")  # as the recorded keys were hashed
+    spelt = seeded_stage(
+        _stage(_collect_stage("arithmetic", {"class_path": "parallel_sampling", "init_args": {"top_p": 1.0}},
+                              {"class_path": "verifier", "init_args": {"checker": "builtin"}})), 3
+    )  # fmt: skip
+    assert stage_key(bare, "base:m") == stage_key(mapping, "base:m") == stage_key(spelt, "base:m")
+    no_selector = _collect_stage("arithmetic", "parallel_sampling", "rule")
+    del no_selector["collect"]["selector"]  # none named: the rule selector selects
+    unset = seeded_stage(_stage(no_selector), 3)
+    rule = seeded_stage(_stage(_collect_stage("arithmetic", "parallel_sampling", "rule")), 3)
+    assert stage_key(unset, "base:m") == stage_key(rule, "base:m") != stage_key(bare, "base:m")
     for flat in ({"name": "arithmetic", "count": 96}, {"name": "arithmetic", "init_args": {"count": 96}}):
         with pytest.raises(SettingsError, match=r"^stages\[0\] \('iter1'\)\.collect\.prompts: write "
                            r"\{class_path: arithmetic, init_args: \{\.\.\.\}\}"):  # fmt: skip
             _stage(_collect_stage(flat, "parallel_sampling", "verifier"))
+
+
+def test_a_changed_default_moves_the_keys(monkeypatch):
+    """A default that changes anywhere in a stage (a generator's, its backend's, the loss's inside
+    the module's) or in the evaluation makes a new key: a stage or an evaluation run under the old
+    default is never reused."""
+    from aries_lit.generators.backends.vllm import VLLMBackend
+    from aries_lit.generators.parallel_sampling import ParallelSampling
+    from aries_lit.losses.preference import DPOLoss
+
+    fit = {"model": {"class_path": "aries_lit.modules.PreferenceModule", "init_args": {"loss": "dpo"}}}
+    generator = {"class_path": "parallel_sampling", "init_args": {"backend": "vllm"}}
+    collect = {"prompts": "arithmetic", "selector": "verifier", "generator": generator}
+    stage = seeded_stage(_stage({"name": "iter1", "fit": fit, "collect": collect}), 0)
+    task = {"class_path": "arithmetic", "init_args": {"split": "test"}}
+    evaluation = {"tasks": [task], "generator": {"class_path": "sequential_refinement"}}
+    before, before_eval = stage_key(stage, "base:m"), eval_key("m", evaluation)
+
+    def changed(func, **new) -> Any:
+        """``func`` (an ``__init__``) with other keyword defaults, restored after the test."""
+        import inspect
+
+        params = inspect.signature(func).parameters
+        defaults = tuple(new.get(p.name, p.default) for p in params.values()
+                         if p.default is not p.empty and p.kind is p.POSITIONAL_OR_KEYWORD)  # fmt: skip
+        return defaults
+
+    for owner, option, value in (
+        (ParallelSampling, "top_p", 0.9),
+        (VLLMBackend, "max_model_len", 999),
+        (DPOLoss, "beta", 0.5),
+    ):
+        with monkeypatch.context() as patch:
+            patch.setattr(owner.__init__, "__defaults__", changed(owner.__init__, **{option: value}))
+            assert stage_key(stage, "base:m") != before, (owner, option)
+        assert stage_key(stage, "base:m") == before
+    from aries_lit.evaluation.evaluate import evaluate_checkpoints as func
+
+    with monkeypatch.context() as patch:
+        patch.setattr(func, "__defaults__", changed(func, confidence=0.9))
+        assert eval_key("m", evaluation) != before_eval
+    assert eval_key("m", evaluation) == before_eval
+
+
+def test_keys_are_the_same_in_another_process():
+    """No key holds a memory address or a set order: a fresh interpreter computes the same keys
+    for the shipped study (every arm's stages and the evaluation)."""
+    code = (
+        "import json; from aries_lit.pipeline.study import Study;"
+        "from aries_lit.pipeline.study_spec import StudySpec;"
+        "s = Study(StudySpec.from_file('configs/study/cpu.yaml'));"
+        "print(json.dumps([s.eval_key] + [k for a in s.arms for _, k in s.arm_stages(a, 0, model='m')]))"
+    )
+    run = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONHASHSEED": "random"},
+    ).stdout  # fmt: skip
+    first = run()
+    assert first == run() and len(json.loads(first)) > 10
 
 
 #: the base model's folder on the machine that ran ``configs/study/cpu.yaml``: the stages that

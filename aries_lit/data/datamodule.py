@@ -9,11 +9,10 @@ from typing import Any
 
 import lightning as L
 from datasets import Dataset
-from lightning.pytorch.utilities import rank_zero_info
 
 from aries_lit.data.collator import SharedContextCollator, ViewCollator
 from aries_lit.data.data_stats import report_data_stats
-from aries_lit.data.reference_cache import attach_reference_logps, model_hash
+from aries_lit.data.reference_cache import attach_module_reference
 from aries_lit.data.sampler import ResumableLoaders
 from aries_lit.data.views import CHAT_TEMPLATE_MODES, ViewTokenizer
 from aries_lit.errors import DataValidationError, FileContentError
@@ -241,32 +240,8 @@ class PreferenceDataModule(ResumableLoaders, L.LightningDataModule):
         return cls(self.views, self.tokenizer.pad_token_id)
 
     def attach_reference(self, module: Any) -> None:
-        """Add ``ref.<view>`` columns computed by ``module.reference_logps`` (cached on disk)."""
-        reference = None if (module.uses_lora and not module.hparams.reference) else module.reference_model()
-        ref_hash = model_hash(reference if reference is not None else module.policy)
-        cache_dir = self.hparams.reference_cache_dir or str(
-            Path(self.trainer.default_root_dir) / "reference_cache"
-        )
-        strategy = self.trainer.strategy
-        for name in ("train_data", "val_data"):
-            data = getattr(self, name)
-            if data is None:
-                continue
-            setattr(
-                self,
-                name,
-                attach_reference_logps(
-                    data,
-                    self.views,
-                    module.reference_logps,
-                    self.collator(),
-                    self.hparams.val_batch_size or self.hparams.batch_size,
-                    cache_dir,
-                    ref_hash,
-                    is_writer=self.trainer.is_global_zero,
-                    barrier=strategy.barrier,
-                ),
-            )
-        rank_zero_info(f"[aries-lit] reference log-probs cached in {cache_dir}")
+        """Add reference log-prob columns computed by ``module.reference_logps`` (cached on disk,
+        keyed by the data and the reference's weights; see ``attach_module_reference``)."""
+        attach_module_reference(self, module, self.views)
 
     # the loaders: ResumableLoaders (train resumes mid-epoch; validation in order)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset, load_from_disk
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 
@@ -78,3 +79,32 @@ def attach_reference_logps(
         tmp.rename(path)
     barrier()
     return load_from_disk(str(path))
+
+
+def attach_module_reference(datamodule: Any, module: Any, views: tuple[str, ...]) -> None:
+    """Give ``datamodule``'s ``train_data`` and ``val_data`` ``ref.<view>`` columns computed by
+    ``module.reference_logps`` (a :class:`~aries_lit.modules.PolicyModule`), cached under its
+    ``reference_cache_dir`` (default: the trainer's root folder) and keyed by the data and the
+    reference's weights (the policy's, adapters off, for LoRA without a separate reference)."""
+    lora_reference = module.uses_lora and not module.hparams.reference
+    ref_hash = model_hash(module.policy if lora_reference else module.reference_model())
+    trainer = datamodule.trainer
+    hp = datamodule.hparams
+    cache_dir = hp.reference_cache_dir or str(Path(trainer.default_root_dir) / "reference_cache")
+    for name in ("train_data", "val_data"):
+        data = getattr(datamodule, name)
+        if data is None:
+            continue
+        data = attach_reference_logps(
+            data,
+            views,
+            module.reference_logps,
+            datamodule.collator(),
+            hp.val_batch_size or hp.batch_size,
+            cache_dir,
+            ref_hash,
+            is_writer=trainer.is_global_zero,
+            barrier=trainer.strategy.barrier,
+        )
+        setattr(datamodule, name, data)
+    rank_zero_info(f"[aries-lit] reference log-probs cached in {cache_dir}")

@@ -17,18 +17,16 @@ of labels, as ``[N, T]`` rows with ``labels`` ``[N]``.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from datasets import Dataset
-from lightning.pytorch.utilities import rank_zero_info
 
 from aries_lit.data.collator import pad_rows
 from aries_lit.data.data_stats import report_data_stats
 from aries_lit.data.groups import checked_records, tokenize_completions
-from aries_lit.data.reference_cache import attach_reference_logps, model_hash
+from aries_lit.data.reference_cache import attach_module_reference
 from aries_lit.data.sampler import ResumableLoaders
 from aries_lit.errors import DataValidationError, FileContentError
 from aries_lit.records import ON_ERROR, open_records
@@ -216,32 +214,9 @@ class UnpairedDataModule(ResumableLoaders, L.LightningDataModule):
         return UnpairedCollator(self.tokenizer.pad_token_id)
 
     def attach_reference(self, module: Any) -> None:
-        """Add a ``ref.completion`` column computed by ``module.reference_logps`` (cached on disk,
-        keyed by the data and the reference's weights, as :class:`~aries_lit.data.PreferenceDataModule`)."""
-        reference = None if (module.uses_lora and not module.hparams.reference) else module.reference_model()
-        ref_hash = model_hash(reference if reference is not None else module.policy)
-        cache_dir = self.hparams.reference_cache_dir or str(
-            Path(self.trainer.default_root_dir) / "reference_cache"
-        )
-        for name in ("train_data", "val_data"):
-            data = getattr(self, name)
-            if data is not None:
-                setattr(
-                    self,
-                    name,
-                    attach_reference_logps(
-                        data,
-                        (UNPAIRED_VIEW,),
-                        module.reference_logps,
-                        self.collator(),
-                        self.hparams.val_batch_size or self.hparams.batch_size,
-                        cache_dir,
-                        ref_hash,
-                        is_writer=self.trainer.is_global_zero,
-                        barrier=self.trainer.strategy.barrier,
-                    ),
-                )
-        rank_zero_info(f"[aries-lit] reference log-probs cached in {cache_dir}")
+        """Add reference log-prob columns computed by ``module.reference_logps`` (cached on disk,
+        keyed by the data and the reference's weights; see ``attach_module_reference``)."""
+        attach_module_reference(self, module, (UNPAIRED_VIEW,))
 
 
 class UnpairedCollator:

@@ -198,18 +198,9 @@ class Generator:
         config = self.config(model)
         h = self.settings_hash(model)
         old = read_manifest(out)
-        if old is not None:
-            self._check_resume(out, old, config, h)
-        store = CandidateStore(out)
-        foreign = {r.get("settings_hash") for r in store.records()} - {h, None}
-        if foreign:
-            raise ValueError(
-                f"'{out / 'candidates.jsonl'}' holds candidates with settings_hash {sorted(foreign)}, "
-                f"not {h} (the current settings); use a new out_dir"
-            )
+        store = self._open_store(out, old, config, h)
         n = self.num_candidates
         todo = [r for r in records if any((r["id"], i) not in store for i in range(n))]
-        missing = sum((r["id"], i) not in store for r in todo for i in range(n))
         manifest: dict[str, Any] = {
             "generator": self.name,
             "model": str(model),
@@ -227,31 +218,7 @@ class Generator:
         write_manifest(out, manifest)
         stats = {"candidates": 0, "completion_tokens": 0, "seconds": 0.0, "resumed_candidates": len(store)}
         if todo:
-            log.info(
-                "%s: %d candidates to generate for %d prompts (%d already in %s)",
-                self.name,
-                missing,
-                len(todo),
-                len(store),
-                out,
-            )
-            with engine_log_dir(out):  # e.g. the vllm backend logs to out/vllm.log
-                backend, owned = self._build_backend(model, progress)
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=missing, desc=self.name, unit="cand", dynamic_ncols=True)
-            t0 = time.perf_counter()
-            try:
-                with engine_log_dir(out):  # a backend built lazily (evaluation's shared one) too
-                    self._generate(todo, backend, store, h, manifest, records, stats, bar, t0)
-            finally:
-                stats["seconds"] = time.perf_counter() - t0
-                if bar is not None:
-                    bar.close()
-                if owned:
-                    backend.close()
+            self._generate_missing(todo, records, model, out, store, h, manifest, stats, progress)
         stats["tokens_per_s"] = stats["completion_tokens"] / stats["seconds"] if stats["seconds"] else 0.0
         stats["candidates_per_s"] = stats["candidates"] / stats["seconds"] if stats["seconds"] else 0.0
         self.last_run = stats
@@ -267,6 +234,64 @@ class Generator:
                 out,
             )
         return out
+
+    def _open_store(
+        self, out: Path, old: dict[str, Any] | None, config: dict[str, Any], h: str
+    ) -> CandidateStore:
+        """The candidate store of ``out``, after checking that what is there was made with these
+        settings (a manifest of other settings, or candidates of another ``settings_hash``, stop)."""
+        if old is not None:
+            self._check_resume(out, old, config, h)
+        store = CandidateStore(out)
+        foreign = {r.get("settings_hash") for r in store.records()} - {h, None}
+        if foreign:
+            raise ValueError(
+                f"'{out / 'candidates.jsonl'}' holds candidates with settings_hash {sorted(foreign)}, "
+                f"not {h} (the current settings); use a new out_dir"
+            )
+        return store
+
+    def _generate_missing(
+        self,
+        todo: list[dict[str, Any]],
+        records: list[dict[str, Any]],
+        model: str | Path,
+        out: Path,
+        store: CandidateStore,
+        h: str,
+        manifest: dict[str, Any],
+        stats: dict[str, Any],
+        progress: bool,
+    ) -> None:
+        """Build the backend (logging into ``out``), generate the candidates ``todo`` lacks, close
+        the backend if this run built it; ``stats["seconds"]`` is set even when generation fails."""
+        n = self.num_candidates
+        missing = sum((r["id"], i) not in store for r in todo for i in range(n))
+        log.info(
+            "%s: %d candidates to generate for %d prompts (%d already in %s)",
+            self.name,
+            missing,
+            len(todo),
+            len(store),
+            out,
+        )
+        with engine_log_dir(out):  # e.g. the vllm backend logs to out/vllm.log
+            backend, owned = self._build_backend(model, progress)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=missing, desc=self.name, unit="cand", dynamic_ncols=True)
+        t0 = time.perf_counter()
+        try:
+            with engine_log_dir(out):  # a backend built lazily (evaluation's shared one) too
+                self._generate(todo, backend, store, h, manifest, records, stats, bar, t0)
+        finally:
+            stats["seconds"] = time.perf_counter() - t0
+            if bar is not None:
+                bar.close()
+            if owned:
+                backend.close()
 
     def _generate(
         self,

@@ -104,14 +104,8 @@ class GroupPolicyModule(PolicyModule):
         ref = self.reference_logps(pairs) if reference else None
         return ViewLogProbs(policy=policy, reference=ref, num_tokens=counts)
 
-    def _on_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return {
-            k: v.to(self.device) if torch.is_tensor(v) else self._on_device(v) if isinstance(v, dict) else v
-            for k, v in batch.items()
-        }
-
     def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        batch = self._on_device(batch)
+        batch = self.on_device(batch)
         group_loss, refine = self.loss_parts()
         group = views = None
         tokens = torch.zeros((), device=self.device)
@@ -125,13 +119,5 @@ class GroupPolicyModule(PolicyModule):
             out = self.loss(views)  # ARIES alpha = 1: the refine term alone
         else:
             out = self.loss(group if views is None else replace(group, views=views))
-        self.log_loss_output(out, stage, batch["batch_size"])
-        self.log(
-            f"{stage}/tokens",
-            tokens,
-            on_step=True,
-            on_epoch=False,
-            reduce_fx="sum",
-            batch_size=batch["batch_size"],
-        )
+        self.log_step(out, stage, batch["batch_size"], tokens)
         return out.loss

@@ -172,25 +172,39 @@ class PolicyModule(TrainingModule):
             dm.attach_reference(self)
             self.release_reference()
 
-    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        policy, counts = self.view_logps(self.policy, batch)
-        reference = None
-        if self.loss.requires_reference():
-            reference = reference_from_batch(batch)
-            if reference is None:
-                reference = self.reference_logps(batch)
-        out = self.loss(ViewLogProbs(policy=policy, reference=reference, num_tokens=counts))
-        bs = batch["batch_size"]
-        self.log_loss_output(out, stage, bs)
+    def on_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """``batch`` with its tensors (and those of nested dicts, such as ``pair_views``) on this device."""
+        return {
+            k: v.to(self.device) if torch.is_tensor(v) else self.on_device(v) if isinstance(v, dict) else v
+            for k, v in batch.items()
+        }
+
+    def batch_reference(self, batch: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+        """Per-view reference log-probs when the loss needs them: the cached ones the batch carries
+        (``precompute_reference``), else computed now; ``None`` for a reference-free loss."""
+        if not self.loss.requires_reference():
+            return None
+        reference = reference_from_batch(batch)
+        return self.reference_logps(batch) if reference is None else reference
+
+    def log_step(self, out: Any, stage: str, batch_size: int, tokens: torch.Tensor) -> None:
+        """Log a step's loss output and the response tokens it trained on (summed per epoch)."""
+        self.log_loss_output(out, stage, batch_size)
         self.log(
             f"{stage}/tokens",
-            counts_total(counts),
+            tokens,
             on_step=True,
             on_epoch=False,
             reduce_fx="sum",
-            batch_size=bs,
+            batch_size=batch_size,
         )
+
+    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        batch = self.on_device(batch)
+        policy, counts = self.view_logps(self.policy, batch)
+        reference = self.batch_reference(batch)
+        out = self.loss(ViewLogProbs(policy=policy, reference=reference, num_tokens=counts))
+        self.log_step(out, stage, batch["batch_size"], counts_total(counts))
         return out.loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

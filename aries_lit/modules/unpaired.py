@@ -7,7 +7,6 @@ from typing import Any
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from aries_lit.data.collator import reference_from_batch
 from aries_lit.data.unpaired import UNPAIRED_VIEW
 from aries_lit.losses import Loss, UnpairedLogProbs, UnpairedLoss
 from aries_lit.losses.kto import KTOLoss, kto_weight_advice
@@ -52,11 +51,9 @@ class UnpairedPolicyModule(PolicyModule):
         super().on_fit_start()
 
     def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = self.on_device(batch)
         policy, counts = self.view_logps(self.policy, batch)
-        reference = None
-        if self.loss.requires_reference():
-            reference = reference_from_batch(batch) or self.reference_logps(batch)
+        reference = self.batch_reference(batch)
         logps = UnpairedLogProbs(
             policy=policy[UNPAIRED_VIEW],
             labels=batch["labels"],
@@ -64,14 +61,5 @@ class UnpairedPolicyModule(PolicyModule):
             num_tokens=counts[UNPAIRED_VIEW],
         )
         out = self.loss.unpaired(logps)
-        bs = batch["batch_size"]
-        self.log_loss_output(out, stage, bs)
-        self.log(
-            f"{stage}/tokens",
-            counts_total(counts),
-            on_step=True,
-            on_epoch=False,
-            reduce_fx="sum",
-            batch_size=bs,
-        )
+        self.log_step(out, stage, batch["batch_size"], counts_total(counts))
         return out.loss

@@ -36,6 +36,13 @@ def _lightning_cli_class():
                 }
             )
             parser.add_lightning_class_args(ExportHFModel, "export")
+            parser.add_argument(
+                "--auto_precision",
+                type=bool,
+                default=False,
+                help="set trainer.precision to bf16-mixed where a measured probe finds bf16 autocast "
+                "faster on this machine, else 32-true (aries_lit.modules.precision)",
+            )
 
         def before_instantiate_classes(self) -> None:
             config = self.config.get(self.subcommand, self.config)
@@ -48,6 +55,22 @@ def _lightning_cli_class():
                 if config.get("checkpoint") is not None:
                     for note in set_aside_torn_checkpoints(config["checkpoint"]["dirpath"]):
                         print(f"[aries-lit] note: {note}", file=sys.stderr)
+            if config.get("auto_precision"):
+                from aries_lit.modules.precision import choose_precision
+
+                set_to = config["trainer"].get("precision")
+                if set_to not in (None, "32-true", "32", 32):
+                    from aries_lit.errors import SettingsError
+
+                    raise SettingsError(
+                        f"auto_precision: true chooses trainer.precision, which is set to {set_to!r}: "
+                        "set one of them"
+                    )
+                precision, why = choose_precision(str(config["trainer"].get("accelerator") or "auto"))
+                config["trainer"]["precision"] = precision
+                if is_primary_process():
+                    note = f"[aries-lit] auto_precision: trainer.precision {precision}: {why}"
+                    print(note, file=sys.stderr)
             if config["trainer"].get("logger") in (None, True):
                 # Lightning's default logger is TensorBoard when tensorboard(X) is installed and CSV
                 # otherwise; aries_lit always writes the CSV log (its curves read it). More loggers:
@@ -62,7 +85,6 @@ def _lightning_cli_class():
 
         def after_fit(self) -> None:
             import torch.distributed as dist
-
 
             if dist.is_available() and dist.is_initialized():
                 dist.destroy_process_group()  # DDP on CPU can abort at exit without this

@@ -36,10 +36,7 @@ from aries_lit.evaluation.report import write_json
 from aries_lit.pipeline.specs import StageSpec
 from aries_lit.pipeline.stage import TIMINGS, check_fit_process, run_stage_once
 from aries_lit.pipeline.study_keys import (  # noqa: F401 - importable from here too
-    _COLLECT_PARTS,
     _digest,
-    _hash_collect,
-    _hash_shape,
     collect_key,
     eval_key,
     seeded_stage,

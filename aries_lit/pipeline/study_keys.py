@@ -1,9 +1,14 @@
 """The hashes that name a study's stages, shared candidate folders and evaluations
 (:func:`stage_key`, :func:`collect_key`, :func:`eval_key`), and the seed put into a stage before it
 is hashed (:func:`seeded_stage`). Arms that share settings share keys, so shared stages run once
-and finished evaluations are reused. Stages are the typed specs of :mod:`aries_lit.pipeline.specs`;
-their keys hash them in the dict shape the study configs were hashed in when their results were
-recorded, so that no committed key moves."""
+and finished evaluations are reused.
+
+Each key hashes the resolved settings (:mod:`aries_lit.pipeline.resolved`): every option of every
+part, defaults included, so a changed default makes a new key rather than reusing a stage or an
+evaluation run under the old one, and two ways of writing the same part (``selector: verifier``,
+``{class_path: verifier}``) are one key. Result files recorded under the keys of before (the parts
+as written) are moved to these by ``scripts/migrate_study_keys.py``.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from aries_lit.pipeline.specs import CollectSpec, StageSpec
-from aries_lit.registry import split_spec
+from aries_lit.pipeline.resolved import jsonable, resolved_fit, resolved_options, resolved_part
+from aries_lit.pipeline.specs import DEFAULT_SELECTOR, CollectSpec, StageSpec
+
+#: ``evaluate_checkpoints`` arguments that say where and how to run, not what is measured
+_RUN_ONLY = ("checkpoints", "names", "out_dir", "progress", "print_table")
 
 
 def _digest(obj: Any) -> str:
@@ -26,65 +34,82 @@ def seeded_stage(stage: StageSpec, seed: int) -> StageSpec:
     return stage.seeded(seed)
 
 
-#: the ``collect`` options that hold a part spec
-_COLLECT_PARTS = ("prompts", "generator", "selector")
+def resolved_collect(collect: CollectSpec) -> dict[str, Any]:
+    """A stage's collection with its prompts, generator and selector resolved (the ``rule``
+    selector when the config names none)."""
+    from aries_lit.generators import GENERATORS
+    from aries_lit.prompts.base import PROMPT_SOURCES
+    from aries_lit.selectors import SELECTORS
+
+    return {
+        "prompts": resolved_part(collect.prompts, PROMPT_SOURCES),
+        "generator": resolved_part(collect.generator, GENERATORS),
+        "selector": resolved_part(collect.selector or DEFAULT_SELECTOR, SELECTORS),
+        "model": collect.model,
+    }
 
 
-def _hash_shape(spec: Any, nested: bool = False) -> Any:
-    """A part spec in the fixed shape that stage keys hash (see :func:`stage_key`)."""
-    if not isinstance(spec, Mapping):
-        return spec
-    target, options = split_spec(spec)
-    if target is None:
-        return dict(spec)
-    options = {k: _hash_shape(v, nested=True) if k == "backend" else v for k, v in options.items()}
-    if nested:
-        return {"name": target, "init_args": options} if options else {"name": target}
-    return {"name": target, **options}
-
-
-def _hash_collect(collect: CollectSpec) -> dict[str, Any]:
-    """``collect`` as its config writes it, part specs in the hashed shape (:func:`stage_key`)."""
-    return {k: _hash_shape(v) if k in _COLLECT_PARTS else v for k, v in collect.to_config().items()}
+def resolved_stage(stage: StageSpec) -> dict[str, Any]:
+    """What a stage's key hashes: its resolved collection and fit config (its name left out)."""
+    settings: dict[str, Any] = {"fit": resolved_fit(stage.fit)}
+    if stage.collect is not None:
+        settings["collect"] = resolved_collect(stage.collect)
+    return settings
 
 
 def stage_key(stage: StageSpec, input_key: str) -> str:
-    """A short hash of a stage's settings (its name aside) and of what it starts from.
-
-    The stage is hashed as the dict its config writes (:meth:`StageSpec.to_config`, ``name`` left
-    out), every part spec of ``collect`` (``prompts``, ``generator``, ``selector``) in one fixed
-    shape: the flat ``{"name": X, **options}`` (the form the study configs were written in when
-    their results were recorded, before ``{class_path: X, init_args: {...}}``), with the part's
-    ``backend`` option as ``{"name": X, "init_args": {...}}`` (``init_args`` left out when it has
-    no options). A bare name (``selector: verifier``) is hashed as the string it is, as before, so
-    no key of an existing run moves; it differs from ``{class_path: verifier}``. The ``fit``
-    config (LightningCLI's ``class_path``/``init_args``) is hashed as written.
-    ``tests/test_study.py`` checks the keys of ``configs/study/cpu.yaml`` against its committed
-    result files.
-    """
-    settings = stage.to_config()
-    del settings["name"]
-    if stage.collect is not None:
-        settings["collect"] = _hash_collect(stage.collect)
-    return _digest({"input": input_key, "stage": settings})
+    """A short hash of a stage's resolved settings (:func:`resolved_stage`) and of the key of what
+    it starts from (``base:<model>`` or the stage before). ``tests/test_study.py`` checks the keys
+    of ``configs/study/cpu.yaml`` against its committed result files."""
+    return _digest({"input": input_key, "stage": resolved_stage(stage)})
 
 
 def collect_key(collect: CollectSpec) -> str:
-    """The hash naming a ``collect`` run's shared candidates folder (specs as in :func:`stage_key`)."""
-    return _digest(_hash_collect(collect))
+    """The hash naming a ``collect`` run's shared candidates folder (:func:`resolved_collect`)."""
+    return _digest(resolved_collect(collect))
+
+
+def _resolved_task(task: Any) -> Any:
+    """An evaluation task: its prompt source resolved, the task's own keys as written."""
+    from aries_lit.evaluation.tasks import TASK_KEYS
+    from aries_lit.prompts.base import PROMPT_SOURCES
+
+    if isinstance(task, str):
+        return {"prompts": resolved_part(task, PROMPT_SOURCES)}
+    if not isinstance(task, Mapping):
+        return jsonable(task)
+    own = {k: jsonable(v) for k, v in task.items() if k in TASK_KEYS}
+    source = {k: v for k, v in task.items() if k not in TASK_KEYS}
+    return {**own, "prompts": resolved_part(source, PROMPT_SOURCES)}
+
+
+def resolved_evaluation(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """A study's ``evaluation`` options over ``evaluate_checkpoints``'s defaults, each task's
+    prompt source and the generator resolved (where and how it runs left out)."""
+    from aries_lit.evaluation.evaluate import evaluate_checkpoints
+
+    options = resolved_options(evaluate_checkpoints, evaluation)
+    for key in _RUN_ONLY:
+        options.pop(key, None)
+    if isinstance(evaluation.get("tasks"), list):
+        options["tasks"] = [_resolved_task(t) for t in evaluation["tasks"]]
+    return options
 
 
 def eval_key(base_model: str, evaluation: dict[str, Any]) -> str:
     """The hash of what an evaluation depends on besides the model: the study's base model (its
-    name as configured) and its ``evaluation`` options, part specs (each task, the generator and
-    its backend) in one shape whichever form the config writes them in. Result files record it
-    (``eval_key``), so a finished evaluation is reused only under the same settings."""
-    options = dict(evaluation)
-    if isinstance(options.get("tasks"), list):
-        options["tasks"] = [_hash_shape(t) for t in options["tasks"]]
-    if "generator" in options:
-        options["generator"] = _hash_shape(options["generator"])
-    return _digest({"base_model": base_model, "evaluation": options})
+    name as configured) and its resolved ``evaluation`` options (:func:`resolved_evaluation`).
+    Result files record it (``eval_key``), so a finished evaluation is reused only under the same
+    settings."""
+    return _digest({"base_model": base_model, "evaluation": resolved_evaluation(evaluation)})
 
 
-__all__ = ["collect_key", "eval_key", "seeded_stage", "stage_key"]
+__all__ = [
+    "collect_key",
+    "eval_key",
+    "resolved_collect",
+    "resolved_evaluation",
+    "resolved_stage",
+    "seeded_stage",
+    "stage_key",
+]
