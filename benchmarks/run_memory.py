@@ -86,13 +86,9 @@ def measure(cmd: list[str], interval: float) -> dict[str, object]:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    from aries_lit.modules.precision import cpu_name
+
+    return cpu_name()
 
 
 def compare(a: Path, b: Path) -> int:
