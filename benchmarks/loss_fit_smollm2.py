@@ -27,6 +27,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +151,20 @@ def fit_config(
     }
 
 
-def run_one(name: str, steps: int, batch: int, model: str, max_length: int) -> dict[str, Any]:
+def run_one(
+    name: str,
+    steps: int,
+    batch: int,
+    model: str,
+    max_length: int,
+    adjust: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """One fit of :func:`fit_config` (``adjust`` changes the config in place first, e.g. the
+    precision of ``precision_check.py``), timed step by step."""
     with tempfile.TemporaryDirectory(prefix="loss_fit_") as tmp:
         config = fit_config(name, steps, batch, Path(tmp), model, max_length)
+        if adjust is not None:
+            adjust(config)
         started = time.perf_counter()
         fit_in_process(config, progress=False)
         wall = time.perf_counter() - started

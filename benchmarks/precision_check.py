@@ -16,45 +16,30 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from bench_utils import cpu_model, matmul_flops  # noqa: E402
-from loss_fit_smollm2 import MODEL, fit_config  # noqa: E402
+from loss_fit_smollm2 import MODEL, run_one  # noqa: E402
 
 from aries_lit.io import write_json_atomic  # noqa: E402
 from aries_lit.modules.precision import machine_key, probe_precision  # noqa: E402
-from aries_lit.pipeline.lightning_cli import fit_in_process  # noqa: E402
 
 PRECISIONS = ("32-true", "bf16-mixed")
 
 
 def run(name: str, precision: str, steps: int, batch: int, max_length: int, lr: float) -> dict[str, Any]:
-    import loss_fit_smollm2
+    """One fit of ``loss_fit_smollm2.run_one`` in ``precision``, constant learning rate ``lr``."""
 
-    with tempfile.TemporaryDirectory(prefix="precision_") as tmp:
-        config = fit_config(name, steps, batch, Path(tmp), str(Path(MODEL).expanduser()), max_length)
+    def adjust(config: dict[str, Any]) -> None:
         config["trainer"]["precision"] = precision
-        config["model"]["init_args"]["lr"] = lr
-        config["model"]["init_args"]["warmup_ratio"] = 0.0
-        config["model"]["init_args"]["schedule"] = "constant"
-        started = time.perf_counter()
-        fit_in_process(config, progress=False)
-        wall = time.perf_counter() - started
-    seconds, losses = loss_fit_smollm2.CURRENT.pop()
-    timed = seconds[1:] or seconds
-    return {
-        "loss": name,
-        "precision": precision,
-        "step_seconds": [round(s, 3) for s in seconds],
-        "mean_step_seconds": round(sum(timed) / len(timed), 3),
-        "losses": [round(v, 5) for v in losses],
-        "wall_seconds": round(wall, 1),
-    }
+        config["model"]["init_args"].update(lr=lr, warmup_ratio=0.0, schedule="constant")
+
+    record = run_one(name, steps, batch, str(Path(MODEL).expanduser()), max_length, adjust)
+    keep = ("step_seconds", "mean_step_seconds", "losses", "wall_seconds")
+    return {"loss": name, "precision": precision, **{k: record[k] for k in keep}}
 
 
 def main() -> None:

@@ -73,6 +73,8 @@ def measure(cmd: list[str], interval: float) -> dict[str, object]:
         total, largest = _tree_rss(root)
         peak_sum, peak_max = max(peak_sum, total), max(peak_max, largest)
         time.sleep(interval)
+    from aries_lit.modules.precision import cpu_name  # after the run: torch is not loaded during it
+
     return {
         "command": cmd,
         "returncode": proc.returncode,
@@ -80,15 +82,9 @@ def measure(cmd: list[str], interval: float) -> dict[str, object]:
         "peak_rss_tree_mib": round(peak_sum / 2**20, 1),
         "peak_rss_largest_process_mib": round(peak_max / 2**20, 1),
         "cpu": platform.processor() or platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_name(),
         "load_average": list(psutil.getloadavg()),
     }
-
-
-def _cpu_model() -> str:
-    from aries_lit.modules.precision import cpu_name
-
-    return cpu_name()
 
 
 def compare(a: Path, b: Path) -> int:

@@ -82,12 +82,13 @@ def _class_of(target: str, registry: Registry[Any] | None) -> type | None:
     return cls if isinstance(cls, type) else None
 
 
-def _name_of(cls: type, target: str, registry: Registry[Any] | None) -> str:
+def _name_of(cls: type, registry: Registry[Any] | None) -> str:
     """The class's registry name when it has one, else its dotted path."""
     name = registry.name_of(cls) if registry is not None else None
-    if name is not None:
-        return name
-    return _dotted(cls) if "." in target or ":" in target else target
+    return name if name is not None else _dotted(cls)
+
+
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 def _parameters(obj: Any) -> list[inspect.Parameter]:
@@ -111,9 +112,6 @@ def _parameters(obj: Any) -> list[inspect.Parameter]:
         if not passes_on:
             break
     return list(params.values())
-
-
-_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 def resolved_options(obj: Any, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,8 +159,8 @@ def resolved_part(spec: Any, registry: Registry[Any] | None = None) -> Any:
         return jsonable(spec)
     cls = _class_of(target, registry)
     if cls is None:
-        return jsonable(spec if not isinstance(spec, str) else target)
-    return {"class_path": _name_of(cls, target, registry), "init_args": resolved_options(cls, options)}
+        return jsonable(spec)
+    return {"class_path": _name_of(cls, registry), "init_args": resolved_options(cls, options)}
 
 
 def resolved_fit(fit: Mapping[str, Any]) -> dict[str, Any]:
