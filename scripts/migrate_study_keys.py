@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aries_lit.errors import UserError
 from aries_lit.io import write_json_atomic
 from aries_lit.pipeline.specs import CollectSpec, StageSpec
 from aries_lit.pipeline.study import Study
@@ -153,6 +154,14 @@ def main(argv: list[str] | None = None) -> int:
         "--base_model_dir", help="the base model's folder as the study found it (default: as found here)"
     )
     args = parser.parse_args(argv)
+    try:
+        return _migrate(args)
+    except (UserError, OSError, ValueError) as err:  # a bad config or results folder: one line
+        print(f"migrate_study_keys: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _migrate(args: argparse.Namespace) -> int:
     spec = StudySpec.from_file(args.config)
     study = Study(spec, progress=False)
     results_dir = Path(spec.results_dir)

@@ -68,3 +68,10 @@ def test_old_keys_move_to_the_committed_ones(tmp_path, monkeypatch, capsys):
 
     assert migrate.main(argv) == 0  # once: a second run moves nothing
     assert "moved 0 result files" in capsys.readouterr().out
+
+
+def test_a_missing_config_is_one_line(tmp_path, capsys):
+    migrate = _script()
+    assert migrate.main(["--config", str(tmp_path / "nope.yaml")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("migrate_study_keys: error: ") and "nope.yaml" in err and len(err.splitlines()) == 1
