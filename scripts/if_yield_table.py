@@ -26,8 +26,10 @@ SELECTIONS = {
     "ps_graded": ("ps", "PS, 4 samples, T 0.7", "graded"),
     "ps8_graded": ("ps8", "PS, 8 samples, T 0.8", "graded"),
 }
-PROMPTS = {"class_path": "instruction_following",
-           "init_args": {"split": "validation", "count": 96, "seed": 0, "min_constraints": 1, "max_constraints": 3}}  # fmt: skip
+PROMPTS = {
+    "class_path": "instruction_following",
+    "init_args": {"split": "validation", "count": 96, "seed": 0, "min_constraints": 1, "max_constraints": 3},
+}
 
 
 def pair_scores(pairs_file: Path) -> list[tuple[float, float]]:
@@ -42,13 +44,15 @@ def pair_scores(pairs_file: Path) -> list[tuple[float, float]]:
         pair = json.loads(line)
         record = records[pair["id"]]
         instructions = record_instructions(record)
-        question = record["prompt"]
-
-        def score(text: str) -> float:
-            return sum(follows(i, question, text) for i in instructions) / len(instructions)
-
-        out.append((score(pair["chosen"]), score(pair["rejected"])))
+        met = [[follows(i, record["prompt"], pair[s]) for i in instructions] for s in ("chosen", "rejected")]
+        out.append((sum(met[0]) / len(met[0]), sum(met[1]) / len(met[1])))
     return out
+
+
+def _means(scores: list[tuple[float, float]]) -> str:
+    if not scores:
+        return "-"
+    return f"{sum(c for c, _ in scores) / len(scores):.2f} / {sum(r for _, r in scores) / len(scores):.2f}"
 
 
 def row(runs: Path, name: str) -> list[str] | None:
@@ -65,7 +69,8 @@ def row(runs: Path, name: str) -> list[str] | None:
     better = sum(c > r for c, r in scores)
     worse = sum(c < r for c, r in scores)
     chosen_all = sum(c == 1.0 for c, _ in scores)
-    skipped = ", ".join(f"{k.split('/', 1)[1]} {v}" for k, v in sorted(stats.items()) if k.startswith("skipped/"))
+    skips = sorted((k.split("/", 1)[1], v) for k, v in stats.items() if k.startswith("skipped/"))
+    skipped = ", ".join(f"{k} {v}" for k, v in skips)
     counts = manifest["counts"]
     seconds = manifest.get("last_run", {}).get("seconds")
     return [
@@ -78,7 +83,7 @@ def row(runs: Path, name: str) -> list[str] | None:
         f"{counts['finish_length']}/{counts['candidates']}",
         f"{better} / {len(scores) - better - worse} / {worse}" if scores else "-",
         f"{chosen_all}/{len(scores)}" if scores else "-",
-        f"{sum(c for c, _ in scores) / len(scores):.2f} / {sum(r for _, r in scores) / len(scores):.2f}" if scores else "-",
+        _means(scores),
         f"{counts['completion_tokens'] / groups:.0f}",
         f"{seconds:.0f}" if seconds else "-",
     ]
@@ -99,7 +104,8 @@ def table(runs: Path) -> str:
 def copy_results(runs: Path, dest: Path) -> None:
     """Copy the small files (manifests, selection stats, pairs) of every run under ``runs`` to ``dest``."""
     for name, (collection, _, _) in SELECTIONS.items():
-        for folder, files in ((collection, ["manifest.json"]), (name, ["selection_stats.json", "pairs.jsonl"])):
+        wanted = ((collection, ["manifest.json"]), (name, ["selection_stats.json", "pairs.jsonl"]))
+        for folder, files in wanted:
             for file in files:
                 src = runs / folder / file
                 if src.exists():
