@@ -195,6 +195,54 @@ def test_study_arms_change_exactly_the_intended_keys(overlay, monkeypatch):
     assert all(any(k == a or k.startswith(a + ".") for k in moved) for a in allowed), (allowed, moved)
 
 
+#: the instruction-following study's arms (configs/study/if_arms/): what each changes from ARIES
+#: (a PS generator also drops the refinement template that the SR generator is given)
+IF_ITERS = ("iter1", "iter2")
+IF_OVERLAYS = {
+    "iterative_dpo.yaml": {f"stages.{s}.{LOSS}" for s in STUDY_STAGES}
+    | {f"stages.{s}.collect.generator" for s in IF_ITERS},
+    "aries_no_dpo.yaml": {f"stages.{s}.{LOSS}.init_args.alpha" for s in STUDY_STAGES[1:]},
+    "aries_ps.yaml": {f"stages.{s}.collect.generator" for s in IF_ITERS},
+    "bt_aries.yaml": {f"stages.{s}.{LOSS}.{k}" for s in STUDY_STAGES[1:]
+                      for k in ("class_path", "init_args.refine.class_path")},
+    "aries_rule.yaml": {f"stages.{s}.collect.selector" for s in IF_ITERS},
+    "self_rewarding.yaml": {f"stages.{s}.{LOSS}" for s in STUDY_STAGES}
+    | {f"stages.{s}.collect.{k}" for s in IF_ITERS for k in ("generator", "selector")},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("overlay", sorted(IF_OVERLAYS))
+def test_if_study_arms_change_exactly_the_intended_keys(overlay, monkeypatch):
+    """Each arm of the instruction-following study differs from its ARIES arm only where the
+    paper's arm does (the same prompts, budgets, selection and evaluation otherwise)."""
+    from aries_lit.pipeline.run_template import apply_run_template
+    from aries_lit.pipeline.specs import parse_stages
+
+    monkeypatch.chdir(REPO)
+    base = load_run_config(STUDY / "if_arms" / "aries.yaml")
+    derived = load_run_config(STUDY / "if_arms" / overlay)
+    for config in (base, derived):
+        stages, _ = apply_run_template(config.get("template"), parse_stages(config["stages"]))
+        config["stages"] = [stage.to_config() for stage in stages]
+    allowed = IF_OVERLAYS[overlay]
+    moved = _diff(base, derived)
+    assert all(any(k == a or k.startswith(a + ".") for a in allowed) for k in moved), moved
+    assert all(any(k == a or k.startswith(a + ".") for k in moved) for a in allowed), (allowed, moved)
+
+
+def test_if_study_covers_every_arm_config_and_compares_them(monkeypatch):
+    """configs/study/if.yaml runs every arm of if_arms/ and compares each ablation with ARIES."""
+    monkeypatch.chdir(REPO)
+    config = yaml.safe_load((STUDY / "if.yaml").read_text())
+    files = {Path(a["config"]).name for a in config["arms"]}
+    assert files == {p.name for p in (STUDY / "if_arms").glob("*.yaml")}
+    names = {a["name"] for a in config["arms"]}
+    compare = config["compare"]
+    assert {compare["treatment"], compare["baseline"], *compare["ablations"]} == names
+    seeds = {a["name"]: a["seeds"] for a in config["arms"]}
+    assert len(seeds["aries"]) >= 3 and len(seeds["iterative_dpo"]) >= 3
+
+
 def _assert_fits_parse(fits: dict, tmp_path, capsys) -> None:
     """Each fit config passes ``fit --print_config`` and names one of aries_lit's losses."""
     from test_fit_cli import printed_config

@@ -72,6 +72,8 @@ def test_each_tiny_config_trains_and_exports_a_reloadable_hf_model(config, tiny_
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     stats = json.loads((tmp_path / "data_stats.json").read_text())
     assert stats["train/records"] == 16
+    # the tokens one epoch trains on: every view's context and response (ARIES: several views a pair)
+    assert stats["train/view_tokens"] > 16 * 2 * 10
 
 
 def printed_config(args: list[str], capsys) -> dict:

@@ -14,7 +14,7 @@ from aries_lit.data.collator import SharedContextCollator, ViewCollator
 from aries_lit.data.data_stats import report_data_stats
 from aries_lit.data.reference_cache import attach_module_reference
 from aries_lit.data.sampler import ResumableLoaders
-from aries_lit.data.views import CHAT_TEMPLATE_MODES, ViewTokenizer
+from aries_lit.data.views import CHAT_TEMPLATE_MODES, ViewTokenizer, view_sequence
 from aries_lit.errors import DataValidationError, FileContentError
 from aries_lit.prompts.templates import RefinementTemplate
 
@@ -194,6 +194,11 @@ class PreferenceDataModule(ResumableLoaders, L.LightningDataModule):
                 continue
             features = tok(record)
             if features is not None:
+                # the tokens one epoch trains on: every view's context and response (the study's
+                # compute figure; a shared context is still counted once per view)
+                self.stats[f"{split}/view_tokens"] += sum(
+                    len(c) + len(r) for c, r in (view_sequence(features, v) for v in self.views)
+                )
                 rows.append({"id": record["id"], **features, **({"margin": margin} if has_margin else {})})
         for key, value in tok.stats.items():
             self.stats[f"{split}/{key}"] += value

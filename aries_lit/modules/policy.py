@@ -12,6 +12,21 @@ from aries_lit.losses import LOSSES, ARIESLoss, Loss, RewardLoss, UnpairedLoss, 
 from aries_lit.models import load_causal_lm, load_tokenizer
 from aries_lit.modules.base import TrainingModule, check_schedule
 from aries_lit.modules.logprobs import packed_logprobs, sequence_logprobs
+from aries_lit.view_names import DIRECT_CHOSEN, DIRECT_REJECTED
+
+
+def log_ratio_metrics(
+    policy: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """``logratio/direct/{chosen,rejected}``: ``log pi(y|x) - log pi_ref(y|x)`` of the direct views,
+    each ``[B]`` (detached): how far training has moved the policy from its reference on the
+    answers it trains on (its mean is a sequence-level estimate of the drift; DPO's implicit reward
+    is ``beta`` times it)."""
+    return {
+        f"logratio/{v}": (policy[v] - reference[v]).detach()
+        for v in (DIRECT_CHOSEN, DIRECT_REJECTED)
+        if v in policy and v in reference
+    }
 
 
 class PolicyModule(TrainingModule):
@@ -204,6 +219,8 @@ class PolicyModule(TrainingModule):
         policy, counts = self.view_logps(self.policy, batch)
         reference = self.batch_reference(batch)
         out = self.loss(ViewLogProbs(policy=policy, reference=reference, num_tokens=counts))
+        if reference is not None:
+            out.metrics.update(log_ratio_metrics(policy, reference))
         self.log_step(out, stage, batch["batch_size"], counts_total(counts))
         return out.loss
 

@@ -82,4 +82,34 @@ def _panel(metric: str) -> str | None:
     return None
 
 
-__all__ = ["PANELS", "plot_training_curves", "read_metrics"]
+#: the training metrics a study keeps per stage (:func:`training_summary`): the loss, the chosen
+#: answers' log-probability, the drift from the reference and the pair accuracy
+SUMMARY_METRICS = (
+    "train/loss",
+    "train/logps/direct/chosen",
+    "train/logps/direct/rejected",
+    "train/logratio/direct/chosen",
+    "train/logratio/direct/rejected",
+    "train/rewards/accuracy",
+)
+
+
+def training_summary(train_dir: str | Path, metrics: tuple[str, ...] = SUMMARY_METRICS) -> dict[str, dict]:
+    """``{metric: {"start", "end", "steps"}}``: the mean of each logged step value over the first and
+    the last quarter of the steps (at least one step each) of a stage's CSV training log, for the
+    ``metrics`` it logged; ``{}`` without a log."""
+    out = {}
+    for name, points in read_metrics(train_dir).items():
+        if name not in metrics or not points:
+            continue
+        k = max(1, len(points) // 4)
+        values = [v for _, v in points]
+        out[name] = {
+            "start": round(sum(values[:k]) / k, 4),
+            "end": round(sum(values[-k:]) / k, 4),
+            "steps": len(points),
+        }
+    return out
+
+
+__all__ = ["PANELS", "SUMMARY_METRICS", "plot_training_curves", "read_metrics", "training_summary"]

@@ -31,8 +31,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from aries_lit.errors import SettingsError
 from aries_lit.evaluation.report import write_json
+from aries_lit.pipeline.curves import training_summary
 from aries_lit.pipeline.specs import StageSpec
 from aries_lit.pipeline.stage import TIMINGS, check_fit_process, run_stage_once
 from aries_lit.pipeline.study_keys import (  # noqa: F401 - importable from here too
@@ -43,6 +46,9 @@ from aries_lit.pipeline.study_keys import (  # noqa: F401 - importable from here
     stage_key,
 )
 from aries_lit.pipeline.study_spec import BASE, ArmSpec, StudySpec
+
+#: the counts of a stage's generation manifest kept in its result file (the compute of collection)
+GENERATION_COUNTS = ("candidates", "prompt_tokens", "completion_tokens", "finish_length")
 
 
 def find_recorded_evaluation(
@@ -69,6 +75,23 @@ def find_recorded_evaluation(
     return None
 
 
+def _ifeval_results(ifeval: dict[str, Any]) -> dict[str, Any]:
+    """The compact IFEval figures of one task: by turn the instruction-level strict accuracy and the
+    loose prompt- and instruction-level ones, and per instruction type the followed/total counts at
+    Direct and at the last turn (from which the report splits held-out types from trained ones)."""
+    curve = ifeval["curve"]
+    return {
+        "inst_strict": [c["inst_strict"]["mean"] for c in curve],
+        "prompt_loose": [c["prompt_loose"]["mean"] for c in curve],
+        "inst_loose": [c["inst_loose"]["mean"] for c in curve],
+        "by_type": {
+            turn: {t: [v["followed"], v["n"]] for t, v in types.items()}
+            for turn, types in ifeval["by_type"].items()
+        },
+        "oracle_feedback": bool(ifeval.get("oracle_feedback")),
+    }
+
+
 def _task_results(report: dict[str, Any]) -> dict[str, Any]:
     """The compact per-task results of one evaluated model (metrics and per-item correctness)."""
     (result,) = report["results"].values()
@@ -76,6 +99,10 @@ def _task_results(report: dict[str, Any]) -> dict[str, Any]:
     for label, task in result["tasks"].items():
         metrics = task["metrics"]
         entry: dict[str, Any] = {"n": metrics.get("n"), "kind": metrics.get("kind")}
+        if (metrics.get("length") or {}).get("curve"):  # mean answer length (characters) by turn
+            entry["length"] = [round(c["mean"], 1) for c in metrics["length"]["curve"]]
+        if "ifeval" in metrics:
+            entry["ifeval"] = _ifeval_results(metrics["ifeval"])
         if "accuracy" in metrics:
             acc = metrics["accuracy"]
             keep = ("mean", "ci_low", "ci_high", "n")
@@ -198,6 +225,22 @@ class Study:
         data_stats = stage_dir / "train" / "data_stats.json"
         if data_stats.exists():
             record["data"] = json.loads(data_stats.read_text())
+        training = training_summary(stage_dir / "train")
+        if training:
+            record["training"] = training
+        fit_config = stage_dir / "fit_config.yaml"
+        if fit_config.exists():
+            epochs = ((yaml.safe_load(fit_config.read_text()) or {}).get("trainer") or {}).get("max_epochs")
+            if epochs is not None:
+                record.setdefault("data", {})["max_epochs"] = epochs
+        candidates = stage_dir / "candidates" / "manifest.json"
+        if candidates.exists():
+            manifest = json.loads(candidates.read_text())
+            counts = manifest.get("counts") or {}
+            record["generation"] = {
+                "prompts": manifest.get("num_prompts"),
+                **{k: counts[k] for k in GENERATION_COUNTS if k in counts},
+            }
         return record
 
     def arm_stages(self, arm: ArmSpec, seed: int, model: str | None = None) -> list[tuple[StageSpec, str]]:

@@ -15,11 +15,13 @@ interval, and a two-sided sign-flip permutation p-value (10,000 draws, seed 0).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from aries_lit.pipeline.study_compare import ArmComparison, _by_seed, _final_pooled
+from aries_lit.pipeline.study_diagnostics import compute_section, instructions_section, training_section
+from aries_lit.pipeline.study_format import pct as _pct
+from aries_lit.pipeline.study_format import table as _table
 from aries_lit.pipeline.study_results import (  # noqa: F401 - importable from here too
     RESULT_FILES,
     _final_index,
@@ -34,10 +36,6 @@ REPORT = "report.md"
 CURVES_PNG = "refinement_curves.png"
 
 
-def _pct(x: float) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
-
-
 def _cell(s: dict[str, Any]) -> str:
     return f"{_pct(s['mean'])} [{_pct(s['ci_low'])}, {_pct(s['ci_high'])}]"
 
@@ -47,12 +45,6 @@ def _spread(s: dict[str, Any]) -> str:
     if len(seeds) < 2:
         return "1 seed"
     return f"{len(seeds)} seeds, {_pct(min(seeds))}-{_pct(max(seeds))}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _plot_curves(path: Path, curves: dict[str, list[float]], task: str) -> None:
@@ -366,7 +358,9 @@ def build_report(
             lines += _paired_section(ArmComparison.of(finals, treatment, baseline), task)
         if treatment in finals:
             lines += _targets_section(finals, task, compare)
-    lines += _yield_section(results) + _scoring_section(results) + _timings_section(results)
+    lines += instructions_section(groups)
+    lines += _yield_section(results) + training_section(results) + compute_section(results)
+    lines += _scoring_section(results) + _timings_section(results)
     return "\n".join(lines) + "\n"
 
 
