@@ -2,11 +2,13 @@
 
 Two sides, on the same prompts, on the same machine, in one invocation:
 
-* **ours**: aries_lit through its public APIs, the way ``aries-lit iterate`` runs a stage
-  (:func:`aries_lit.pipeline.collect.generate` and ``select`` in-process, ``aries-lit fit`` as a
-  subprocess on a written config, then :func:`aries_lit.evaluation.evaluate_checkpoints`, Direct
-  only). Two loops: **Iterative DPO** (parallel sampling, 4 answers -> verifier -> DPO) and
-  **ARIES** (sequential refinement, 4 turns -> verifier -> ARIES loss, alpha 0.8).
+* **ours**: aries_lit through its public APIs, the way ``aries-lit iterate`` and ``study`` run a
+  stage (:func:`aries_lit.pipeline.collect.generate` and ``select``, then the stage's fit config
+  through :func:`aries_lit.pipeline.lightning_cli.fit_in_process`, all in the loop's process, then
+  :func:`aries_lit.evaluation.evaluate_checkpoints`, Direct only). ``--precision auto`` lets
+  ``auto_precision`` choose bf16 autocast where a measured probe finds it faster (the TRL side
+  stays at TRL's fp32 default). Two loops: **Iterative DPO** (parallel sampling, 4 answers ->
+  verifier -> DPO) and **ARIES** (sequential refinement, 4 turns -> verifier -> ARIES loss, alpha 0.8).
 * **trl**: the same Iterative DPO loop as a user would script it without aries_lit: ``vllm.LLM``
   + ``SamplingParams(n=4)``, pairs chosen = a correct answer / rejected = a wrong one (aries_lit's
   answer checking is imported *only* for the correctness check, so both sides score alike), TRL's
@@ -368,8 +370,8 @@ def run_ours(cfg: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
         out["error"] = "selection gave no pairs; nothing to train (raise --prompts or --max-new-tokens)"
         return out
 
-    # train: a fit config as aries-lit iterate writes it, run through the CLI in a subprocess
-    fit = {
+    # train: a fit config as aries-lit iterate writes it, fitted in this process as a stage is
+    fit: dict[str, Any] = {
         "trainer": {
             "accelerator": "cpu",
             "devices": 1,
@@ -409,19 +411,24 @@ def run_ours(cfg: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     }
     set_dotted(fit, "trainer.default_root_dir", str(work_dir / "train"))
     set_dotted(fit, "export.dirpath", str(work_dir / "model"))
-    config_path = work_dir / "fit_config.yaml"
-    import yaml
+    if s["precision"] == "auto":
+        del fit["trainer"]["precision"]
+        fit["auto_precision"] = True
+    from aries_lit.pipeline.lightning_cli import fit_in_process
 
-    config_path.write_text(yaml.safe_dump(fit, sort_keys=False))
-    cmd = [sys.executable, "-m", "aries_lit.cli", "fit", "--config", str(config_path)]
-    code, wall, rss = run_child(cmd, env=dict(os.environ))
-    if code != 0:
-        out["error"] = f"aries-lit fit failed (exit {code}); config {config_path}"
+    reset_peak_rss()
+    t0 = time.perf_counter()
+    try:
+        fit_in_process(fit, progress=False)
+    except Exception as err:  # noqa: BLE001 - the log records a failed fit and goes on
+        out["error"] = f"fit failed: {type(err).__name__}: {err}"
         return out
+    finally:
+        gc.collect()
     train = {
-        "seconds": round(wall, 2),
-        "peak_rss_mb": rss,
-        "via": "aries-lit fit (subprocess)",
+        "seconds": round(time.perf_counter() - t0, 2),
+        "peak_rss_mb": peak_rss_mb(),
+        "via": "fit_in_process (as a study stage)",
         "fit_config": fit,
     }
     train_figures(
@@ -751,6 +758,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--max-operand", type=int, default=49, help="arithmetic: operands 0..N (default 49; 9 is easier)"
     )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "auto"),
+        default="fp32",
+        help="ours: training precision (auto: bf16 autocast where a measured probe finds it faster)",
+    )
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     p.add_argument(
         "--out", default=None, help="results JSON (default benchmarks/results/loop_iteration-<date>.json)"
@@ -779,6 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = dict(COMMON)
     settings["max_new_tokens"] = args.max_new_tokens or (48 if args.tiny else COMMON["max_new_tokens"])
     settings["trl_vllm_overrides"] = json.loads(args.trl_vllm_kwargs)
+    settings["precision"] = args.precision
     prompts = args.prompts or (12 if args.tiny else 1000)
     eval_prompts = args.eval_prompts or (8 if args.tiny else 200)
     train_spec, held_spec = task_specs(args.task, prompts, eval_prompts, args.max_operand)

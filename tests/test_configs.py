@@ -176,23 +176,7 @@ for _arm in ("iterative_grpo.yaml", "iterative_kto.yaml"):
 STUDY_OVERLAYS["aries_grpo.yaml"] = _GROUP_OR_UNPAIRED
 
 
-@pytest.mark.parametrize("overlay", sorted(STUDY_OVERLAYS))
-def test_study_arms_change_exactly_the_intended_keys(overlay, monkeypatch):
-    """Each arm of the CPU study differs from ARIES only where the paper's arm does, in the
-    settings each stage runs with (its config with the arm's refinement template filled in)."""
-    from aries_lit.pipeline.run_template import apply_run_template
-    from aries_lit.pipeline.specs import parse_stages
-
-    monkeypatch.chdir(REPO)
-    base = load_run_config(STUDY / "arms" / "aries.yaml")
-    derived = load_run_config(STUDY / "arms" / overlay)
-    for config in (base, derived):
-        stages, _ = apply_run_template(config.get("template"), parse_stages(config["stages"]))
-        config["stages"] = [stage.to_config() for stage in stages]
-    allowed = STUDY_OVERLAYS[overlay]
-    moved = _diff(base, derived)
-    assert all(any(k == a or k.startswith(a + ".") for a in allowed) for k in moved), moved
-    assert all(any(k == a or k.startswith(a + ".") for k in moved) for a in allowed), (allowed, moved)
+ARM_OVERLAYS = [("arms", k, v) for k, v in sorted(STUDY_OVERLAYS.items())]
 
 
 #: the instruction-following study's arms (configs/study/if_arms/): what each changes from ARIES
@@ -209,22 +193,27 @@ IF_OVERLAYS = {
     "self_rewarding.yaml": {f"stages.{s}.{LOSS}" for s in STUDY_STAGES}
     | {f"stages.{s}.collect.{k}" for s in IF_ITERS for k in ("generator", "selector")},
 }  # fmt: skip
+ARM_OVERLAYS += [("if_arms", k, v) for k, v in sorted(IF_OVERLAYS.items())]
 
 
-@pytest.mark.parametrize("overlay", sorted(IF_OVERLAYS))
-def test_if_study_arms_change_exactly_the_intended_keys(overlay, monkeypatch):
-    """Each arm of the instruction-following study differs from its ARIES arm only where the
-    paper's arm does (the same prompts, budgets, selection and evaluation otherwise)."""
+@pytest.mark.parametrize(
+    ("folder", "overlay", "allowed"),
+    ARM_OVERLAYS,
+    ids=[f"{folder}/{overlay}" for folder, overlay, _ in ARM_OVERLAYS],
+)
+def test_study_arms_change_exactly_the_intended_keys(folder, overlay, allowed, monkeypatch):
+    """Each arm of a study (configs/study/arms/: the CPU study; if_arms/: instruction following)
+    differs from its ARIES arm only where the paper's arm does, in the settings each stage runs with
+    (its config with the arm's refinement template filled in)."""
     from aries_lit.pipeline.run_template import apply_run_template
     from aries_lit.pipeline.specs import parse_stages
 
     monkeypatch.chdir(REPO)
-    base = load_run_config(STUDY / "if_arms" / "aries.yaml")
-    derived = load_run_config(STUDY / "if_arms" / overlay)
+    base = load_run_config(STUDY / folder / "aries.yaml")
+    derived = load_run_config(STUDY / folder / overlay)
     for config in (base, derived):
         stages, _ = apply_run_template(config.get("template"), parse_stages(config["stages"]))
         config["stages"] = [stage.to_config() for stage in stages]
-    allowed = IF_OVERLAYS[overlay]
     moved = _diff(base, derived)
     assert all(any(k == a or k.startswith(a + ".") for a in allowed) for k in moved), moved
     assert all(any(k == a or k.startswith(a + ".") for k in moved) for a in allowed), (allowed, moved)

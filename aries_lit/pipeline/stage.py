@@ -116,6 +116,20 @@ def _collect(
     return pairs
 
 
+def _return_free_heap() -> None:
+    """Give the heap that a finished fit freed back to the system (glibc's ``malloc_trim``): without
+    it the process keeps its training peak resident while the next stage's vLLM engine starts beside
+    it (the instruction-following demo's tree peaked at 16.3 GiB that way). A no-op elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _fit(config: dict[str, Any], config_path: Path, name: str, progress: bool, fit_process: str) -> None:
     """Train the stage: in this process, or in an ``aries-lit fit`` subprocess when it must."""
     reason = needs_own_process(config) or ("fit_process: own" if fit_process == "own" else None)
@@ -125,6 +139,7 @@ def _fit(config: dict[str, Any], config_path: Path, name: str, progress: bool, f
             fit_in_process(config, progress=progress)
         finally:
             gc.collect()  # the trainer, model and optimizer of this stage go before the next one
+            _return_free_heap()
         return
     print(f"[aries-lit]   training in its own process ({reason}; config: {config_path})", flush=True)
     cmd = [sys.executable, "-m", "aries_lit.cli", "fit", "--config", str(config_path)]

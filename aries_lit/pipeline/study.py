@@ -197,12 +197,17 @@ class Study:
         write_json(summary, {"tasks": tasks, "seconds": seconds})
         return tasks, seconds
 
+    def _candidates_dir(self, stage: StageSpec) -> Path | None:
+        """The shared candidates folder of a stage that collects with a fixed model (``collect.model``,
+        not the policy: every arm shares it), else ``None`` (the stage's own folder)."""
+        if stage.collect is not None and stage.collect.model:
+            return self.run_dir / "candidates" / collect_key(stage.collect)
+        return None
+
     def run_stage_once(self, stage: StageSpec, key: str, model: str) -> str:
         """Run a stage in its shared folder unless it is done; return its model folder."""
         stage_dir = self.run_dir / "stages" / f"{key}-{stage.name}"
-        candidates = None
-        if stage.collect is not None and stage.collect.model:  # not the policy: shared by every arm
-            candidates = self.run_dir / "candidates" / collect_key(stage.collect)
+        candidates = self._candidates_dir(stage)
         return run_stage_once(
             stage,
             stage_dir,
@@ -214,7 +219,7 @@ class Study:
             fit_process=self.fit_process,
         )
 
-    def _stage_record(self, stage_dir: Path) -> dict[str, Any]:
+    def _stage_record(self, stage_dir: Path, candidates_dir: Path | None = None) -> dict[str, Any]:
         record: dict[str, Any] = {}
         timings = stage_dir / TIMINGS
         if timings.exists():
@@ -233,7 +238,7 @@ class Study:
             epochs = ((yaml.safe_load(fit_config.read_text()) or {}).get("trainer") or {}).get("max_epochs")
             if epochs is not None:
                 record.setdefault("data", {})["max_epochs"] = epochs
-        candidates = stage_dir / "candidates" / "manifest.json"
+        candidates = (candidates_dir or stage_dir / "candidates") / "manifest.json"
         if candidates.exists():
             manifest = json.loads(candidates.read_text())
             counts = manifest.get("counts") or {}
@@ -266,7 +271,9 @@ class Study:
         for i, (stage, key) in enumerate(self.arm_stages(arm, seed), start=1):
             print(f"[aries-lit] study: arm '{arm.name}' seed {seed} stage {i} '{stage.name}' ({key})")
             model = self.run_stage_once(stage, key, model)
-            record = self._stage_record(self.run_dir / "stages" / f"{key}-{stage.name}")
+            record = self._stage_record(
+                self.run_dir / "stages" / f"{key}-{stage.name}", self._candidates_dir(stage)
+            )
             tasks: dict[str, Any] = {}
             if self.eval_stages == "all" or i == len(arm.stages):
                 tasks, seconds = self.evaluate_model(model, key)
