@@ -493,6 +493,10 @@ def test_study_shares_stages_resumes_after_a_kill_and_reports(tiny_model_dir, tm
         assert len(record["tasks"]["arith"]["items"]) == 3
         assert all(len(v) == 2 for v in record["tasks"]["arith"]["items"].values())
     assert a["02-iter1.json"]["selection"]["groups"] == 4
+    # the compute of collection: the shared offline collection's counts too, and the trained tokens
+    assert a["01-sft.json"]["generation"]["prompts"] == 4 == a["02-iter1.json"]["generation"]["prompts"]
+    assert a["01-sft.json"]["generation"]["completion_tokens"] > 0
+    assert a["01-sft.json"]["data"]["train/view_tokens"] > 0
     assert a["02-iter1.json"]["timings"]["fit_seconds"] > 0
 
     report = (results / "report.md").read_text()
