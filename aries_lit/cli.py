@@ -19,7 +19,7 @@ from aries_lit.cli_config import (  # noqa: F401 - importable from here too
     resolve_class_paths,
 )
 from aries_lit.cli_functions import SPEC_OPTIONS, check_spec_option, run_function  # noqa: F401
-from aries_lit.errors import UsageError  # the one error cli.py raises itself (kept importable here)
+from aries_lit.core.errors import UsageError  # the one error cli.py raises itself (kept importable here)
 from aries_lit.pipeline.lightning_cli import LIGHTNING_COMMANDS, lightning_main
 
 #: the subcommand table: name -> one-line description (``fit``/``validate`` are LightningCLI's,
@@ -48,14 +48,14 @@ USAGE = (
 def one_line_errors() -> tuple[tuple[type[BaseException], Callable[[Any], str | None], bool], ...]:
     """The errors ``aries-lit`` reports in one line, by class, first match first: ``(class, its
     line (``None``: not a user error after all, re-raised), whether the line names its file)``.
-    A :class:`~aries_lit.errors.UserError` says itself whether it names its file
+    A :class:`~aries_lit.core.errors.UserError` says itself whether it names its file
     (``names_file``); the others take the table's value. A line that does not name its file gets
     the ``--config`` files in front of it (those it does not mention already)."""
     from argparse import ArgumentError
 
-    from aries_lit.disk import disk_full_message
-    from aries_lit.errors import UserError
-    from aries_lit.parse_errors import condense
+    from aries_lit.core.disk import disk_full_message
+    from aries_lit.core.errors import UserError
+    from aries_lit.core.parse_errors import condense
 
     def condensed(err: BaseException) -> str:
         return condense(str(err))
@@ -75,15 +75,15 @@ def main(argv: list[str] | None = None) -> None:
     aries_lit reports bad input as ``ValueError`` (``DataValidationError`` and ``SettingsError``
     are ones) with the file, record and field or the setting in its message; the config
     parser's long explanations are shortened to the key and the cause
-    (:func:`aries_lit.parse_errors.condense`) and name the config file. A generation engine that
+    (:func:`aries_lit.core.parse_errors.condense`) and name the config file. A generation engine that
     fails (``EngineError``, e.g. vLLM dying) is one line too: it names the engine's log file.
     Any other error (a ``TypeError`` from a bug, say) keeps its traceback.
 
     Set ``ARIES_LIT_DEBUG=1`` to see the full parser output and traceback instead. The modules
-    named in ``ARIES_LIT_PLUGINS`` are imported first (:func:`aries_lit.registry.import_plugins`).
+    named in ``ARIES_LIT_PLUGINS`` are imported first (:func:`aries_lit.core.registry.import_plugins`).
     """
-    from aries_lit.console import quiet_known_noise
-    from aries_lit.registry import RegistryError, import_plugins
+    from aries_lit.core.console import quiet_known_noise
+    from aries_lit.core.registry import RegistryError, import_plugins
 
     quiet_known_noise()  # known third-party tips and deprecation notices; ARIES_LIT_VERBOSE=1 shows them
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -131,7 +131,7 @@ def _main(argv: list[str]) -> None:
         run_function(COMMANDS[command], args, prog=f"aries-lit {command}", config_files=config_files)
 
     if command in ("generate", "evaluate"):  # under torchrun: one shard of the prompts per rank
-        from aries_lit.distributed import process_group_from_env
+        from aries_lit.core.distributed import process_group_from_env
 
         with process_group_from_env() as (_, world):
             run()

@@ -30,10 +30,10 @@ def prepare_config_args(args: list[str], class_paths: bool = True) -> list[str]:
     a missing file or bad YAML is one line naming the file; a run-config overlay (``base`` +
     ``overrides``) and stages' ``fit_config`` files are resolved; with ``class_paths``, short
     registry names in ``class_path`` become the dotted paths LightningCLI needs (the registries
-    of the other commands take both forms) (:mod:`aries_lit.configs`, :func:`resolve_class_paths`)."""
+    of the other commands take both forms) (:mod:`aries_lit.core.configs`, :func:`resolve_class_paths`)."""
     import yaml
 
-    from aries_lit.configs import load_run_config
+    from aries_lit.core.configs import load_run_config
 
     out = list(args)
     for index, path in _config_positions(args):

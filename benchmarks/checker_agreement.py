@@ -2,7 +2,7 @@
 
 Reads the ``report.json`` of one or more ``aries-lit evaluate`` folders (every record's gold and
 every turn's generated text), grades each (text, gold) pair with both checkers of
-:func:`aries_lit.selectors.checking.is_correct` and prints the counts: total, both correct, both
+:func:`aries_lit.answers.checking.is_correct` and prints the counts: total, both correct, both
 wrong, builtin-only correct, math_verify-only correct, with up to ``--examples`` texts of each
 disagreement kind. Needs ``pip install math-verify`` (the ``eval`` or ``dev`` extra)::
 
@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aries_lit.selectors.answers import extract_answer, gold_answer
-from aries_lit.selectors.checking import is_correct
+from aries_lit.answers.checking import is_correct
+from aries_lit.answers.extraction import extract_answer, gold_answer
 
 KINDS = ("both_correct", "both_wrong", "builtin_only", "math_verify_only")
 
@@ -84,10 +84,10 @@ def compare(items: list[dict[str, Any]]) -> tuple[Counter, dict[str, list[dict[s
 
 def selection_agreement(stage_dir: Path, candidates_dir: Path, examples: int, chars: int) -> None:
     """Rerun a stage's selection on ``candidates_dir`` with both checkers and print the differences."""
+    from aries_lit.answers.extraction import stated_answer
     from aries_lit.generators import load_groups
     from aries_lit.prompts.sources import load_prompts
     from aries_lit.selectors import SELECTORS
-    from aries_lit.selectors.answers import stated_answer
 
     collect = json.loads((stage_dir / "stage.json").read_text())["collect"]
     items = load_prompts(collect["prompts"])

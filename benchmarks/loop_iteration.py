@@ -276,7 +276,7 @@ def make_scorer(task: str):
             return 1.0 if verifier.verdict(cand, gold, record["prompt"]) is None else 0.0
 
         return score
-    from aries_lit.chat import prompt_text
+    from aries_lit.core.chat import prompt_text
     from aries_lit.instructions import follows
     from aries_lit.prompts.instruction_following import record_instructions
 
@@ -305,7 +305,7 @@ def backend_spec(backend: str) -> dict[str, Any] | str:
 def run_ours(cfg: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from aries_lit.configs import set_dotted
+    from aries_lit.core.configs import set_dotted
     from aries_lit.evaluation import evaluate_checkpoints
     from aries_lit.generators.store import read_candidates, read_manifest
     from aries_lit.pipeline.collect import generate, select

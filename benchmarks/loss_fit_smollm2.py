@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from bench_utils import cpu_model, matmul_flops  # noqa: E402
 
-from aries_lit.io import write_json_atomic  # noqa: E402
+from aries_lit.core.io import write_json_atomic  # noqa: E402
 from aries_lit.losses import LOSSES, GroupLoss, PreferenceLoss  # noqa: E402
 from aries_lit.pipeline.lightning_cli import fit_in_process  # noqa: E402
 

@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from bench_utils import cpu_model, matmul_flops  # noqa: E402
 from loss_fit_smollm2 import MODEL, run_one  # noqa: E402
 
-from aries_lit.io import write_json_atomic  # noqa: E402
+from aries_lit.core.io import write_json_atomic  # noqa: E402
 from aries_lit.modules.precision import machine_key, probe_precision  # noqa: E402
 
 PRECISIONS = ("32-true", "bf16-mixed")

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from aries_lit.answers.extraction import stated_answer
 from aries_lit.evaluation.stats import wilson_interval
-from aries_lit.selectors.answers import stated_answer
 from aries_lit.selectors.reward_model import RewardModelSelector
 
 

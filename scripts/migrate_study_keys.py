@@ -27,13 +27,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aries_lit.errors import UserError
-from aries_lit.io import write_json_atomic
+from aries_lit.core.errors import UserError
+from aries_lit.core.io import write_json_atomic
+from aries_lit.core.registry import split_spec
 from aries_lit.pipeline.specs import CollectSpec, StageSpec
 from aries_lit.pipeline.study import Study
 from aries_lit.pipeline.study_keys import collect_key, eval_key
 from aries_lit.pipeline.study_spec import StudySpec
-from aries_lit.registry import split_spec
 
 # ----------------------------------------------------------------- the keys of before (as they were)
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from aries_lit.checkpoints import hf_model_complete
-from aries_lit.errors import UserError
+from aries_lit.core.checkpoints import hf_model_complete
+from aries_lit.core.errors import UserError
 from aries_lit.pipeline.study import Study
 from aries_lit.pipeline.study_spec import StudySpec
 

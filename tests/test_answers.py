@@ -1,4 +1,4 @@
-"""Answer extraction and comparison (aries_lit.selectors.answers), on hand-written solutions."""
+"""Answer extraction and comparison (aries_lit.answers.extraction), on hand-written solutions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from fractions import Fraction
 import pytest
 from helpers import read_json_gz
 
-from aries_lit.selectors.answers import (
+from aries_lit.answers.checking import CHECKERS, is_correct
+from aries_lit.answers.extraction import (
     STATED_FORMS,
     answers_match,
     extract_answer,
@@ -20,7 +21,6 @@ from aries_lit.selectors.answers import (
     parse_number,
     stated_answer,
 )
-from aries_lit.selectors.checking import CHECKERS, is_correct
 from aries_lit.selectors.verifier import VerifierSelector
 
 EXTRACTION_CASES = [

@@ -9,8 +9,8 @@ import json
 import pytest
 import torch
 
+from aries_lit.core.errors import DataValidationError
 from aries_lit.data import GroupDataModule, PreferenceDataModule, ViewTokenizer
-from aries_lit.errors import DataValidationError
 from aries_lit.losses import (
     LOSSES,
     REFINE_L,

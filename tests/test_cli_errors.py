@@ -265,8 +265,8 @@ def test_errors_are_reported_by_class_not_by_text(capsys, monkeypatch):
     """A setting a class cannot take is a ``SettingsError`` (one line), raised before the class is
     called; a ``TypeError`` from a bug keeps its traceback even when its text reads like a setting's."""
     from aries_lit import cli
-    from aries_lit.errors import SettingsError
-    from aries_lit.registry import Registry
+    from aries_lit.core.errors import SettingsError
+    from aries_lit.core.registry import Registry
     from aries_lit.selectors import SELECTORS, RuleSelector
 
     with pytest.raises(SettingsError, match="selector 'rule': got an unexpected keyword argument 'nosuch'"):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from aries_lit.cli import DESCRIPTIONS, main
-from aries_lit.parse_errors import condense
+from aries_lit.core.parse_errors import condense
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aries_lit.errors import SettingsError
+from aries_lit.core.errors import SettingsError
 from aries_lit.pipeline.collecting import CollectingDataModule
 
 REPO = Path(__file__).resolve().parents[1]

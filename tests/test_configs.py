@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aries_lit.configs import load_run_config
+from aries_lit.core.configs import load_run_config
 
 REPO = Path(__file__).resolve().parents[1]
 FIT_CONFIGS = sorted((REPO / "configs" / "paper").glob("*.yaml"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aries_lit.console import _RANK_ZERO_LOGGERS, KnownNoiseFilter, quiet_known_noise
+from aries_lit.core.console import _RANK_ZERO_LOGGERS, KnownNoiseFilter, quiet_known_noise
 
 REPO = Path(__file__).resolve().parents[1]
 

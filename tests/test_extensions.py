@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from aries_lit.cli import main
-from aries_lit.registry import PLUGINS_ENV, RegistryError, import_plugins, plugin_modules
+from aries_lit.core.registry import PLUGINS_ENV, RegistryError, import_plugins, plugin_modules
 from aries_lit.selectors import SELECTORS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,10 +152,10 @@ def test_an_unknown_short_name_points_at_the_plugins_variable():
 
 def test_a_name_spec_is_refused_with_how_to_write_it():
     """The old ``name:`` forms are refused by every registry, each in one line naming the place."""
-    from aries_lit.errors import SettingsError
+    from aries_lit.core.errors import SettingsError
+    from aries_lit.core.part_spec import PartSpec
     from aries_lit.generators import GENERATORS
     from aries_lit.generators.backends import BACKENDS
-    from aries_lit.part_spec import PartSpec
 
     dialect = SELECTORS.build({"class_path": "rule", "init_args": {"chosen_index": 1, "rejected_index": 0}})
     typed = SELECTORS.build(PartSpec("rule", {"chosen_index": 1, "rejected_index": 0}))
@@ -182,7 +182,7 @@ def test_a_name_spec_is_refused_with_how_to_write_it():
 
 
 def test_evaluation_tasks_and_generator_take_the_dialect_and_refuse_the_old_forms():
-    from aries_lit.errors import SettingsError
+    from aries_lit.core.errors import SettingsError
     from aries_lit.evaluation.tasks import Task, generator_spec, parse_tasks
 
     new = parse_tasks([{"class_path": "file", "init_args": {"path": "d/mine.jsonl"}, "kind": "open"}])

@@ -15,13 +15,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from aries_lit import cli, disk
-from aries_lit.checkpoints import AtomicModelCheckpoint, checkpoint_loads, set_aside_torn_checkpoints
-from aries_lit.errors import DiskSpaceError, FolderInUseError
-from aries_lit.locks import LOCK_NAME, FolderLock, folder_lock, is_primary_process
+from aries_lit import cli
+from aries_lit.core import disk
+from aries_lit.core.checkpoints import AtomicModelCheckpoint, checkpoint_loads, set_aside_torn_checkpoints
+from aries_lit.core.errors import DiskSpaceError, FolderInUseError
+from aries_lit.core.locks import LOCK_NAME, FolderLock, folder_lock, is_primary_process
 
 HOLD = (
-    "import sys, time; from aries_lit.locks import FolderLock; "
+    "import sys, time; from aries_lit.core.locks import FolderLock; "
     "FolderLock(sys.argv[1], 'generate').acquire(); print('held', flush=True); time.sleep(60)"
 )
 

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
+from aries_lit.core.errors import DataValidationError
 from aries_lit.data import GroupCollator, GroupDataModule
-from aries_lit.errors import DataValidationError
 from aries_lit.models import load_causal_lm, load_tokenizer
 from aries_lit.modules.logprobs import sequence_logprobs, token_logprobs
 from aries_lit.selectors import SELECTORS, GroupSelector

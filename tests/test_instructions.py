@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("if_verifiable", reason="IFEval's checkers come from the if-verifiable package")
 
-from aries_lit.errors import DataValidationError  # noqa: E402
+from aries_lit.core.errors import DataValidationError  # noqa: E402
 from aries_lit.instructions import (  # noqa: E402
     INSTRUCTION_IDS,
     Instruction,

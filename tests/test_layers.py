@@ -3,8 +3,8 @@ and no two packages (or modules) import each other.
 
 Layers, bottom to top (CONTRIBUTING.md, "Package layout", says what each holds). A module may
 import its own package and the layers below its own, nothing else; packages that share a layer
-may not import each other, except in the two layers marked ``shared`` (the neutral bottom's
-top-level modules and the entry points), whose modules may import each other without a cycle.
+may not import each other, except in the two layers marked ``shared`` (the neutral bottom,
+``core`` and ``assets``, and the entry points), whose units may import each other without a cycle.
 
 Every ``import`` and ``from ... import`` counts wherever it is written (module level, inside a
 function or a class): a lazy import is still a dependency, it only runs later. Imports under
@@ -47,30 +47,10 @@ def layer(name: str, *units: str, shared: bool = False) -> Layer:
 
 #: ``aries_lit``'s layers, bottom to top. ``""`` is ``aries_lit/__init__.py``.
 LAYERS = [
-    layer(
-        "neutral",
-        "",
-        "assets",
-        "chat",
-        "checkpoints",
-        "configs",
-        "console",
-        "distributed",
-        "errors",
-        "io",
-        "disk",
-        "locks",
-        "model_paths",
-        "parse_errors",
-        "part_spec",
-        "provenance",
-        "registry",
-        "view_names",
-        "paper_text",
-        shared=True,
-    ),
+    layer("neutral", "", "assets", "core", shared=True),
     layer("models, records", "models", "records", "instructions"),
     layer("prompts", "prompts"),
+    layer("answers", "answers"),
     layer("generators", "generators"),
     layer("selectors", "selectors"),
     layer("data", "data"),
@@ -258,6 +238,17 @@ def test_every_layer_unit_exists():
     assert not stale
 
 
+def test_the_readme_layout_names_every_package_and_module():
+    """The README's layout block lists every top-level package (``name/``) and module (``name.py``)."""
+    readme = (ROOT.parent / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    listed = {line.split()[0] for line in block.splitlines() if line and not line[0].isspace()}
+    packages = {p.name + "/" for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    modules = {p.name for p in ROOT.glob("*.py") if p.name != "__init__.py"}
+    assert sorted((packages | modules) - listed) == []
+    assert sorted(listed - (packages | modules)) == []
+
+
 def test_the_checker_sees_aries_lit_imports():
     """Sanity: known edges are found, lazy (function-level) ones included."""
     edges = {(e.source, e.target) for e in import_edges(ROOT)}
@@ -289,7 +280,8 @@ def test_loading_prompts_imports_neither_torch_nor_the_training_data():
 
 
 def test_moved_names_stay_importable_from_their_old_homes():
-    from aries_lit import chat, errors, model_paths, records, view_names
+    from aries_lit import records
+    from aries_lit.core import chat, errors, model_paths, view_names
     from aries_lit.data import errors as data_errors
     from aries_lit.data import records as data_records
     from aries_lit.losses import base as loss_base

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from aries_lit.core.registry import RegistryError
 from aries_lit.losses import (
     ALL_VIEWS,
     ARIESSFT,
@@ -35,7 +36,6 @@ from aries_lit.losses import (
     SimPOLoss,
     ViewLogProbs,
 )
-from aries_lit.registry import RegistryError
 
 BATCH_SIZES = (1, 3, 8)
 TOL = dict(rtol=1e-9, atol=1e-9)

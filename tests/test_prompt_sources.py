@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import read_json_gz
 
+from aries_lit.core.registry import RegistryError
 from aries_lit.data.errors import DataValidationError
 from aries_lit.prompts.arithmetic import DEFAULT_PROMPT, ArithmeticTask, evaluate, expression_split
 from aries_lit.prompts.sources import (
@@ -19,7 +20,6 @@ from aries_lit.prompts.sources import (
     gsm8k_gold,
     load_prompts,
 )
-from aries_lit.registry import RegistryError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from aries_lit.cli import main
-from aries_lit.configs import load_run_config
+from aries_lit.core.configs import load_run_config
 from aries_lit.data import PreferenceDataModule, load_preference_records
 from aries_lit.data.views import record_prompt
 from aries_lit.evaluation import evaluate_checkpoints

@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
+from aries_lit.core.registry import RegistryError
 from aries_lit.generators.backends.base import Backend, Completion
 from aries_lit.prompts.templates import SHORT_TEMPLATE, TEMPLATES
-from aries_lit.registry import RegistryError
 from aries_lit.selectors import (
     SELECTORS,
     SELF_REWARDING_JUDGE_PROMPT,

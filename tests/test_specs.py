@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aries_lit.errors import SettingsError
-from aries_lit.part_spec import PartSpec
+from aries_lit.core.errors import SettingsError
+from aries_lit.core.part_spec import PartSpec
 from aries_lit.pipeline.specs import CollectSpec, IterateSpec, StageSpec
 from aries_lit.pipeline.study import Study
 from aries_lit.pipeline.study_keys import stage_key

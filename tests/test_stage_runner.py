@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from aries_lit.errors import SettingsError
+from aries_lit.core.errors import SettingsError
 from aries_lit.pipeline.iterate import iterate
 from aries_lit.pipeline.lightning_cli import needs_own_process
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from aries_lit.checkpoints import hf_model_complete
-from aries_lit.errors import SettingsError
-from aries_lit.part_spec import PartSpec
+from aries_lit.core.checkpoints import hf_model_complete
+from aries_lit.core.errors import SettingsError
+from aries_lit.core.part_spec import PartSpec
 from aries_lit.pipeline.specs import StageSpec
 from aries_lit.pipeline.study import Study, eval_key, find_recorded_evaluation, seeded_stage, stage_key
 from aries_lit.pipeline.study_report import build_report, final_summary, load_results, write_report
@@ -176,7 +176,7 @@ def test_shipped_study_config_keys_match_the_committed_result_files(monkeypatch)
     of every committed result file in ``docs/study/cpu`` (they name the study's stage folders: a
     change of configs or of :func:`stage_key` that moves them would rerun finished stages), and
     each evaluated file's ``eval_key`` is the shipped evaluation settings'."""
-    from aries_lit.configs import load_run_config
+    from aries_lit.core.configs import load_run_config
 
     monkeypatch.chdir(REPO)
     config = load_run_config("configs/study/cpu.yaml")

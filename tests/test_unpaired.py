@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from aries_lit.core.errors import DataValidationError, FileContentError
 from aries_lit.data import UnpairedCollator, UnpairedDataModule
-from aries_lit.errors import DataValidationError, FileContentError
 from aries_lit.losses import LossOutput, UnpairedLogProbs, UnpairedLoss
 from aries_lit.losses.kto import kto_weight_advice
 from aries_lit.models import load_tokenizer

@@ -281,7 +281,7 @@ def test_vllm_engine_starts_with_the_reserved_cores_and_restores_the_environment
 
 
 def test_vllm_failures_are_one_line_naming_the_log(fake_llm, smollm2_dir, tmp_path):
-    from aries_lit.errors import EngineError
+    from aries_lit.core.errors import EngineError
     from aries_lit.generators import BACKENDS, SamplingSettings, engine_log_dir
 
     vllm_logger = logging.getLogger("vllm")

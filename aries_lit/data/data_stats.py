@@ -8,7 +8,7 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_info
 
-from aries_lit.io import write_json_atomic
+from aries_lit.core.io import write_json_atomic
 
 DATA_STATS_FILE = "data_stats.json"
 

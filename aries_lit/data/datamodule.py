@@ -10,12 +10,12 @@ from typing import Any
 import lightning as L
 from datasets import Dataset
 
+from aries_lit.core.errors import DataValidationError, FileContentError
 from aries_lit.data.collator import SharedContextCollator, ViewCollator
 from aries_lit.data.data_stats import report_data_stats
 from aries_lit.data.reference_cache import attach_module_reference
 from aries_lit.data.sampler import ResumableLoaders
 from aries_lit.data.views import CHAT_TEMPLATE_MODES, ViewTokenizer, view_sequence
-from aries_lit.errors import DataValidationError, FileContentError
 from aries_lit.prompts.templates import RefinementTemplate
 
 
@@ -107,7 +107,7 @@ class PreferenceDataModule(ResumableLoaders, L.LightningDataModule):
     def _no_records_message(self, source: str, loaded: Any) -> str:
         """Why ``source`` gave no pair: it holds no records, ``offset``/``limit`` leave none, or
         (``on_error: skip``) every record was invalid."""
-        from aries_lit.provenance import SELECTION_STATS_FILE, selection_stats
+        from aries_lit.core.provenance import SELECTION_STATS_FILE, selection_stats
         from aries_lit.records import JSONL_SUFFIXES
 
         hp = self.hparams

@@ -29,12 +29,12 @@ import lightning as L
 import torch
 from datasets import Dataset
 
-from aries_lit.chat import chat_context, end_of_turn
+from aries_lit.core.chat import chat_context, end_of_turn
+from aries_lit.core.errors import DataValidationError, FileContentError
 from aries_lit.data.collator import SharedContextCollator, ViewCollator, pad_rows
 from aries_lit.data.data_stats import report_data_stats
 from aries_lit.data.sampler import ResumableLoaders
 from aries_lit.data.views import ViewTokenizer
-from aries_lit.errors import DataValidationError, FileContentError
 from aries_lit.prompts.templates import RefinementTemplate
 from aries_lit.records import ON_ERROR, RecordStream, open_records
 

@@ -23,12 +23,12 @@ import lightning as L
 import torch
 from datasets import Dataset
 
+from aries_lit.core.errors import DataValidationError, FileContentError
 from aries_lit.data.collator import pad_rows
 from aries_lit.data.data_stats import report_data_stats
 from aries_lit.data.groups import checked_records, tokenize_completions
 from aries_lit.data.reference_cache import attach_module_reference
 from aries_lit.data.sampler import ResumableLoaders
-from aries_lit.errors import DataValidationError, FileContentError
 from aries_lit.records import ON_ERROR, open_records
 from aries_lit.records.readers import kind_of
 from aries_lit.records.trl_format import InvalidRecord, check_messages, check_prompt
@@ -36,7 +36,7 @@ from aries_lit.records.trl_format import InvalidRecord, check_messages, check_pr
 __all__ = ["UNPAIRED_VIEW", "UnpairedCollator", "UnpairedDataModule", "check_unpaired_record"]
 
 #: the one row kind of an unpaired batch (``batch["views"]``, the reference cache's ``ref.completion``
-#: column); not a pair view of :mod:`aries_lit.view_names`
+#: column); not a pair view of :mod:`aries_lit.core.view_names`
 UNPAIRED_VIEW = "completion"
 REQUIRED = ("prompt", "completion", "label")
 

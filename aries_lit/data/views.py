@@ -1,7 +1,7 @@
 """Views: ``(context, response)`` token sequences of a preference pair.
 
 A pair ``(x, y_w, y_l)`` has three contexts and two responses (names in
-:mod:`aries_lit.view_names`):
+:mod:`aries_lit.core.view_names`):
 
 * ``direct``   = ``chat(x)``
 * ``refine_l`` = ``chat(z(x, y_l))`` (the template filled with the rejected answer)
@@ -32,9 +32,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aries_lit.chat import chat_context, end_of_turn, prompt_text
+from aries_lit.core.chat import chat_context, end_of_turn, prompt_text
+from aries_lit.core.view_names import DIRECT, REFINE_L, REFINE_W, split_view
 from aries_lit.prompts.templates import RefinementTemplate
-from aries_lit.view_names import DIRECT, REFINE_L, REFINE_W, split_view
 
 #: ``chat_template`` options of :class:`ViewTokenizer` (and the data modules)
 CHAT_TEMPLATE_MODES = ("always", "auto", "never")

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from aries_lit.core.registry import class_path_form
 from aries_lit.evaluation.kinds import Generation, TaskRun
 from aries_lit.evaluation.plan import EvaluationPlan, make_plan
 from aries_lit.evaluation.score_cache import rm_config, score_pairs
@@ -44,7 +45,6 @@ from aries_lit.evaluation.tasks import (
     parse_tasks,
 )
 from aries_lit.evaluation.turns import gather, reward_metrics, winrate_metrics
-from aries_lit.registry import class_path_form
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +202,8 @@ def _check_options(
     checkpoints: list[str], num_refinements: int, ci: str, checker: str, lc_options: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """Fail on a bad option before anything runs; returns the length-controlled win rate options."""
+    from aries_lit.answers.checking import validate_checker
     from aries_lit.evaluation.winrate import length_controlled_win_rate
-    from aries_lit.selectors.checking import validate_checker
 
     if not checkpoints:
         raise ValueError("no checkpoints to evaluate")
@@ -226,7 +226,7 @@ def _task_dir(plan: EvaluationPlan, name: str, task: Task) -> Path:
 def _generate(plan: EvaluationPlan, progress: bool) -> dict[str, float]:
     """Generate every checkpoint's turns on this rank's shard of every task (resuming what is done),
     with one shared, lazily built backend per checkpoint and backend spec; seconds per checkpoint."""
-    from aries_lit.distributed import backend_for_rank
+    from aries_lit.core.distributed import backend_for_rank
     from aries_lit.evaluation.backend import SharedBackend
     from aries_lit.generators import GENERATORS
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aries_lit.io import write_json_atomic
+from aries_lit.core.io import write_json_atomic
 
 __all__ = ["alpaca_model_outputs", "sanitize", "write_alpaca_outputs", "write_json"]
 
@@ -30,7 +30,7 @@ def sanitize(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
-    """Write ``sanitize(obj)`` as strict JSON, atomically (see :func:`aries_lit.io.write_json_atomic`)."""
+    """Write ``sanitize(obj)`` as strict JSON, atomically (:func:`aries_lit.core.io.write_json_atomic`)."""
     return write_json_atomic(
         path, sanitize(obj), indent=indent, trailing_newline=True, ensure_ascii=False, allow_nan=False
     )

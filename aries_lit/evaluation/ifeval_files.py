@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aries_lit.errors import DataValidationError
+from aries_lit.core.errors import DataValidationError
 
 __all__ = ["score_ifeval", "score_responses"]
 

@@ -109,7 +109,7 @@ def make_plan(
 ) -> EvaluationPlan:
     """Check the checkpoints and reward models, load every task's prompts and settle its kind and
     generator config: everything that can fail does so before any generation."""
-    from aries_lit.distributed import rank_world
+    from aries_lit.core.distributed import rank_world
     from aries_lit.prompts.sources import load_prompts
 
     rank, world = rank_world()
@@ -149,7 +149,7 @@ def make_plan(
 
 def _data_selected_by(checkpoint: str) -> list[str]:
     """Reward models that selected a checkpoint's training data, as its export recorded them."""
-    from aries_lit.provenance import read_provenance
+    from aries_lit.core.provenance import read_provenance
 
     return list(read_provenance(model_path(checkpoint)).get("data_selected_by", []))
 

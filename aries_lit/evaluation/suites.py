@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aries_lit.io import write_text_atomic
-from aries_lit.registry import class_path_form, split_spec
+from aries_lit.core.io import write_text_atomic
+from aries_lit.core.registry import class_path_form, split_spec
 
 __all__ = [
     "ANSWER_DIR",

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aries_lit.core.part_spec import refuse_name_form
+from aries_lit.core.registry import split_spec
 from aries_lit.evaluation.kinds import TaskKind, infer_kind, kind_of
-from aries_lit.part_spec import refuse_name_form
-from aries_lit.registry import split_spec
 
 __all__ = ["DEFAULT_TASKS", "TASK_KEYS", "Task", "checkpoint_names", "generator_spec", "parse_tasks"]
 
@@ -171,7 +171,7 @@ def generator_spec(
     evaluation's) < the task's settings.
 
     The result is a flat record ``{"name": generator, option: value, ...}`` (written to the
-    report's config); build it with :func:`aries_lit.registry.class_path_form`."""
+    report's config); build it with :func:`aries_lit.core.registry.class_path_form`."""
     if base is None:
         spec: dict[str, Any] = {"name": "sequential_refinement"}
     elif isinstance(base, str):

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
+from aries_lit.core.registry import Registry
 from aries_lit.generators.backends.base import (
     BACKENDS,
     Backend,
@@ -28,7 +29,6 @@ from aries_lit.generators.backends.base import (
 )
 from aries_lit.generators.store import CandidateStore, check_prompts, read_manifest, write_manifest
 from aries_lit.prompts.templates import RefinementTemplate
-from aries_lit.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aries_lit.chat import chat_context, prompt_text
+from aries_lit.core.chat import chat_context, prompt_text
 from aries_lit.generators.backends.base import Backend, Completion
 from aries_lit.generators.base import GENERATORS
 from aries_lit.generators.sequential_refinement import SequentialRefinement

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aries_lit.chat import chat_context
+from aries_lit.core.chat import chat_context
 from aries_lit.generators.base import GENERATORS, Generator
 from aries_lit.generators.store import CandidateStore
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aries_lit.chat import chat_context, prompt_text
+from aries_lit.core.chat import chat_context, prompt_text
 from aries_lit.generators.backends.base import Completion
 from aries_lit.generators.base import GENERATORS, Generator
 from aries_lit.generators.store import CandidateStore

@@ -28,8 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aries_lit.errors import FileContentError
-from aries_lit.io import write_json_atomic
+from aries_lit.core.errors import FileContentError
+from aries_lit.core.io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
 
 
 def write_manifest(out_dir: str | Path, manifest: Mapping[str, Any]) -> None:
-    """Write ``manifest.json`` atomically (:func:`aries_lit.io.write_json_atomic`)."""
+    """Write ``manifest.json`` atomically (:func:`aries_lit.core.io.write_json_atomic`)."""
     write_json_atomic(
         Path(out_dir) / MANIFEST_FILE, manifest, indent=2, trailing_newline=True, ensure_ascii=False
     )

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from aries_lit.errors import DataValidationError
+from aries_lit.core.errors import DataValidationError
 
 __all__ = [
     "INSTRUCTION_IDS",
@@ -189,7 +189,7 @@ def _build(instruction: Instruction, prompt: str) -> tuple[Any, str]:
 def parse_instructions(ids: Any, kwargs_list: Any, *, path: Any, record: int | None) -> list[Instruction]:
     """Checked instructions of one record (``instruction_id_list`` and ``kwargs``, IFEval's fields).
 
-    Raises :class:`~aries_lit.errors.DataValidationError` naming ``path``, ``record`` and the field
+    Raises :class:`~aries_lit.core.errors.DataValidationError` naming ``path``, ``record`` and the field
     for: a non-list or empty id list, a non-list kwargs or one of another length, an unknown id,
     a kwargs entry that is not a dict, argument names the checker's ``build_description`` does not
     take, or values it refuses. ``None`` values are dropped (the hub's IFEval gives every record

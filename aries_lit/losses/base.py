@@ -1,7 +1,7 @@
 """The call contract every loss follows.
 
 A loss declares the *views* it needs (``(context, response)`` pairs named in
-:mod:`aries_lit.view_names`, tokenized by :mod:`aries_lit.data.views`), receives per-view summed
+:mod:`aries_lit.core.view_names`, tokenized by :mod:`aries_lit.data.views`), receives per-view summed
 log-probabilities of the policy (and of the frozen reference when ``needs_reference``) and returns
 the scalar loss plus per-example metrics. Losses hold no parameters and never see the model.
 
@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from aries_lit.view_names import (  # the view vocabulary, part of the call contract
+from aries_lit.core.view_names import (  # the view vocabulary, part of the call contract
     ALL_VIEWS,
     CONTEXTS,
     DIRECT,
@@ -172,7 +172,7 @@ def direct_reward_metrics(chosen_rewards: Tensor, rejected_rewards: Tensor) -> d
     )
 
 
-from aries_lit.registry import Registry  # noqa: E402
+from aries_lit.core.registry import Registry  # noqa: E402
 
 #: short name -> loss class; ``@LOSSES.register("name")`` adds one
 LOSSES: Registry[Loss] = Registry("losses", Loss)

@@ -1,6 +1,6 @@
 """Loading models and tokenizers (hub names, local HF folders, GGUF), tiny test models, SmolLM2."""
 
-from aries_lit.model_paths import resolve_model_path
+from aries_lit.core.model_paths import resolve_model_path
 from aries_lit.models.loading import (
     check_reward_model_config,
     load_causal_lm,

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from aries_lit.chat import FALLBACK_CHAT_TEMPLATE
+from aries_lit.core.chat import FALLBACK_CHAT_TEMPLATE
 
 _DTYPES = {
     "float32": torch.float32,

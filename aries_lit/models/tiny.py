@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aries_lit.chat import FALLBACK_CHAT_TEMPLATE
-from aries_lit.paper_text import PAPER_TEMPLATE
+from aries_lit.core.chat import FALLBACK_CHAT_TEMPLATE
+from aries_lit.core.paper_text import PAPER_TEMPLATE
 
 _SPECIALS = ["<pad>", "<|im_start|>", "<|im_end|>", "<unk>"]
 

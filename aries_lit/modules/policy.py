@@ -7,12 +7,12 @@ from typing import Any
 
 import torch
 
+from aries_lit.core.view_names import DIRECT_CHOSEN, DIRECT_REJECTED
 from aries_lit.data.collator import reference_from_batch, split_views
 from aries_lit.losses import LOSSES, ARIESLoss, Loss, RewardLoss, UnpairedLoss, ViewLogProbs, reads_groups
 from aries_lit.models import load_causal_lm, load_tokenizer
 from aries_lit.modules.base import TrainingModule, check_schedule
 from aries_lit.modules.logprobs import packed_logprobs, sequence_logprobs
-from aries_lit.view_names import DIRECT_CHOSEN, DIRECT_REJECTED
 
 
 def log_ratio_metrics(

@@ -110,7 +110,7 @@ def choose_precision(
         cache[key] = result
         source = f"measured now, cached in {path}"
         try:
-            from aries_lit.io import write_json_atomic
+            from aries_lit.core.io import write_json_atomic
 
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(path, cache, indent=2)

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from aries_lit.chat import assistant_turn_end
+from aries_lit.core.chat import assistant_turn_end
 from aries_lit.data.collator import split_views
 from aries_lit.losses import DIRECT_CHOSEN, DIRECT_REJECTED, LOSSES, PairRewards, RewardLoss
 from aries_lit.models import load_reward_model_for_training, load_tokenizer

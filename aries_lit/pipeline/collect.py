@@ -19,8 +19,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aries_lit.distributed import backend_for_rank, barrier, rank_world
-from aries_lit.errors import FileContentError
+from aries_lit.core.distributed import backend_for_rank, barrier, rank_world
+from aries_lit.core.errors import FileContentError
+from aries_lit.core.io import write_json_atomic, write_text_atomic
+from aries_lit.core.locks import folder_lock
+from aries_lit.core.provenance import SELECTION_STATS_FILE
 from aries_lit.generators import GENERATORS, Generator, engine_log_dir
 from aries_lit.generators.store import (
     CANDIDATES_FILE,
@@ -31,10 +34,7 @@ from aries_lit.generators.store import (
     read_manifest,
     shard_dir,
 )
-from aries_lit.io import write_json_atomic, write_text_atomic
-from aries_lit.locks import folder_lock
 from aries_lit.prompts.sources import load_prompts
-from aries_lit.provenance import SELECTION_STATS_FILE
 from aries_lit.selectors import SELECTORS, Selector
 
 PAIRS_FILE = "pairs.jsonl"

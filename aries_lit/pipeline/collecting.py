@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from aries_lit.core.errors import SettingsError
 from aries_lit.data.datamodule import PreferenceDataModule
-from aries_lit.errors import SettingsError
 
 
 class CollectingDataModule(PreferenceDataModule):

@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from aries_lit.errors import StageError
-from aries_lit.io import write_json_atomic
+from aries_lit.core.errors import StageError
+from aries_lit.core.io import write_json_atomic
 from aries_lit.pipeline.specs import IterateSpec
 from aries_lit.pipeline.stage import (  # noqa: F401 - importable from here too
     CURVES,

@@ -20,8 +20,8 @@ def _lightning_cli_class():
     import lightning as L
     from lightning.pytorch.cli import LightningCLI
 
-    from aries_lit.checkpoints import AtomicModelCheckpoint, ExportHFModel, set_aside_torn_checkpoints
-    from aries_lit.locks import FolderLock, is_primary_process
+    from aries_lit.core.checkpoints import AtomicModelCheckpoint, ExportHFModel, set_aside_torn_checkpoints
+    from aries_lit.core.locks import FolderLock, is_primary_process
 
     class AriesCLI(LightningCLI):
         """LightningCLI with a resumable checkpoint callback and the HF export always present."""
@@ -60,7 +60,7 @@ def _lightning_cli_class():
 
                 set_to = config["trainer"].get("precision")
                 if set_to not in (None, "32-true", "32", 32):
-                    from aries_lit.errors import SettingsError
+                    from aries_lit.core.errors import SettingsError
 
                     raise SettingsError(
                         f"auto_precision: true chooses trainer.precision, which is set to {set_to!r}: "
@@ -111,7 +111,7 @@ def _run(args: list[str] | dict[str, Any]) -> None:
             _FIT_LOCKS.pop().release()
 
 
-#: the ``fit`` root locks this process holds (:class:`aries_lit.locks.FolderLock`)
+#: the ``fit`` root locks this process holds (:class:`aries_lit.core.locks.FolderLock`)
 _FIT_LOCKS: list[Any] = []
 
 
@@ -194,8 +194,8 @@ def resolve_class_paths(config: Any, where: str = "config") -> Any:
     raises ``ValueError`` naming ``where``, the key and the known names. Elsewhere a name that no
     registry knows is left for the parser (which also accepts class names).
     """
+    from aries_lit.core.registry import RegistryError
     from aries_lit.losses import LOSSES
-    from aries_lit.registry import RegistryError
 
     registries = _registries()
 

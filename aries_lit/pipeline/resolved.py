@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aries_lit.part_spec import PartSpec
-from aries_lit.registry import Registry, import_object, split_spec
+from aries_lit.core.part_spec import PartSpec
+from aries_lit.core.registry import Registry, import_object, split_spec
 
 
 def _registries() -> dict[str, Registry[Any]]:

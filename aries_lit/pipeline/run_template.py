@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aries_lit.registry import split_spec
+from aries_lit.core.registry import split_spec
 
 if TYPE_CHECKING:  # the specs module imports this one
     from aries_lit.pipeline.specs import StageSpec

@@ -4,7 +4,7 @@ and :class:`IterateSpec` (a study's :class:`~aries_lit.pipeline.study_spec.ArmSp
 
 A run config (``aries-lit iterate``, a study arm) is read into these frozen dataclasses once, at
 the top of :func:`aries_lit.pipeline.iterate.iterate` or of the study; a bad stage is one
-:class:`~aries_lit.errors.SettingsError` naming the stage and the key (the CLI puts the config
+:class:`~aries_lit.core.errors.SettingsError` naming the stage and the key (the CLI puts the config
 file in front). Below that, code reads attributes (``stage.collect.generator.init_args["seed"]``)
 and changes nothing in place: :meth:`StageSpec.seeded`, :meth:`StageSpec.with_base_model` and the
 run template (:func:`aries_lit.pipeline.run_template.apply_run_template`) return new specs.
@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aries_lit.configs import load_run_config, stage_fit, unshared
-from aries_lit.errors import SettingsError
-from aries_lit.part_spec import PartSpec, refuse_name_form
+from aries_lit.core.configs import load_run_config, stage_fit, unshared
+from aries_lit.core.errors import SettingsError
+from aries_lit.core.part_spec import PartSpec, refuse_name_form
 from aries_lit.pipeline.run_template import apply_run_template
 
 #: the keys of a stage and of its ``collect``

@@ -27,11 +27,11 @@ from typing import Any
 
 import yaml
 
-from aries_lit.checkpoints import hf_model_complete
-from aries_lit.configs import set_dotted
-from aries_lit.errors import SettingsError, StageError
-from aries_lit.io import write_json_atomic
-from aries_lit.locks import folder_lock
+from aries_lit.core.checkpoints import hf_model_complete
+from aries_lit.core.configs import set_dotted
+from aries_lit.core.errors import SettingsError, StageError
+from aries_lit.core.io import write_json_atomic
+from aries_lit.core.locks import folder_lock
 from aries_lit.pipeline.curves import plot_training_curves
 from aries_lit.pipeline.lightning_cli import fit_in_process, needs_own_process
 from aries_lit.pipeline.specs import DEFAULT_SELECTOR, StageSpec

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from aries_lit.errors import SettingsError
+from aries_lit.core.errors import SettingsError
 from aries_lit.evaluation.report import write_json
 from aries_lit.pipeline.curves import training_summary
 from aries_lit.pipeline.specs import StageSpec

@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from aries_lit.errors import FileContentError
+from aries_lit.core.errors import FileContentError
 
 #: where the study writes its result files under ``results_dir``: ``<arm>/seed<k>/<NN>-<stage>.json``
 RESULT_FILES = "*/seed*/*.json"

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aries_lit.configs import apply_overrides, load_run_config
-from aries_lit.errors import SettingsError
+from aries_lit.core.configs import apply_overrides, load_run_config
+from aries_lit.core.errors import SettingsError
 from aries_lit.pipeline.run_template import apply_run_template
 from aries_lit.pipeline.specs import FieldAccess, StageSpec, check_evaluation, parse_stages
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aries_lit.registry import Registry
+from aries_lit.core.registry import Registry
 
 
 class PromptSource:

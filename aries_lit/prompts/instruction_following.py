@@ -228,7 +228,7 @@ def record_instructions(
 ) -> list[Instruction] | None:
     """The checkable instructions of a prompt record (IFEval's ``instruction_id_list`` and
     ``kwargs``), or ``None`` when it has none; bad ids or kwargs raise a
-    :class:`~aries_lit.errors.DataValidationError` naming ``source``, the prompt id and ``number``."""
+    :class:`~aries_lit.core.errors.DataValidationError` naming ``source``, the prompt id and ``number``."""
     ids = record.get("instruction_id_list")
     if not ids:
         return None

@@ -11,7 +11,7 @@ A :class:`PromptSource` returns plain dicts ``{"id": str, "prompt": str | list[m
 Registered: ``file``, ``gsm8k``, ``alpaca_eval``, ``arithmetic``
 (:mod:`aries_lit.prompts.arithmetic`), ``instruction_following``
 (:mod:`aries_lit.prompts.instruction_following`) and ``preference_prompts``. Bad input raises
-:class:`~aries_lit.errors.DataValidationError` naming the file, record and field.
+:class:`~aries_lit.core.errors.DataValidationError` naming the file, record and field.
 Default paths name the data sets shipped in the package (``aries_lit:gsm8k/test.jsonl.gz``, see
 :mod:`aries_lit.assets`), so they resolve from any directory; other relative paths resolve against
 the current directory.
@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from aries_lit.assets import PREFIX, resolve_data_path
-from aries_lit.chat import CHAT_ROLES
-from aries_lit.errors import DataValidationError
-from aries_lit.part_spec import PartSpec
+from aries_lit.core.chat import CHAT_ROLES
+from aries_lit.core.errors import DataValidationError
+from aries_lit.core.part_spec import PartSpec
 from aries_lit.prompts import arithmetic as _arithmetic  # noqa: F401 - registers ``arithmetic``
 from aries_lit.prompts import instruction_following as _if  # noqa: F401 - registers ``instruction_following``
 from aries_lit.prompts.base import PROMPT_SOURCES, PromptSource
@@ -50,7 +50,7 @@ def read_numbered(
     path: str | os.PathLike, split: str = "train"
 ) -> tuple[str, str, list[tuple[int, dict[str, Any]]]]:
     """``(source, stem, [(record number, record)])`` of a data file (the numbers error messages
-    use); the first unreadable record raises its :class:`~aries_lit.errors.DataValidationError`."""
+    use); the first unreadable record raises its :class:`~aries_lit.core.errors.DataValidationError`."""
     stream = open_records(path, split=split)
     records = []
     for number, item in stream.items:
@@ -92,7 +92,7 @@ def _prompt_value(src: str, number: int, field: str, value: Any) -> str | list[d
 
 def scalar_text(src: str, number: int, field: str, value: Any) -> str:
     """``value`` (a string or a number) as text; a missing or other value raises a
-    :class:`~aries_lit.errors.DataValidationError` naming ``src``, record ``number`` and ``field``."""
+    :class:`~aries_lit.core.errors.DataValidationError` naming ``src``, record ``number`` and ``field``."""
     if value is None:
         raise DataValidationError(src, number, field, "missing field", reason="missing_field")
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):

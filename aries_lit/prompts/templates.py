@@ -1,4 +1,4 @@
-"""Self-refinement templates ``z`` (chat formatting lives in :mod:`aries_lit.chat`, re-exported here).
+"""Self-refinement templates ``z`` (chat formatting lives in :mod:`aries_lit.core.chat`, re-exported here).
 
 The default template is the one of ARIES ("ARIES: Stimulating Self-Refinement of Large
 Language Models by Iterative Preference Optimization", arXiv 2502.05605), Appendix B.1,
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aries_lit.chat import (
+from aries_lit.core.chat import (
     CHAT_ROLES,
     FALLBACK_CHAT_TEMPLATE,
     as_messages,
@@ -19,7 +19,7 @@ from aries_lit.chat import (
     end_of_turn,
     prompt_text,
 )
-from aries_lit.paper_text import PAPER_INTRO, PAPER_TEMPLATE
+from aries_lit.core.paper_text import PAPER_INTRO, PAPER_TEMPLATE
 
 #: Appendix E variant with an ANALYSIS section; keep only the text after the final ``RESPONSE:``.
 ANALYSIS_TEMPLATE = (

@@ -8,7 +8,7 @@ them (prompt sources, the training data): no torch, no Lightning.
 - :mod:`~aries_lit.records.loading`: a whole source loaded into a ``datasets.Dataset``, bad
   records raised or skipped and counted.
 
-Bad data raises :class:`~aries_lit.errors.DataValidationError` naming the file, record and field.
+Bad data raises :class:`~aries_lit.core.errors.DataValidationError` naming the file, record and field.
 ``aries_lit.data`` re-exports the loaders (``from aries_lit.data import load_preference_records``).
 """
 

@@ -8,7 +8,7 @@ one column, so a chat prompt is stored twice):
 ``id``                  str; the ``id_field`` value when the record has one, else
                         ``"{stem}-{record number}"`` (``pairs.jsonl`` -> ``pairs-17``)
 ``prompt``              str; a plain prompt as given, a chat prompt flattened by
-                        :func:`aries_lit.chat.prompt_text` (the question ``x`` that fills
+                        :func:`aries_lit.core.chat.prompt_text` (the question ``x`` that fills
                         the refinement template)
 ``prompt_messages``     str | None; a chat prompt as a JSON list of messages, None for plain
                         prompts. ``aries_lit.data.views.record_prompt(row)`` gives back the
@@ -20,7 +20,7 @@ one column, so a chat prompt is stored twice):
 Reloading a file written from such a dataset (``to_json``/``save_to_disk``) gives the same rows:
 a record's ``prompt_messages`` JSON, when present, is its prompt.
 
-Every problem raises :class:`~aries_lit.errors.DataValidationError` naming the source, the
+Every problem raises :class:`~aries_lit.core.errors.DataValidationError` naming the source, the
 1-based record number (for JSON Lines, the line number; blank lines are skipped but counted)
 and the field. With ``on_error="skip"``, bad records are dropped and counted by
 :attr:`DataValidationError.reason` (:func:`load_preference_records_with_stats`).
@@ -37,7 +37,7 @@ from typing import Any
 import datasets
 import pyarrow as pa
 
-from aries_lit.errors import DataValidationError
+from aries_lit.core.errors import DataValidationError
 from aries_lit.records.readers import kind_of, open_records
 from aries_lit.records.trl_format import InvalidRecord, normalize_record
 

@@ -7,7 +7,7 @@ dataset name (``datasets.load_dataset(name, split=split)``). A path ``aries_lit:
 data set shipped in the package (:mod:`aries_lit.assets`).
 
 Records are numbered from 1 (for JSON Lines, the line number; blank lines are skipped but
-counted); a record that cannot be read is a :class:`~aries_lit.errors.DataValidationError` in
+counted); a record that cannot be read is a :class:`~aries_lit.core.errors.DataValidationError` in
 the stream, a source that cannot be read raises one.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 import datasets
 
 from aries_lit.assets import resolve_data_path
-from aries_lit.errors import DataValidationError
+from aries_lit.core.errors import DataValidationError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 JSON_SUFFIXES = (".json", ".json.gz")

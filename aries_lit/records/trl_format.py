@@ -4,7 +4,7 @@ loaded columns ``id``, ``prompt``, ``prompt_messages``, ``chosen``, ``rejected``
 Input records carry ``prompt``, ``chosen`` and ``rejected`` (TRL's preference format):
 
 * ``prompt``: a string, or a list of chat messages ``{"role", "content"}``; a role is one of
-  ``system``, ``user``, ``assistant`` (:data:`aries_lit.chat.CHAT_ROLES`; other roles,
+  ``system``, ``user``, ``assistant`` (:data:`aries_lit.core.chat.CHAT_ROLES`; other roles,
   ``tool`` included, are refused with reason ``unknown_role``);
 * ``chosen`` / ``rejected``: a string, or a list of chat messages whose last one is the
   assistant's answer. Messages before the final one are the dialogue context: they must be
@@ -18,7 +18,7 @@ Input records carry ``prompt``, ``chosen`` and ``rejected`` (TRL's preference fo
 
 A bad record raises :class:`InvalidRecord` (field, message, reason); the loader
 (:mod:`aries_lit.records.loading`) turns it into a located
-:class:`~aries_lit.errors.DataValidationError`.
+:class:`~aries_lit.core.errors.DataValidationError`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aries_lit.chat import CHAT_ROLES, prompt_text
+from aries_lit.core.chat import CHAT_ROLES, prompt_text
 from aries_lit.records.hh import hh_to_messages, is_hh_record, split_hh_dialogue
 from aries_lit.records.readers import kind_of
 

@@ -12,7 +12,7 @@ Registered short names (``SELECTORS.build("rule")``, or ``class_path`` to user c
 - ``reference``: the prompt's reference answer chosen, an incorrect candidate rejected (offline data).
 
 Formats are described in :mod:`aries_lit.selectors.base`; answer extraction for
-verifiable tasks lives in :mod:`aries_lit.selectors.answers`; template-echo detection and the
+verifiable tasks lives in :mod:`aries_lit.answers.extraction`; template-echo detection and the
 pair-quality audit of every selection in :mod:`aries_lit.selectors.quality`.
 """
 

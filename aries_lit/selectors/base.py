@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from aries_lit.registry import Registry
+from aries_lit.core.registry import Registry
 from aries_lit.selectors.quality import TemplateEchoDetector, audit_pairs, audit_summary, echo_detector
 
 __all__ = ["SELECTORS", "Choice", "ScoredSelector", "SelectionResult", "Selector", "scoring_record"]

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from aries_lit.chat import prompt_text
+from aries_lit.core.chat import prompt_text
 from aries_lit.instructions import follows
 from aries_lit.prompts.instruction_following import record_instructions
 from aries_lit.selectors.base import SELECTORS, Choice, ScoredSelector, SelectionResult

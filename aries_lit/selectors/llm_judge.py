@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from aries_lit.chat import prompt_text
+from aries_lit.core.chat import prompt_text
 from aries_lit.selectors.base import SELECTORS, ScoredSelector
 
 __all__ = ["SELF_REWARDING_JUDGE_PROMPT", "LLMJudgeSelector", "parse_judge_score"]
@@ -157,7 +157,7 @@ class LLMJudgeSelector(ScoredSelector):
         return backend, True
 
     def score(self, groups: list[dict[str, Any]], usable: list[list[int]], stats: Counter) -> list[list[Any]]:
-        from aries_lit.chat import chat_context
+        from aries_lit.core.chat import chat_context
         from aries_lit.generators.backends.base import SamplingSettings
 
         where = [(g, pos) for g, positions in enumerate(usable) if len(positions) >= 2 for pos in positions]

@@ -23,7 +23,7 @@ Headers, keywords and runs that occur in the prompt itself are not held against 
 **Audit.** :func:`audit_pairs` describes the pairs a selector made (see
 :meth:`aries_lit.selectors.base.Selector.select`): for the chosen and the rejected answers,
 how many finished (``finish_reason`` not ``length``), echo a template, state an answer in an
-expected form and state the gold answer (:func:`~aries_lit.selectors.answers.stated_answer`;
+expected form and state the gold answer (:func:`~aries_lit.answers.extraction.stated_answer`;
 these two only over pairs whose prompt has a gold answer), plus the candidates the selector
 ruled out by reason and the groups it skipped by reason.
 """
@@ -36,9 +36,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aries_lit.chat import prompt_text
+from aries_lit.answers.extraction import answers_match, gold_answer, stated_answer
+from aries_lit.core.chat import prompt_text
 from aries_lit.prompts.templates import TEMPLATES
-from aries_lit.selectors.answers import answers_match, gold_answer, stated_answer
 
 __all__ = [
     "TemplateEchoDetector",

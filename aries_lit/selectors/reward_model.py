@@ -6,7 +6,7 @@ import gc
 from collections import Counter
 from typing import Any
 
-from aries_lit.chat import as_messages
+from aries_lit.core.chat import as_messages
 from aries_lit.selectors.base import SELECTORS, ScoredSelector
 
 #: where the reward model runs

@@ -9,7 +9,7 @@ keeps the raw score: vLLM's default for a one-label classifier is its sigmoid.
 Engine start, log file and failures work as for the generation backend
 (:class:`~aries_lit.generators.backends.vllm.VLLMBackend`): vLLM's output goes to
 ``log_file`` (or ``<folder>/vllm.log`` inside ``engine_log_dir``), a failure is one
-:class:`~aries_lit.errors.EngineError` line naming that file, and the engine processes die
+:class:`~aries_lit.core.errors.EngineError` line naming that file, and the engine processes die
 with this one.
 """
 

@@ -6,8 +6,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from aries_lit.prompts.templates import RefinementTemplate
-from aries_lit.selectors.answers import (
+from aries_lit.answers.checking import is_correct, validate_checker
+from aries_lit.answers.extraction import (
     answers_match,
     extract_answer,
     extract_boxed,
@@ -15,8 +15,8 @@ from aries_lit.selectors.answers import (
     gold_answer,
     stated_answer,
 )
+from aries_lit.prompts.templates import RefinementTemplate
 from aries_lit.selectors.base import SELECTORS, Choice, Selector
-from aries_lit.selectors.checking import is_correct, validate_checker
 
 
 def _gsm8k_only(text: str) -> str | None:
@@ -51,14 +51,14 @@ class VerifierSelector(Selector):
        :mod:`aries_lit.selectors.quality`; ``template_echo``);
     3. it *states* an answer in an expected form (``require_stated_answer``: ``#### n``,
        ``\\boxed{n}``, "the answer is n", a bare number, a concluding ``= n`` / ``is n``; see
-       :func:`~aries_lit.selectors.answers.stated_answer`; ``no_stated_answer``), and
+       :func:`~aries_lit.answers.extraction.stated_answer`; ``no_stated_answer``), and
     4. its answer matches the gold (``wrong_answer``): the answer of the ``extract`` extractor
        (``auto``, ``gsm8k``, ``boxed`` or ``last_number``, see :data:`EXTRACTORS`) and, with
        ``require_stated_answer``, the stated answer too, compared with the group's gold
-       ``answer`` by :func:`~aries_lit.selectors.answers.answers_match`. With
+       ``answer`` by :func:`~aries_lit.answers.extraction.answers_match`. With
        ``checker="math_verify"`` (``pip install math-verify``) the whole text is compared with
        the gold by ``math_verify.verify(parse(gold), parse(text))`` instead (see
-       :func:`~aries_lit.selectors.checking.is_correct`; the stated-answer check 3 still applies,
+       :func:`~aries_lit.answers.checking.is_correct`; the stated-answer check 3 still applies,
        as a check of form only). ``checker="builtin"`` (the default) is the cascade above.
 
     A gold answer that is a whole GSM8K solution (``... #### 72``) is reduced to its final

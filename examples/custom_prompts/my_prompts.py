@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aries_lit.errors import DataValidationError
+from aries_lit.core.errors import DataValidationError
 from aries_lit.prompts.base import PROMPT_SOURCES, PromptSource
 from aries_lit.prompts.sources import check_unique_ids
 

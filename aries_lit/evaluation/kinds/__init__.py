@@ -8,8 +8,8 @@ reward model or the judge scores it) and its part of the report. A task's kind i
 
 - ``verifiable`` (:class:`VerifiableKind`): records have an ``answer`` (GSM8K, arithmetic, a file
   with ``answer_field``). Each turn's final answer is extracted
-  (:func:`aries_lit.selectors.answers.extract_answer`) and compared with the gold one by
-  :func:`aries_lit.selectors.checking.is_correct` (``checker``: ``builtin`` or ``math_verify``);
+  (:func:`aries_lit.answers.extraction.extract_answer`) and compared with the gold one by
+  :func:`aries_lit.answers.checking.is_correct` (``checker``: ``builtin`` or ``math_verify``);
   accuracy with a Wilson interval. Default temperature 0 (greedy).
 - ``ifeval`` (:class:`IFEvalKind`): records have IFEval's ``instruction_id_list`` and ``kwargs``
   (the ``ifeval`` and ``instruction_following`` prompt sources). Every turn is checked by IFEval's
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from aries_lit.core.registry import RegistryError
 from aries_lit.evaluation.kinds.base import TASK_KINDS, Generation, TaskKind, TaskRun
 from aries_lit.evaluation.kinds.builtin import (
     ARENA_HARD_DISCLAIMER,
@@ -54,7 +55,6 @@ from aries_lit.evaluation.kinds.builtin import (
     VerifiableKind,
 )
 from aries_lit.evaluation.suites import suite_of
-from aries_lit.registry import RegistryError
 
 if TYPE_CHECKING:
     from aries_lit.evaluation.tasks import Task

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from aries_lit.core.registry import Registry
 from aries_lit.evaluation.turns import base_record, base_turn, length_metrics
-from aries_lit.registry import Registry
 
 if TYPE_CHECKING:
     from aries_lit.evaluation.tasks import Task

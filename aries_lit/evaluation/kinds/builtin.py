@@ -65,8 +65,8 @@ class VerifiableKind(TaskKind):
         return {"gold": str(group["answer"])}
 
     def turn_fields(self, text: str, record: Mapping[str, Any], run: TaskRun) -> dict[str, Any]:
-        from aries_lit.selectors.answers import extract_answer
-        from aries_lit.selectors.checking import is_correct
+        from aries_lit.answers.checking import is_correct
+        from aries_lit.answers.extraction import extract_answer
 
         extracted = extract_answer(text)
         return {

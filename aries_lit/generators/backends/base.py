@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aries_lit.errors import EngineError
-from aries_lit.registry import Registry
+from aries_lit.core.errors import EngineError
+from aries_lit.core.registry import Registry
 
 __all__ = [
     "BACKENDS",

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from aries_lit.chat import end_of_turn
+from aries_lit.core.chat import end_of_turn
 from aries_lit.generators.backends.base import BACKENDS, Backend, Completion, SamplingSettings
 
 log = logging.getLogger(__name__)

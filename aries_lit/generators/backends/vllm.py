@@ -12,7 +12,7 @@ splits the prompt of a seeded request; see :class:`VLLMBackend`).
 vLLM's output goes to ``<run folder>/vllm.log`` when the backend is built inside
 :func:`~aries_lit.generators.backends.base.engine_log_dir` (``Generator.run`` does that with
 its ``out_dir``), or to ``log_file``; a failure of vLLM is raised as a one-line
-:class:`~aries_lit.errors.EngineError` that names that file.
+:class:`~aries_lit.core.errors.EngineError` that names that file.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ class VLLMBackend(VLLMEngine, Backend):
     ``max_model_len`` when it is not set; if you set it, make it ``>= max_model_len``.
 
     Failures: any exception from vLLM while the engine starts or generates is raised as a
-    one-line :class:`~aries_lit.errors.EngineError` (what failed, the last line of vLLM's
+    one-line :class:`~aries_lit.core.errors.EngineError` (what failed, the last line of vLLM's
     error, the first error in its log, where the log is); the original is its ``__cause__``
     and its traceback is appended to the log file.
 

@@ -3,7 +3,7 @@
 The engine log of the ``vllm`` backend and of the reward model's vLLM scorer: what vLLM prints
 while its engine starts and what its logger writes go to ``<run folder>/vllm.log`` (or the
 backend's ``log_file``), and a failure becomes a one-line
-:class:`~aries_lit.errors.EngineError` naming that file and the first error vLLM logged.
+:class:`~aries_lit.core.errors.EngineError` naming that file and the first error vLLM logged.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from aries_lit.errors import EngineError
+from aries_lit.core.errors import EngineError
 
 #: The engine log's name inside the run folder.
 ENGINE_LOG_NAME = "vllm.log"

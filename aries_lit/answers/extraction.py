@@ -28,7 +28,7 @@ compares two answers numerically (with a tolerance) when both are numbers and as
 case-folded text otherwise.
 
 Whether a text answers its gold (the ``builtin`` or ``math_verify`` checker) is decided in
-:mod:`aries_lit.selectors.checking`.
+:mod:`aries_lit.answers.checking`.
 
 Example::
 

@@ -9,7 +9,7 @@ kernel drops a flock when its process dies (kill -9 included), so a lock left by
 is taken over by the next run, with a note naming the dead holder. On a network filesystem the
 lock holds as far as the filesystem implements ``flock``: NFSv4 and Lustre (mounted with
 ``flock``) do, across hosts; older NFS and some FUSE mounts give only a host-local lock
-(docs/faults.md). Bottom layer: imports nothing from aries_lit but :mod:`aries_lit.errors`.
+(docs/faults.md). Bottom layer: imports nothing from aries_lit but :mod:`aries_lit.core.errors`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aries_lit.errors import FolderInUseError
+from aries_lit.core.errors import FolderInUseError
 
 __all__ = ["LOCK_NAME", "FolderLock", "folder_lock", "is_primary_process"]
 
@@ -59,7 +59,7 @@ def _describe(holder: dict[str, Any]) -> str:
 class FolderLock:
     """An exclusive, non-blocking lock on ``folder`` (created if missing), held until :meth:`release`.
 
-    Raises :class:`~aries_lit.errors.FolderInUseError` when a live process holds it."""
+    Raises :class:`~aries_lit.core.errors.FolderInUseError` when a live process holds it."""
 
     def __init__(self, folder: str | os.PathLike, what: str = "run") -> None:
         self.folder = Path(folder)

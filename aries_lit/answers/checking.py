@@ -1,9 +1,9 @@
 """Whether a free-text answer reaches its gold answer: the one place where the verifier selector
 and evaluation decide it, with a ``checker``:
 
-* ``"builtin"`` (the default): the extraction cascade of :mod:`aries_lit.selectors.answers`
-  (:func:`~aries_lit.selectors.answers.extract_answer`) and
-  :func:`~aries_lit.selectors.answers.answers_match`;
+* ``"builtin"`` (the default): the extraction cascade of :mod:`aries_lit.answers.extraction`
+  (:func:`~aries_lit.answers.extraction.extract_answer`) and
+  :func:`~aries_lit.answers.extraction.answers_match`;
 * ``"math_verify"``: Hugging Face's ``math-verify`` package (``pip install math-verify``):
   ``verify(parse(gold), parse(text))``, symbolic comparison through SymPy; imported only when
   chosen.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from aries_lit.selectors.answers import answers_match, extract_answer
+from aries_lit.answers.extraction import answers_match, extract_answer
 
 __all__ = ["CHECKERS", "is_correct", "validate_checker"]
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aries_lit.errors import SettingsError
+from aries_lit.core.errors import SettingsError
 
 #: options of a part that hold a part of their own (a generator's or judge's ``backend``, a
 #: group or unpaired selector's ``scorer``): checked for the ``name:`` form too

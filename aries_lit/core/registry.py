@@ -18,9 +18,9 @@ lookup; or the environment variable ``ARIES_LIT_PLUGINS=module1,module2`` names 
 **The spec dialect.** A part is written as LightningCLI writes one, ``{class_path: X, init_args:
 {...}}``, where ``X`` is a short registry name (``vllm``, ``verifier``) or a dotted class path; a
 part without options may be the bare name (``selector: verifier``); a parsed part is a
-:class:`aries_lit.part_spec.PartSpec`, which ``build`` takes as it is. The older ``name:`` forms,
+:class:`aries_lit.core.part_spec.PartSpec`, which ``build`` takes as it is. The older ``name:`` forms,
 ``{name: X, init_args: {...}}`` and the flat ``{name: X, option: value, ...}``, are refused with
-one line that says how to write them (:func:`aries_lit.part_spec.name_form_error`).
+one line that says how to write them (:func:`aries_lit.core.part_spec.name_form_error`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
-from aries_lit.errors import SettingsError, UserError
-from aries_lit.part_spec import PartSpec, refuse_name_form, uses_name_form  # noqa: F401 - importable here too
+from aries_lit.core.errors import SettingsError, UserError
+from aries_lit.core.part_spec import PartSpec, refuse_name_form, uses_name_form  # noqa: F401 - importable here too
 
 T = TypeVar("T")
 

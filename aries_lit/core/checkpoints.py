@@ -16,9 +16,9 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
-from aries_lit.disk import require_free_space, training_bytes
-from aries_lit.errors import DiskSpaceError
-from aries_lit.provenance import write_provenance
+from aries_lit.core.disk import require_free_space, training_bytes
+from aries_lit.core.errors import DiskSpaceError
+from aries_lit.core.provenance import write_provenance
 
 
 def hf_model_complete(path: str | Path) -> bool:
@@ -30,7 +30,7 @@ class ExportHFModel(Callback):
     """At the end of ``fit``, save the trained model (the policy, or the reward model as a sequence
     classifier) and tokenizer with ``save_pretrained`` (safetensors), and the model's provenance
     (``aries_lit_provenance.json``: its starting model, data, and the reward models that selected
-    that data; see :mod:`aries_lit.provenance`).
+    that data; see :mod:`aries_lit.core.provenance`).
 
     ``dirpath`` defaults to ``<trainer.default_root_dir>/hf_model``. The folder is written
     under a temporary name and renamed, so a complete folder means a finished export. Under

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aries_lit.io import write_json_atomic
-from aries_lit.model_paths import resolve_model_path
+from aries_lit.core.io import write_json_atomic
+from aries_lit.core.model_paths import resolve_model_path
 
 PROVENANCE_FILE = "aries_lit_provenance.json"
 SELECTION_STATS_FILE = "selection_stats.json"

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from aries_lit.errors import FileContentError
+from aries_lit.core.errors import FileContentError
 
 
 def load_yaml(path: str | Path) -> Any:

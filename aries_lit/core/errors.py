@@ -60,7 +60,7 @@ class StageError(UserError, RuntimeError):
 
 
 class FolderInUseError(UserError, RuntimeError):
-    """A second run tried to write a folder that a live run holds (:mod:`aries_lit.locks`). One
+    """A second run tried to write a folder that a live run holds (:mod:`aries_lit.core.locks`). One
     line: the folder and the holder's host and process id."""
 
 

@@ -33,7 +33,7 @@ def barrier(doing: str = "waiting for the other ranks") -> None:
     ``doing``, not a backend traceback."""
     import torch.distributed as dist
 
-    from aries_lit.errors import PeerLostError
+    from aries_lit.core.errors import PeerLostError
 
     if dist.is_available() and dist.is_initialized():
         try:

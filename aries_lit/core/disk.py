@@ -2,9 +2,9 @@
 
 :func:`require_free_space` compares ``shutil.disk_usage`` of a folder with an estimate of what is
 about to be written (:func:`training_bytes` for ``fit``: the checkpoint with its optimizer state
-plus the exported model) and raises :class:`~aries_lit.errors.DiskSpaceError` naming the folder,
+plus the exported model) and raises :class:`~aries_lit.core.errors.DiskSpaceError` naming the folder,
 the need and the free space. :func:`disk_full_message` words an ``OSError(ENOSPC)`` raised in the
-middle of a write. Bottom layer: imports nothing from aries_lit but :mod:`aries_lit.errors`.
+middle of a write. Bottom layer: imports nothing from aries_lit but :mod:`aries_lit.core.errors`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from aries_lit.errors import DiskSpaceError
+from aries_lit.core.errors import DiskSpaceError
 
 __all__ = ["disk_full_message", "free_bytes", "human", "require_free_space", "training_bytes"]
 
