@@ -776,6 +776,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--trl-vllm-kwargs", default="{}", help="JSON: more vllm.LLM arguments for the trl side's engines"
     )
+    p.add_argument("--table", default=None, metavar="LOG", help="print a log's results as Markdown and exit")
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -784,6 +785,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args._child:
         return child_main(args._child)
+    if args.table:
+        print(markdown_table(json.loads(Path(args.table).read_text())))
+        return 0
     if args.tiny:
         os.environ["LOOP_BENCH_TINY"] = "1"
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -912,6 +916,37 @@ def summary(log: dict[str, Any]) -> dict[str, Any]:
             if a.get(k) and b.get(k)
         }
     return out
+
+
+def markdown_table(log: dict[str, Any]) -> str:
+    """The results table of benchmarks/README.md ("One loop iteration") from one log, with its machine."""
+    m, st = log["machine"], log["settings"]
+    lines = [
+        f"{m['cpu_model']}, {m['nproc']} cores, torch {m['torch']}, {m['torch_threads']} threads; "
+        f"matmul at {m.get('matmul_n')}^3: fp32 {m.get('matmul_fp32_gflops')} GFLOP/s, "
+        f"bf16 {m.get('matmul_bf16_gflops')}; {st['prompts']} train prompts, {st['eval_prompts']} held-out, "
+        f"task {log['task']}, {st['max_new_tokens']} new tokens, ours: {st['ours_backend']}, "
+        f"precision {st['precision']}.",
+        "",
+        "| run | collect s (gen tokens/s) | select s | train s (pairs, tokens/s, peak RSS MiB) "
+        "| evaluate s | iteration s | Direct score |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in log["runs"].items():
+        ph = r.get("phases", {})
+        c, sel, t, e = (ph.get(k, {}) for k in PHASES)
+        lines.append(
+            f"| {name} | {c.get('seconds', '-')} ({c.get('generation_tokens_per_s', '-')}) "
+            f"| {sel.get('seconds', '-')} "
+            f"| {t.get('seconds', '-')} ({t.get('pairs', '-')}, {t.get('train_tokens_per_s', '-')}, "
+            f"{t.get('peak_rss_mb', '-')}) | {e.get('seconds', '-')} | {r.get('phase_seconds_sum', '-')} "
+            f"| {e.get('direct_score', '-')} |"
+        )
+    speed = (log.get("summary") or summary(log)).get("speedup_ours_vs_trl")
+    if speed:
+        ratios = ", ".join(f"{k} {v}x" for k, v in speed.items())
+        lines += ["", f"TRL seconds / ours (Iterative DPO): {ratios}"]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
