@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -316,7 +317,15 @@ def run_ours(cfg: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     s = cfg["settings"]
     train_spec, held_spec = cfg["train_spec"], cfg["held_spec"]
     is_aries = loop == "aries"
-    out.update({"side": "ours", "loop": loop, "backend": cfg["backend"], "phases": {}})
+    out.update(
+        {
+            "side": "ours",
+            "loop": loop,
+            "backend": cfg["backend"],
+            "precision": cfg.get("precision", s["precision"]),
+            "phases": {},
+        }
+    )
     items = load_prompts(train_spec)
     out["prompts"], out["prompts_digest"] = len(items), prompts_digest(items)
     gen_init = {
@@ -411,7 +420,7 @@ def run_ours(cfg: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     }
     set_dotted(fit, "trainer.default_root_dir", str(work_dir / "train"))
     set_dotted(fit, "export.dirpath", str(work_dir / "model"))
-    if s["precision"] == "auto":
+    if cfg.get("precision", s["precision"]) == "auto":
         del fit["trainer"]["precision"]
         fit["auto_precision"] = True
     from aries_lit.pipeline.lightning_cli import fit_in_process
@@ -764,6 +773,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default="fp32",
         help="ours: training precision (auto: bf16 autocast where a measured probe finds it faster)",
     )
+    p.add_argument(
+        "--variants",
+        default=None,
+        help="ours: comma-separated BACKEND/PRECISION runs of each loop in this one invocation, e.g. "
+        "vllm/fp32,transformers/fp32,vllm/auto (overrides --backend and --precision; names them "
+        "ours/LOOP@BACKEND-PRECISION)",
+    )
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     p.add_argument(
         "--out", default=None, help="results JSON (default benchmarks/results/loop_iteration-<date>.json)"
@@ -797,20 +813,17 @@ def main(argv: list[str] | None = None) -> int:
     settings["max_new_tokens"] = args.max_new_tokens or (48 if args.tiny else COMMON["max_new_tokens"])
     settings["trl_vllm_overrides"] = json.loads(args.trl_vllm_kwargs)
     settings["precision"] = args.precision
+    settings["variants"] = args.variants
     prompts = args.prompts or (12 if args.tiny else 1000)
     eval_prompts = args.eval_prompts or (8 if args.tiny else 200)
     train_spec, held_spec = task_specs(args.task, prompts, eval_prompts, args.max_operand)
     backend = args.backend
     if backend == "auto":
         backend = "vllm" if vllm_importable() else "transformers"
-    runs: list[tuple[str, str]] = []
-    if args.side in ("trl", "both"):
-        runs.append(("trl", "iterative_dpo"))
-    if args.side in ("ours", "both"):
-        runs += [("ours", loop) for loop in args.loops.split(",") if loop]
-    for _, loop in runs:
-        if loop not in ("iterative_dpo", "aries"):
-            raise SystemExit(f"unknown loop {loop!r} (iterative_dpo, aries)")
+    try:
+        runs = plan_runs(args.side, args.loops, args.variants, backend, args.precision)
+    except ValueError as err:
+        raise SystemExit(f"loop_iteration: {err}") from None
     model = str(smollm2_path())
     info = machine(args.threads, probe=not args.no_probe)
     date = _dt.datetime.now(_dt.timezone.utc)
@@ -849,9 +862,9 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp.name)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        for side, loop in runs:
-            name = f"{side}/{loop}"
-            work = root / f"{side}-{loop}"
+        for run in runs:
+            side, loop, name = run.side, run.loop, run.name
+            work = root / name.replace("/", "-").replace("@", "-")
             work.mkdir(parents=True, exist_ok=True)
             spec = {
                 "side": side,
@@ -862,7 +875,8 @@ def main(argv: list[str] | None = None) -> int:
                 "settings": settings,
                 "train_spec": train_spec,
                 "held_spec": held_spec,
-                "backend": backend,
+                "backend": run.backend,
+                "precision": run.precision,
                 "work_dir": str(work),
                 "result": str(work / "result.json"),
                 "peak_fp32_gflops": info.get("matmul_fp32_gflops"),
@@ -896,8 +910,48 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r.get("exit_code") == 0 and "error" not in r for r in log["runs"].values()) else 1
 
 
+@dataclass(frozen=True)
+class Run:
+    """One loop to time: a side, a loop, and (ours) its generation backend and training precision."""
+
+    side: str
+    loop: str
+    backend: str
+    precision: str
+    name: str
+
+
+def plan_runs(side: str, loops: str, variants: str | None, backend: str, precision: str) -> list[Run]:
+    """The runs of one invocation, in order: TRL's Iterative DPO first, then ours per loop and variant.
+
+    Without ``variants`` a run is named ``SIDE/LOOP``; with them each ours run is
+    ``ours/LOOP@BACKEND-PRECISION``, so one log holds e.g. vLLM against transformers collection.
+    """
+    runs: list[Run] = []
+    if side in ("trl", "both"):
+        runs.append(Run("trl", "iterative_dpo", "vllm", "fp32", "trl/iterative_dpo"))
+    if side not in ("ours", "both"):
+        return runs
+    pairs = [(backend, precision)]
+    if variants:
+        pairs = []
+        for v in variants.split(","):
+            b, _, prec = v.strip().partition("/")
+            if b not in ("vllm", "transformers") or prec not in ("fp32", "auto"):
+                raise ValueError(f"--variants: {v!r} is not BACKEND/PRECISION (vllm|transformers/fp32|auto)")
+            pairs.append((b, prec))
+    for loop in (x for x in loops.split(",") if x):
+        if loop not in ("iterative_dpo", "aries"):
+            raise ValueError(f"--loops: unknown loop {loop!r} (iterative_dpo, aries)")
+        for b, prec in pairs:
+            name = f"ours/{loop}@{b}-{prec}" if variants else f"ours/{loop}"
+            runs.append(Run("ours", loop, b, prec, name))
+    return runs
+
+
 def summary(log: dict[str, Any]) -> dict[str, Any]:
-    """Per run: seconds per phase and in all; the ours/trl ratios of Iterative DPO where both ran."""
+    """Per run: seconds per phase and in all; the ours/trl ratios of Iterative DPO where both ran;
+    with ``--variants``, each variant against its loop's first (``variant_speedup``, first / it)."""
     out: dict[str, Any] = {}
     for name, r in log["runs"].items():
         ph = r.get("phases", {})
@@ -908,6 +962,20 @@ def summary(log: dict[str, Any]) -> dict[str, Any]:
             "train_tokens_per_s": ph.get("train", {}).get("train_tokens_per_s"),
             "direct_score": ph.get("evaluate", {}).get("direct_score"),
         }
+    firsts: dict[str, dict[str, Any]] = {}
+    variant_speedup: dict[str, dict[str, float]] = {}
+    for name, row in out.items():
+        if "@" not in name:
+            continue
+        first = firsts.setdefault(name.split("@")[0], row)
+        if row is not first:
+            variant_speedup[name] = {
+                k: round(first[k] / row[k], 2)
+                for k in [f"{p}_s" for p in PHASES] + ["iteration_s"]
+                if first.get(k) and row.get(k)
+            }
+    if variant_speedup:
+        out["variant_speedup"] = variant_speedup
     a, b = out.get("ours/iterative_dpo"), out.get("trl/iterative_dpo")
     if a and b:
         out["speedup_ours_vs_trl"] = {
@@ -925,8 +993,12 @@ def markdown_table(log: dict[str, Any]) -> str:
         f"{m['cpu_model']}, {m['nproc']} cores, torch {m['torch']}, {m['torch_threads']} threads; "
         f"matmul at {m.get('matmul_n')}^3: fp32 {m.get('matmul_fp32_gflops')} GFLOP/s, "
         f"bf16 {m.get('matmul_bf16_gflops')}; {st['prompts']} train prompts, {st['eval_prompts']} held-out, "
-        f"task {log['task']}, {st['max_new_tokens']} new tokens, ours: {st['ours_backend']}, "
-        f"precision {st['precision']}.",
+        f"task {log['task']}, {st['max_new_tokens']} new tokens, "
+        + (
+            f"ours: variants {st['variants']}."
+            if st.get("variants")
+            else f"ours: {st['ours_backend']}, precision {st['precision']}."
+        ),
         "",
         "| run | collect s (gen tokens/s) | select s | train s (pairs, tokens/s, peak RSS MiB) "
         "| evaluate s | iteration s | Direct score |",
@@ -942,7 +1014,11 @@ def markdown_table(log: dict[str, Any]) -> str:
             f"{t.get('peak_rss_mb', '-')}) | {e.get('seconds', '-')} | {r.get('phase_seconds_sum', '-')} "
             f"| {e.get('direct_score', '-')} |"
         )
-    speed = (log.get("summary") or summary(log)).get("speedup_ours_vs_trl")
+    summ = log.get("summary") or summary(log)
+    for name, ratios in summ.get("variant_speedup", {}).items():
+        first = next(n for n in log["runs"] if n.split("@")[0] == name.split("@")[0])
+        lines += ["", f"{first} seconds / {name}: " + ", ".join(f"{k} {v}x" for k, v in ratios.items())]
+    speed = summ.get("speedup_ours_vs_trl")
     if speed:
         ratios = ", ".join(f"{k} {v}x" for k, v in speed.items())
         lines += ["", f"TRL seconds / ours (Iterative DPO): {ratios}"]

@@ -64,3 +64,45 @@ def test_a_killed_run_renders_as_dashes_and_has_no_ratio(bench, log):
 def test_table_option_prints_a_log(bench, capsys):
     assert bench.main(["--table", str(LOG)]) == 0
     assert "| trl/iterative_dpo |" in capsys.readouterr().out
+
+
+def test_variants_plan_one_named_run_per_loop_and_variant(bench):
+    runs = bench.plan_runs("both", "iterative_dpo,aries", "vllm/fp32,transformers/auto", "vllm", "fp32")
+    assert [r.name for r in runs] == [
+        "trl/iterative_dpo",
+        "ours/iterative_dpo@vllm-fp32",
+        "ours/iterative_dpo@transformers-auto",
+        "ours/aries@vllm-fp32",
+        "ours/aries@transformers-auto",
+    ]
+    assert (runs[2].backend, runs[2].precision) == ("transformers", "auto")
+    plain = bench.plan_runs("ours", "aries", None, "transformers", "auto")
+    assert [(r.name, r.backend, r.precision) for r in plain] == [("ours/aries", "transformers", "auto")]
+
+
+@pytest.mark.parametrize(
+    ("loops", "variants", "message"),
+    [("aries", "vllm", "'vllm' is not BACKEND/PRECISION"), ("sft", None, "unknown loop 'sft'")],
+)
+def test_bad_runs_are_one_line(bench, loops, variants, message):
+    with pytest.raises(ValueError, match=message):
+        bench.plan_runs("ours", loops, variants, "vllm", "fp32")
+
+
+def test_variants_are_timed_against_their_loops_first_variant(bench, log):
+    varied = copy.deepcopy(log)
+    varied.pop("summary")
+    aries = varied["runs"].pop("ours/aries")
+    slow = copy.deepcopy(aries)
+    for phase in slow["phases"].values():
+        phase["seconds"] *= 2
+    slow["phase_seconds_sum"] *= 2
+    varied["runs"] = {"ours/aries@vllm-fp32": aries, "ours/aries@transformers-fp32": slow}
+    varied["settings"]["variants"] = "vllm/fp32,transformers/fp32"
+    out = bench.summary(varied)
+    assert out["variant_speedup"] == {
+        "ours/aries@transformers-fp32": {k: 0.5 for k in [f"{p}_s" for p in bench.PHASES] + ["iteration_s"]}
+    }
+    table = bench.markdown_table(varied)
+    assert "ours: variants vllm/fp32,transformers/fp32." in table.splitlines()[0]
+    assert "ours/aries@vllm-fp32 seconds / ours/aries@transformers-fp32: collect_s 0.5x" in table
