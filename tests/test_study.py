@@ -21,6 +21,7 @@ from aries_lit.core.part_spec import PartSpec
 from aries_lit.pipeline.specs import StageSpec
 from aries_lit.pipeline.study import Study, eval_key, find_recorded_evaluation, seeded_stage, stage_key
 from aries_lit.pipeline.study_report import build_report, final_summary, load_results, write_report
+from aries_lit.pipeline.study_results import StudyResults
 from aries_lit.pipeline.study_stats import accuracy_summary, paired_difference, pooled_items
 
 REPO = Path(__file__).resolve().parents[1]
@@ -330,18 +331,33 @@ def _result(arm: str, seed: int, index: int, stage: str, items: dict[str, str], 
 def test_items_are_pooled_over_seeds_and_compared_item_by_item():
     seeds = [_result("a", 0, 1, "s", {"x": "01", "y": "11", "z": "00"}),
              _result("a", 1, 1, "s", {"x": "00", "y": "11", "z": "01", "w": "11"})]  # fmt: skip
-    assert pooled_items(seeds, "t", 1) == {"x": 0.5, "y": 1.0, "z": 0.5}  # w is not in every seed
-    summary = accuracy_summary(seeds, "t", 1)
-    assert summary["mean"] == pytest.approx(2 / 3) and summary["n"] == 3
-    assert summary["ci_low"] < 2 / 3 < summary["ci_high"]
-    assert summary["seeds"] == [pytest.approx(2 / 3), pytest.approx(3 / 4)]
+    stage = StudyResults.of(seeds).arms["a"][1]
+    assert stage.seeds == [0, 1] and stage.label == "01-s" and stage.num_turns("t") == 2
+    assert pooled_items(stage, "t", 1) == {"x": 0.5, "y": 1.0, "z": 0.5}  # w is not in every seed
+    summary = accuracy_summary(stage, "t", 1)
+    assert summary.mean == pytest.approx(2 / 3) and summary.n == 3
+    assert summary.ci_low < 2 / 3 < summary.ci_high
+    assert summary.seeds == [pytest.approx(2 / 3), pytest.approx(3 / 4)]
+    assert pooled_items(stage.only_seeds([1]), "t", 0) == {"x": 0.0, "y": 1.0, "z": 0.0, "w": 1.0}
 
     same = paired_difference({"a": 1.0, "b": 0.0}, {"a": 1.0, "b": 0.0})
-    assert same["mean"] == 0 and same["p_value"] == 1.0
+    assert same.mean == 0 and same.p_value == 1.0
     better = {str(i): 1.0 for i in range(40)}
     worse = {str(i): 0.0 if i < 30 else 1.0 for i in range(40)}
     d = paired_difference(better, worse)
-    assert d["mean"] == pytest.approx(0.75) and d["ci_low"] > 0 and d["p_value"] < 0.001 and d["n"] == 40
+    assert d.mean == pytest.approx(0.75) and d.ci_low > 0 and d.p_value < 0.001 and d.n == 40
+
+
+def test_results_parse_once_into_stages_over_seeds_and_finals_skip_unevaluated_stages():
+    records = [_result("a", 0, 0, "base", {"x": "10"}), _result("a", 0, 1, "offline", {}),
+               _result("a", 1, 0, "base", {"x": "11"})]  # fmt: skip
+    records[1]["tasks"] = {}  # not evaluated
+    results = StudyResults.of(records)
+    assert list(results.arms["a"]) == [0, 1] and results.arms["a"][0].seeds == [0, 1]
+    assert results.scored_tasks == ["t"] and results.final("a", "t").label == "00-base"
+    assert results.final("a", "other") is None and results.finals("other") == {}
+    assert results.results[0].tasks["t"].correct(0) == {"x": 1.0}
+    assert results.results[1].selection == {} and not results.arms["a"][1].has("t")
 
 
 def test_report_from_result_files(tmp_path):

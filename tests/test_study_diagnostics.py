@@ -18,7 +18,7 @@ from aries_lit.pipeline.study_diagnostics import (
     training_section,
 )
 from aries_lit.pipeline.study_report import build_report
-from aries_lit.pipeline.study_results import _groups
+from aries_lit.pipeline.study_results import StudyResults
 
 
 def test_log_ratio_metrics_are_policy_minus_reference_of_the_direct_views():
@@ -89,7 +89,7 @@ def test_instructions_section_splits_trained_from_never_trained_types_and_pools_
         _result("aries", 0, {"ife": _ifeval_task([0.2, 0.4], by_type, [100.0, 80.0])}),
         _result("aries", 1, {"ife": _ifeval_task([0.4, 0.6], by_type, [200.0, 120.0])}),
     ]
-    text = "\n".join(instructions_section(_groups(results)))
+    text = "\n".join(instructions_section(StudyResults.of(results)))
     # inst strict pooled over seeds 0.3 -> 0.5; trained 2/8 -> 6/8 with 4 per seed; never trained
     # (held out + absent types) 2/8 -> 4/8; length 150 -> 100
     cells = ["aries", "01-iter1", "2", "30.0 -> 50.0", "0.0 -> 50.0", "25.0 -> 75.0 (4)", "25.0 -> 50.0 (4)",
@@ -110,13 +110,13 @@ def test_training_and_compute_sections():
         _result("aries_copy", 0, {}, training=training),  # a shared stage: the same key is listed once
     ]  # fmt: skip
     results[1]["key"] = results[0]["key"]
-    text = "\n".join(training_section(results))
+    text = "\n".join(training_section(StudyResults.of(results)))
     assert (
         "| aries | 0 | iter1 | 0.69 -> 0.50 | -80.00 -> -82.50 | 0.00 -> -0.50 | 0.00 -> -2.00 | 75.0 |"
         in text
     )
     assert "aries_copy" not in text
-    text = "\n".join(compute_section(results))
+    text = "\n".join(compute_section(StudyResults.of(results)))
     assert "| aries | 0 | iter1 380 | 4.0 | 0.04 | 1.00 |" in text
 
 
@@ -129,6 +129,6 @@ def test_the_report_has_the_sections_only_when_the_results_have_the_figures(with
     results = [
         {"arm": "aries", "seed": 0, "index": 0, "stage": "base", "key": "base", "tasks": {"ife": task}}
     ]
-    report = build_report(results)
+    report = build_report(StudyResults.of(results))
     assert ("## ife: instructions, Direct -> SR" in report) is with_diagnostics
     assert "## ife: Direct and SR by arm and stage" in report

@@ -9,9 +9,11 @@ sections.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aries_lit.pipeline.study_format import mean, pct, table
+from aries_lit.pipeline.study_results import StageResult, StudyResults
 from aries_lit.prompts.instruction_following import CONSTRAINT_TYPES, HELD_OUT_TYPES
 
 #: the constraint types the ``instruction_following`` train split draws (its default held-out types
@@ -19,17 +21,15 @@ from aries_lit.prompts.instruction_following import CONSTRAINT_TYPES, HELD_OUT_T
 TRAINED_TYPES = frozenset(CONSTRAINT_TYPES) - frozenset(HELD_OUT_TYPES)
 
 
-def _ifeval_tasks(results: list[dict[str, Any]]) -> list[str]:
-    return sorted({t for r in results for t, v in r["tasks"].items() if "ifeval" in v})
+def _ifeval_tasks(results: StudyResults) -> list[str]:
+    return sorted({name for r in results.results for name, t in r.tasks.items() if t.ifeval is not None})
 
 
-def _type_rate(
-    records: list[dict[str, Any]], task: str, turn: str, trained: bool
-) -> tuple[float | None, int]:
+def _type_rate(records: list[StageResult], task: str, turn: str, trained: bool) -> tuple[float | None, int]:
     """Followed / total over the instruction types trained on (or not), summed over seeds."""
     followed = total = 0
     for r in records:
-        for name, (f, n) in r["tasks"][task]["ifeval"]["by_type"].get(turn, {}).items():
+        for name, (f, n) in r.tasks[task].ifeval["by_type"].get(turn, {}).items():
             if (name in TRAINED_TYPES) == trained:
                 followed, total = followed + f, total + n
     return (followed / total if total else None), total // max(1, len(records))
@@ -39,21 +39,20 @@ def _arrow(a: float | None, b: float | None, fmt: Any = pct) -> str:
     return f"{fmt(a)} -> {fmt(b)}"
 
 
-def instructions_section(groups: dict[str, Any]) -> list[str]:
+def instructions_section(results: StudyResults) -> list[str]:
     """Per IFEval-kind task: by arm and stage, Direct -> SR of instruction-level strict accuracy,
     of it on the trained and the never-trained constraint types, of prompt-level loose accuracy,
     and the mean answer length."""
-    results = [r for stages in groups.values() for records in stages.values() for r in records]
     lines: list[str] = []
     for task in _ifeval_tasks(results):
         rows = []
-        for arm, stages in groups.items():
-            for index, records in sorted(stages.items()):
-                evaluated = [r for r in records if "ifeval" in r["tasks"].get(task, {})]
+        for arm, stages in results.arms.items():
+            for index, stage in sorted(stages.items()):
+                evaluated = [r for r in stage.results if (t := r.tasks.get(task)) and t.ifeval is not None]
                 if not evaluated:
                     continue
-                ife = [r["tasks"][task]["ifeval"] for r in evaluated]
-                lengths = [r["tasks"][task].get("length") or [None] for r in evaluated]
+                ife = [r.tasks[task].ifeval for r in evaluated]
+                lengths = [r.tasks[task].length or [None] for r in evaluated]
                 cells = [_arrow(mean([f[k][0] for f in ife]), mean([f[k][-1] for f in ife]))
                          for k in ("inst_strict", "prompt_loose")]  # fmt: skip
                 for trained in (True, False):
@@ -62,9 +61,7 @@ def instructions_section(groups: dict[str, Any]) -> list[str]:
                     cells.append(f"{_arrow(d, s)} ({n})" if n else "-")
                 length = _arrow(mean([x[0] for x in lengths]), mean([x[-1] for x in lengths]),
                                 lambda v: "n/a" if v is None else f"{v:.0f}")  # fmt: skip
-                rows.append(
-                    [arm, f"{index:02d}-{evaluated[0]['stage']}", str(len(evaluated)), *cells, length]
-                )
+                rows.append([arm, f"{index:02d}-{evaluated[0].stage}", str(len(evaluated)), *cells, length])
         header = ["arm", "stage", "seeds", "inst strict", "prompt loose", "trained types, inst strict (n)",
                   "never-trained types, inst strict (n)", "answer length (chars)"]  # fmt: skip
         lines += ["", f"## {task}: instructions, Direct -> SR", "",
@@ -75,28 +72,28 @@ def instructions_section(groups: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _end(training: dict[str, Any], metric: str, key: str = "end") -> float | None:
+def _end(training: Mapping[str, Any], metric: str, key: str = "end") -> float | None:
     value = (training.get(f"train/{metric}") or {}).get(key)
     return float(value) if value is not None else None
 
 
-def training_section(results: list[dict[str, Any]]) -> list[str]:
+def training_section(results: StudyResults) -> list[str]:
     """Per trained stage, from its CSV training log: the loss, the chosen answers' summed
     log-probability and the policy-reference log-ratio of the chosen and rejected answers (mean of
     the first -> last quarter of the steps), and the pair accuracy at the end."""
     rows, seen = [], set()
-    for r in results:
-        training = r.get("training")
-        if not training or r["key"] in seen:
+    for r in results.results:
+        training = r.training
+        if not training or r.key in seen:
             continue
-        seen.add(r["key"])
+        seen.add(r.key)
 
-        def both(metric: str, t: dict[str, Any] = training) -> str:
+        def both(metric: str, t: Mapping[str, Any] = training) -> str:
             a, b = _end(t, metric, "start"), _end(t, metric)
             return "-" if a is None else f"{a:.2f} -> {b:.2f}"
 
         acc = _end(training, "rewards/accuracy")
-        rows.append([r["arm"], str(r["seed"]), r["stage"], both("loss"), both("logps/direct/chosen"),
+        rows.append([r.arm, str(r.seed), r.stage, both("loss"), both("logps/direct/chosen"),
                      both("logratio/direct/chosen"), both("logratio/direct/rejected"),
                      "-" if acc is None else pct(acc)])  # fmt: skip
     if not rows:
@@ -110,22 +107,20 @@ def training_section(results: list[dict[str, Any]]) -> list[str]:
             "shows first. Shared stages are listed once.", "", table(header, rows)]  # fmt: skip
 
 
-def compute_section(results: list[dict[str, Any]]) -> list[str]:
+def compute_section(results: StudyResults) -> list[str]:
     """Per arm and seed: answer tokens generated per collected prompt, answers per prompt, and the
     tokens trained on (every view's context and response, times the epochs), over all its stages
     (shared stages counted in every arm that uses them)."""
     arms: dict[tuple[str, int], dict[str, Any]] = {}
-    for r in results:
-        a = arms.setdefault(
-            (r["arm"], r["seed"]), {"gen": 0, "prompts": 0, "cands": 0, "train": 0, "per": []}
-        )
-        gen = r.get("generation") or {}
+    for r in results.results:
+        a = arms.setdefault((r.arm, r.seed), {"gen": 0, "prompts": 0, "cands": 0, "train": 0, "per": []})
+        gen = r.generation
         if gen.get("prompts"):
             a["gen"] += gen.get("completion_tokens", 0)
             a["prompts"] += gen["prompts"]
             a["cands"] += gen.get("candidates", 0)
-            a["per"].append(f"{r['stage']} {gen.get('completion_tokens', 0) / gen['prompts']:.0f}")
-        data = r.get("data") or {}
+            a["per"].append(f"{r.stage} {gen.get('completion_tokens', 0) / gen['prompts']:.0f}")
+        data = r.data
         if "train/view_tokens" in data:
             a["train"] += data["train/view_tokens"] * int(data.get("max_epochs") or 1)
     rows = []

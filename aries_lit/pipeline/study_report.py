@@ -18,30 +18,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aries_lit.pipeline.study_compare import ArmComparison, _by_seed, _final_pooled
+from aries_lit.pipeline.study_compare import ArmComparison, by_seed, final_pooled
 from aries_lit.pipeline.study_diagnostics import compute_section, instructions_section, training_section
 from aries_lit.pipeline.study_format import pct as _pct
 from aries_lit.pipeline.study_format import table as _table
-from aries_lit.pipeline.study_results import (  # noqa: F401 - importable from here too
-    RESULT_FILES,
-    _final_index,
-    _groups,
-    _num_turns,
-    load_results,
-    read_result,
-)
-from aries_lit.pipeline.study_stats import accuracy_summary, paired_difference, pooled_items
+from aries_lit.pipeline.study_results import RESULT_FILES, StageSeeds, StudyResults, load_results, read_result
+from aries_lit.pipeline.study_stats import Accuracy, Difference, accuracy_summary, paired_difference
 
 REPORT = "report.md"
 CURVES_PNG = "refinement_curves.png"
 
 
-def _cell(s: dict[str, Any]) -> str:
-    return f"{_pct(s['mean'])} [{_pct(s['ci_low'])}, {_pct(s['ci_high'])}]"
+def _cell(s: Accuracy | Difference) -> str:
+    return f"{_pct(s.mean)} [{_pct(s.ci_low)}, {_pct(s.ci_high)}]"
 
 
-def _spread(s: dict[str, Any]) -> str:
-    seeds = s["seeds"]
+def _spread(s: Accuracy) -> str:
+    seeds = s.seeds
     if len(seeds) < 2:
         return "1 seed"
     return f"{len(seeds)} seeds, {_pct(min(seeds))}-{_pct(max(seeds))}"
@@ -66,7 +59,7 @@ def _plot_curves(path: Path, curves: dict[str, list[float]], task: str) -> None:
     plt.close(fig)
 
 
-def _targets(finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[str, Any]) -> list[list[str]]:
+def _targets(finals: dict[str, StageSeeds], task: str, compare: dict[str, Any]) -> list[list[str]]:
     """Rows ``[target, measured, by seed, met]`` for the paper's shape (Tables 1-4, Fig. 3a).
 
     A target is met when the seed-pooled difference meets it *and* every seed both arms ran
@@ -75,12 +68,12 @@ def _targets(finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[s
     ablation is "below" only when the interval excludes 0 as well; a difference in the right
     direction whose interval includes 0 is reported as not shown, not as met."""
 
-    def fmt(d: dict[str, Any]) -> str:
-        return f"{_pct(d['mean'])} [{_pct(d['ci_low'])}, {_pct(d['ci_high'])}], {d['n']} items"
+    def fmt(d: Difference) -> str:
+        return f"{_cell(d)}, {d.n} items"
 
     def row(
         target: str,
-        d: dict[str, Any],
+        d: Difference,
         seeds: list[tuple[int, float]],
         pooled_met: bool,
         strict: bool,
@@ -96,18 +89,16 @@ def _targets(finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[s
     treatment = compare["treatment"]
     t_rec = finals[treatment]
     rows = []
-    d = paired_difference(_final_pooled(t_rec, task), _final_pooled(t_rec, task, 0))
-    seeds = _by_seed(t_rec, t_rec, task, 0)
-    rows.append(
-        row(f"{treatment}: SR >= Direct after the last stage", d, seeds, d["mean"] >= 0, strict=False)
-    )
+    d = paired_difference(final_pooled(t_rec, task), final_pooled(t_rec, task, 0))
+    seeds = by_seed(t_rec, t_rec, task, 0)
+    rows.append(row(f"{treatment}: SR >= Direct after the last stage", d, seeds, d.mean >= 0, strict=False))
     baseline = compare.get("baseline")
     if baseline in finals:
         c = ArmComparison.of(finals, treatment, baseline)
         target = f"{treatment} SR > {baseline} SR, interval excludes 0"
         if c.ready:
             d = c.difference(task)
-            rows.append(row(target, d, c.by_seed(task), d["mean"] > 0 and d["ci_low"] > 0, strict=True))
+            rows.append(row(target, d, c.by_seed(task), d.mean > 0 and d.ci_low > 0, strict=True))
         else:
             rows.append([target, f"not yet: {c.pending}", "-", "pending"])
     for ablation in compare.get("ablations") or []:
@@ -116,31 +107,26 @@ def _targets(finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[s
             target = f"{ablation} SR below {treatment} SR"
             if c.ready:
                 d = c.difference(task)
-                rows.append(
-                    row(target, d, c.by_seed(task), d["mean"] > 0, strict=True, excludes_zero=d["ci_low"] > 0)
-                )
+                met, excludes_zero = d.mean > 0, d.ci_low > 0
+                rows.append(row(target, d, c.by_seed(task), met, strict=True, excludes_zero=excludes_zero))
             else:
                 rows.append([target, f"not yet: {c.pending}", "-", "pending"])
     return rows
 
 
-def final_summary(results: list[dict[str, Any]], compare: dict[str, Any] | None = None) -> str:
+def final_summary(results: StudyResults, compare: dict[str, Any] | None = None) -> str:
     """A short plain-text table for the console: per task, the base model and each arm's last
     evaluated stage (Direct, SR, SR - Direct; seeds pooled per item) and, with ``compare``, the
     paired treatment SR - baseline SR on the same items."""
-    groups = _groups(results)
-    tasks = sorted({t for r in results for t, v in r["tasks"].items() if "items" in v})
     lines: list[str] = []
-    for task in tasks:
-        rows, finals = [], {}
-        for arm, stages in groups.items():
-            final = _final_index(stages, task)
-            if final is None:
-                continue
-            finals[arm] = records = stages[final]
-            if not rows and 0 in stages and final != 0:
+    for task in results.scored_tasks:
+        rows = []
+        finals = results.finals(task)
+        for arm, final in finals.items():
+            stages = results.arms[arm]
+            if not rows and 0 in stages and final.index != 0:
                 rows.append(_summary_row("base model", stages[0], task))
-            rows.append(_summary_row(arm, records, task))
+            rows.append(_summary_row(arm, final, task))
         header = ["arm", "stage", "seeds", "Direct %", "SR %", "SR - Direct"]
         widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
         lines += ["", f"{task}: accuracy of each arm's last stage on the test items (intervals: report)"]
@@ -151,9 +137,9 @@ def final_summary(results: list[dict[str, Any]], compare: dict[str, Any] | None 
             if c.ready:
                 d = c.difference(task)
                 lines.append(
-                    f"{t_arm} SR - {b_arm} SR: {_pct(d['mean'])} points, 95% interval "
-                    f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}], {_p_text(d['p_value'])} "
-                    f"(sign-flip), {d['n']} paired items"
+                    f"{t_arm} SR - {b_arm} SR: {_pct(d.mean)} points, 95% interval "
+                    f"[{_pct(d.ci_low)}, {_pct(d.ci_high)}], {_p_text(d.p_value)} "
+                    f"(sign-flip), {d.n} paired items"
                 )
             else:
                 lines.append(f"{t_arm} vs {b_arm}: not compared yet ({c.pending})")
@@ -165,13 +151,17 @@ def _p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def _summary_row(label: str, records: list[dict[str, Any]], task: str) -> list[str]:
-    last = _num_turns(records, task) - 1
-    direct = accuracy_summary(records, task, 0)
-    sr = accuracy_summary(records, task, last)
-    delta = paired_difference(pooled_items(records, task, last), pooled_items(records, task, 0))
-    return [label, records[0]["stage"], str(len(records)), _pct(direct["mean"]), _pct(sr["mean"]),
-            f"{'+' if delta['mean'] >= 0 else ''}{_pct(delta['mean'])}"]  # fmt: skip
+def _direct_sr(stage: StageSeeds, task: str) -> tuple[Accuracy, Accuracy, Difference]:
+    """Direct and SR accuracy of one stage, and SR - Direct item by item."""
+    last = stage.last_turn(task)
+    delta = paired_difference(final_pooled(stage, task, last), final_pooled(stage, task, 0))
+    return accuracy_summary(stage, task, 0), accuracy_summary(stage, task, last), delta
+
+
+def _summary_row(label: str, stage: StageSeeds, task: str) -> list[str]:
+    direct, sr, delta = _direct_sr(stage, task)
+    return [label, stage.stage, str(len(stage.results)), _pct(direct.mean), _pct(sr.mean),
+            f"{'+' if delta.mean >= 0 else ''}{_pct(delta.mean)}"]  # fmt: skip
 
 
 def _header(command: str | None) -> list[str]:
@@ -191,40 +181,27 @@ def _header(command: str | None) -> list[str]:
     return lines
 
 
-def _stages_section(groups: dict[str, Any], task: str, finals: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """Direct and SR of every arm's every stage; fills ``finals`` with each arm's final stage."""
+def _stages_section(results: StudyResults, task: str) -> list[str]:
+    """Direct and SR of every arm's every stage."""
     rows = []
-    for arm, stages in groups.items():
-        for index, records in sorted(stages.items()):
-            if task not in records[0]["tasks"]:
+    for arm, stages in results.arms.items():
+        for _, stage in sorted(stages.items()):
+            if not stage.has(task):
                 continue
-            last = _num_turns(records, task) - 1
-            direct = accuracy_summary(records, task, 0)
-            sr = accuracy_summary(records, task, last)
-            delta = paired_difference(pooled_items(records, task, last), pooled_items(records, task, 0))
-            rows.append(
-                [arm, f"{index:02d}-{records[0]['stage']}", _cell(direct), _cell(sr),
-                 f"{_pct(delta['mean'])} [{_pct(delta['ci_low'])}, {_pct(delta['ci_high'])}]",
-                 _spread(sr)]
-            )  # fmt: skip
-        final = _final_index(stages, task)
-        if final is not None:
-            finals[arm] = stages[final]
+            direct, sr, delta = _direct_sr(stage, task)
+            rows.append([arm, stage.label, _cell(direct), _cell(sr), _cell(delta), _spread(sr)])
     header = ["arm", "stage", "Direct", "SR", "SR - Direct", "SR spread over seeds"]
     return ["", f"## {task}: Direct and SR by arm and stage", "", _table(header, rows)]
 
 
-def _curves_section(finals: dict[str, list[dict[str, Any]]], task: str, plot_path: Path | None) -> list[str]:
+def _curves_section(finals: dict[str, StageSeeds], task: str, plot_path: Path | None) -> list[str]:
     lines = ["", f"### {task}: refinement curve of each arm's final model", ""]
     curves = {}
     rows = []
-    for arm, records in finals.items():
-        if task not in records[0]["tasks"]:
-            continue
-        turns = _num_turns(records, task)
-        curve = [accuracy_summary(records, task, t)["mean"] for t in range(turns)]
-        curves[f"{arm} ({records[0]['stage']})"] = curve
-        rows.append([arm, records[0]["stage"], *[_pct(c) for c in curve]])
+    for arm, stage in finals.items():
+        curve = [accuracy_summary(stage, task, t).mean for t in range(stage.num_turns(task))]
+        curves[f"{arm} ({stage.stage})"] = curve
+        rows.append([arm, stage.stage, *[_pct(c) for c in curve]])
     if rows:
         width = max(len(r) for r in rows) - 2
         lines.append(_table(["arm", "final stage", *[f"turn {t}" for t in range(width)]], rows))
@@ -243,8 +220,8 @@ def _paired_section(c: ArmComparison, task: str) -> list[str]:
     for label, turn in (("SR", None), ("Direct", 0)):
         d = c.difference(task, turn, turn)
         rows.append(
-            [f"{c.treatment_arm} {label} - {c.other_arm} {label}", str(d["n"]), _pct(d["mean"]),
-             f"[{_pct(d['ci_low'])}, {_pct(d['ci_high'])}]", f"{d['p_value']:.4f}"]
+            [f"{c.treatment_arm} {label} - {c.other_arm} {label}", str(d.n), _pct(d.mean),
+             f"[{_pct(d.ci_low)}, {_pct(d.ci_high)}]", f"{d.p_value:.4f}"]
         )  # fmt: skip
     lines.append(
         "Per item, correctness is averaged over the seeds both arms ran; the difference is "
@@ -254,9 +231,7 @@ def _paired_section(c: ArmComparison, task: str) -> list[str]:
     return [*lines, "", _table(header, rows)]
 
 
-def _targets_section(
-    finals: dict[str, list[dict[str, Any]]], task: str, compare: dict[str, Any]
-) -> list[str]:
+def _targets_section(finals: dict[str, StageSeeds], task: str, compare: dict[str, Any]) -> list[str]:
     lines = ["", f"### {task}: the paper's targets", ""]
     lines.append(
         "Arms are compared on the seeds both ran. Met: the seed-pooled difference meets the "
@@ -268,10 +243,10 @@ def _targets_section(
     return [*lines, "", _table(header, _targets(finals, task, compare))]
 
 
-def _yield_section(results: list[dict[str, Any]]) -> list[str]:
+def _yield_section(results: StudyResults) -> list[str]:
     rows = []
-    for r in results:
-        sel = r.get("selection")
+    for r in results.results:
+        sel = r.selection
         if not sel:
             continue
         skipped = ", ".join(
@@ -286,7 +261,7 @@ def _yield_section(results: list[dict[str, Any]]) -> list[str]:
         )
         groups_n = sel.get("groups", 0)
         rows.append(
-            [r["arm"], str(r["seed"]), r["stage"], str(groups_n), str(sel.get("pairs", 0)),
+            [r.arm, str(r.seed), r.stage, str(groups_n), str(sel.get("pairs", 0)),
              _pct(sel.get("pairs", 0) / groups_n) if groups_n else "n/a", skipped or "-", quality or "-"]
         )  # fmt: skip
     header = ["arm", "seed", "stage", "prompts", "pairs", "yield %", "skipped", "chosen answers (%)"]
@@ -294,15 +269,15 @@ def _yield_section(results: list[dict[str, Any]]) -> list[str]:
     return ["", "## Pair yield and quality by collection stage", "", body]
 
 
-def _scoring_section(results: list[dict[str, Any]]) -> list[str]:
+def _scoring_section(results: StudyResults) -> list[str]:
     rows = []
-    for r in results:
-        scoring = (r.get("selection") or {}).get("scoring")
+    for r in results.results:
+        scoring = r.selection.get("scoring")
         if not scoring:
             continue
-        selector = str(r["selection"].get("selector", "?")).split("(", 1)[0]
+        selector = str(r.selection.get("selector", "?")).split("(", 1)[0]
         rows.append(
-            [r["arm"], str(r["seed"]), r["stage"], selector, str(scoring["candidates"]),
+            [r.arm, str(r.seed), r.stage, selector, str(scoring["candidates"]),
              str(scoring.get("cache_hits", 0)), f"{scoring['seconds']:.1f}",
              f"{scoring['candidates_per_s']:.1f}", f"{scoring['pairs_per_s']:.2f}"]
         )  # fmt: skip
@@ -318,18 +293,18 @@ def _scoring_section(results: list[dict[str, Any]]) -> list[str]:
     return [*lines, "", _table(header, rows)]
 
 
-def _timings_section(results: list[dict[str, Any]]) -> list[str]:
+def _timings_section(results: StudyResults) -> list[str]:
     lines = ["", "## Stage timings (seconds, this run's last attempt of each stage)", ""]
     rows, seen, total = [], set(), 0.0
-    for r in results:
-        timings = r.get("timings") or {}
-        shared = r["key"] in seen
-        seen.add(r["key"])
+    for r in results.results:
+        timings = r.timings
+        shared = r.key in seen
+        seen.add(r.key)
         cost = sum(v for v in timings.values() if isinstance(v, (int, float)))
         if not shared:
             total += cost
         rows.append(
-            [r["arm"], str(r["seed"]), r["stage"], *[str(timings.get(k, "-")) for k in
+            [r.arm, str(r.seed), r.stage, *[str(timings.get(k, "-")) for k in
              ("collect_seconds", "fit_seconds", "eval_seconds")], "shared (counted once)" if shared else ""]
         )  # fmt: skip
     lines.append(_table(["arm", "seed", "stage", "collect", "fit", "evaluate", "note"], rows))
@@ -337,7 +312,7 @@ def _timings_section(results: list[dict[str, Any]]) -> list[str]:
 
 
 def build_report(
-    results: list[dict[str, Any]],
+    results: StudyResults,
     compare: dict[str, Any] | None = None,
     plot_path: Path | None = None,
     command: str | None = None,
@@ -345,20 +320,18 @@ def build_report(
     """The Markdown report for ``results`` (see the module docstring for the statistics); with
     ``command`` (e.g. ``aries-lit study --config configs/study/cpu.yaml``), how to rerun the
     study and rebuild the report."""
-    groups = _groups(results)
-    tasks = sorted({t for r in results for t, v in r["tasks"].items() if "items" in v})
     lines = _header(command)
     compare = compare or {}
     treatment, baseline = compare.get("treatment"), compare.get("baseline")
-    for task in tasks:
-        finals: dict[str, list[dict[str, Any]]] = {}
-        lines += _stages_section(groups, task, finals)
+    for task in results.scored_tasks:
+        finals = results.finals(task)
+        lines += _stages_section(results, task)
         lines += _curves_section(finals, task, plot_path)
         if treatment in finals and baseline in finals:
             lines += _paired_section(ArmComparison.of(finals, treatment, baseline), task)
         if treatment in finals:
             lines += _targets_section(finals, task, compare)
-    lines += instructions_section(groups)
+    lines += instructions_section(results)
     lines += _yield_section(results) + training_section(results) + compute_section(results)
     lines += _scoring_section(results) + _timings_section(results)
     return "\n".join(lines) + "\n"

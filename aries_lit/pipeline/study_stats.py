@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any
+from dataclasses import dataclass
 
 from aries_lit.evaluation.stats import normal_interval, wilson_interval
+from aries_lit.pipeline.study_results import StageSeeds
 
-__all__ = ["accuracy_summary", "paired_difference", "pooled_items"]
+__all__ = ["Accuracy", "Difference", "accuracy_summary", "paired_difference", "pooled_items"]
 
 
 def _mean(xs: list[float]) -> float:
@@ -31,34 +32,54 @@ def _normal_ci(values: list[float], confidence: float = 0.95) -> tuple[float, fl
     return mean, *normal_interval(mean, math.sqrt(var / n), confidence)
 
 
-def pooled_items(records: list[dict[str, Any]], task: str, turn: int) -> dict[str, float]:
-    """``{item id: correctness at turn averaged over the records (seeds)}`` on common items."""
-    per_seed = [r["tasks"][task]["items"] for r in records if "items" in r["tasks"].get(task, {})]
+@dataclass(frozen=True)
+class Accuracy:
+    """An accuracy over items pooled over seeds: ``mean`` with its 95% Wilson interval over ``n``
+    items, and each seed's own accuracy (``seeds``)."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+    seeds: list[float]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A paired difference over ``n`` common items: ``mean(a_i - b_i)``, its 95% normal interval and
+    a two-sided sign-flip permutation ``p_value``."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+    p_value: float
+
+
+def pooled_items(stage: StageSeeds, task: str, turn: int) -> dict[str, float]:
+    """``{item id: correctness at turn averaged over the stage's seeds}`` on the items every seed has."""
+    per_seed = [t.correct(turn) for t in stage.scored(task)]
     if not per_seed:
         return {}
     common = set(per_seed[0])
     for items in per_seed[1:]:
         common &= set(items)
-    return {i: _mean([float(items[i][turn] == "1") for items in per_seed]) for i in sorted(common)}
+    return {i: _mean([items[i] for items in per_seed]) for i in sorted(common)}
 
 
-def accuracy_summary(records: list[dict[str, Any]], task: str, turn: int) -> dict[str, Any]:
+def accuracy_summary(stage: StageSeeds, task: str, turn: int) -> Accuracy:
     """Mean accuracy (items pooled over seeds), its 95% interval over items, per-seed values."""
-    pooled = pooled_items(records, task, turn)
-    seeds = [
-        _mean([float(v[turn] == "1") for v in r["tasks"][task]["items"].values()])
-        for r in records
-        if "items" in r["tasks"].get(task, {})
-    ]
+    pooled = pooled_items(stage, task, turn)
+    seeds = [_mean(list(t.correct(turn).values())) for t in stage.scored(task)]
     values = list(pooled.values())
     mean = _mean(values)
     low, high = wilson_interval(sum(values), len(values)) if values else (float("nan"), float("nan"))
-    return {"mean": mean, "ci_low": low, "ci_high": high, "n": len(values), "seeds": seeds}
+    return Accuracy(mean, low, high, len(values), seeds)
 
 
 def paired_difference(
     a: dict[str, float], b: dict[str, float], draws: int = 10_000, seed: int = 0
-) -> dict[str, Any]:
+) -> Difference:
     """``mean(a_i - b_i)`` on common items, its 95% normal interval and a sign-flip p-value."""
     common = sorted(set(a) & set(b))
     diffs = [a[i] - b[i] for i in common]
@@ -70,10 +91,4 @@ def paired_difference(
         for _ in range(draws)
         if abs(sum(d if rng.random() < 0.5 else -d for d in diffs)) >= observed - 1e-12
     )
-    return {
-        "mean": mean,
-        "ci_low": low,
-        "ci_high": high,
-        "n": len(common),
-        "p_value": (extreme + 1) / (draws + 1),
-    }
+    return Difference(mean, low, high, len(common), (extreme + 1) / (draws + 1))
