@@ -6,6 +6,7 @@ Settings come from environment variables so a slow machine can shrink a run:
 * ``ARIES_BENCH_ROUNDS`` (3) / ``ARIES_BENCH_WARMUP`` (1): measured and warm-up steps per benchmark.
 * ``ARIES_BENCH_SLOW_ROUNDS`` (= rounds): measured steps of the SmolLM2 ARIES/BT_ARIES benchmarks.
 * ``ARIES_BENCH_MODELS`` (``tiny,smollm2``): which models the training benchmarks run.
+* ``ARIES_BENCH_PAIRS`` (``hh``): ``uniform`` runs the TRL comparison on pairs of one length.
 * ``ARIES_BENCH_DATA`` (the data shipped in the package, ``aries_lit/assets``): a folder with
   ``hh_rlhf/harmless_base_test.jsonl.gz`` and ``gsm8k/test.jsonl.gz``.
 """
@@ -155,6 +156,64 @@ def select_pairs(tokenizer: Any, n: int) -> list[dict[str, Any]]:
     if len(out) < n:
         raise RuntimeError(f"only {len(out)} HH pairs fit {MAX_CONTEXT_LENGTH} context tokens; need {n}")
     return out
+
+
+#: ``ARIES_BENCH_PAIRS``: ``hh`` (default: the HH-RLHF pairs as they are) or ``uniform`` (every
+#: step's sequences of one length, so padding saves nothing: :func:`uniform_pairs`)
+PAIRS = os.environ.get("ARIES_BENCH_PAIRS", "hh")
+#: the response length of every ``uniform`` pair, in tokens (end of turn excluded)
+UNIFORM_RESPONSE_TOKENS = 32
+
+
+def uniform_pairs(
+    tokenizer: Any, n: int, response_tokens: int = UNIFORM_RESPONSE_TOKENS
+) -> list[dict[str, Any]]:
+    """``n`` HH-RLHF pairs ordered so that every step's ``PAIRS_PER_STEP`` pairs have one length:
+    the same direct-context length (in tokens) and both responses cut to exactly
+    ``response_tokens`` (a cut that re-tokenizes to another length is skipped). A step's batch pads
+    nothing, in TRL's layout or ours, so what a framework gains from avoiding padding is out of the
+    comparison. The longest contexts that fill a step come first (sequences near ``MAX_LENGTH``)."""
+    from collections import defaultdict
+
+    from aries_lit.data import load_preference_records
+    from aries_lit.data.views import record_prompt
+    from aries_lit.prompts.templates import chat_context
+
+    def count(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def cut(text: str) -> str | None:
+        ids = count(text)
+        if len(ids) < response_tokens:
+            return None
+        out = tokenizer.decode(ids[:response_tokens])
+        return out if len(count(out)) == response_tokens else None
+
+    by_length: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    limit = min(MAX_LENGTH - response_tokens - 1, MAX_CONTEXT_LENGTH)
+    for record in load_preference_records(str(HH_TEST), format="hh", on_error="skip"):
+        length = len(count(chat_context(tokenizer, record_prompt(record))))
+        if length > limit:
+            continue
+        chosen, rejected = cut(record["chosen"]), cut(record["rejected"])
+        if chosen is not None and rejected is not None:
+            by_length[length].append({**record, "chosen": chosen, "rejected": rejected})
+    out: list[dict[str, Any]] = []
+    for _, pairs in sorted(by_length.items(), reverse=True):
+        full = len(pairs) - len(pairs) % PAIRS_PER_STEP
+        out += pairs[: min(full, n - len(out))]
+        if len(out) == n:
+            return out
+    raise RuntimeError(f"only {len(out)} HH pairs fill steps of one length; need {n}")
+
+
+def benchmark_pairs(tokenizer: Any, n: int) -> list[dict[str, Any]]:
+    """The pairs the training benchmarks run on (``ARIES_BENCH_PAIRS``)."""
+    if PAIRS == "uniform":
+        return uniform_pairs(tokenizer, n)
+    if PAIRS != "hh":
+        raise SystemExit(f"ARIES_BENCH_PAIRS must be 'hh' or 'uniform', not '{PAIRS}'")
+    return select_pairs(tokenizer, n)
 
 
 def steps_needed() -> int:

@@ -144,22 +144,24 @@ def main(paths: list[str]) -> None:
             + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in sorted(best_peak.items()))
             + "\n"
         )
-    if rows:
-        p("### Training steps (4 pairs/step, max length 256)\n")
-        p(
-            "| model | framework | loss | precision | reference | benchmark | steps | s/step | tokens/step "
-            "| tokens/s | pairs/s | model GFLOP/s | MFU | load before/after |"
-        )
-        p("|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
-        for r in rows:
+    if rows or infos_of(benches, "trl+aries_lit interleaved"):
+        if rows:
+            p("### Training steps (4 pairs/step, max length 256)\n")
             p(
-                f"| {r['model']} | {r['framework']} | {r['loss']} | {r['precision']} | {r['reference']} "
-                f"| {r['source']} "
-                f"| {r['steps_measured']} | {_f(r['s_per_step'], 3)} | {_f(r['tokens_per_step'], 0)} "
-                f"| {_f(r['tokens_per_s'], 1)} | {_f(r['pairs_per_s'], 3)} | {_f(r['achieved_gflops'], 1)} "
-                f"| {r['mfu_run'] * 100:.1f}% | {_load(r)} |"
+                "| model | framework | loss | precision | reference | benchmark | steps | s/step "
+                "| tokens/step | tokens/s | pairs/s | model GFLOP/s | MFU | load before/after |"
             )
-        p("")
+            p("|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+            for r in rows:
+                p(
+                    f"| {r['model']} | {r['framework']} | {r['loss']} | {r['precision']} | {r['reference']} "
+                    f"| {r['source']} "
+                    f"| {r['steps_measured']} | {_f(r['s_per_step'], 3)} | {_f(r['tokens_per_step'], 0)} "
+                    f"| {_f(r['tokens_per_s'], 1)} | {_f(r['pairs_per_s'], 3)} "
+                    f"| {_f(r['achieved_gflops'], 1)} "
+                    f"| {r['mfu_run'] * 100:.1f}% | {_load(r)} |"
+                )
+            p("")
 
         sbs = []
         for prec in ("fp32", "bf16"):
@@ -196,11 +198,12 @@ def main(paths: list[str]) -> None:
         if inter:
             p("### TRL vs aries_lit `dpo`, steps interleaved (same batches, same load)\n")
             p(
-                "| precision | reference | TRL s/step (min) | aries_lit s/step (min) | TRL tokens/s "
+                "| pairs | precision | reference | TRL s/step (min) | aries_lit s/step (min) | TRL tokens/s "
                 "| aries_lit tokens/s | ratio of tokens/s (of min steps) | per-step ratios | target |"
             )
-            p("|---|---|---:|---:|---:|---:|---:|---|---|")
-            for i in sorted(inter, key=lambda x: (x["precision"], x["reference"] != "on_the_fly")):
+            p("|---|---|---|---:|---:|---:|---:|---:|---|---|")
+            order = lambda x: (x.get("pairs", "hh"), x["precision"], x["reference"] != "on_the_fly")  # noqa: E731
+            for i in sorted(inter, key=order):
                 t, a = i["trl"], i["aries_lit"]
                 target = (
                     {"bf16": ">= 2x", "fp32": ">= 1.5x"}[i["precision"]]
@@ -208,7 +211,7 @@ def main(paths: list[str]) -> None:
                     else "-"
                 )
                 p(
-                    f"| {i['precision']} | {i['reference']} "
+                    f"| {i.get('pairs', 'hh')} | {i['precision']} | {i['reference']} "
                     f"| {t['s_per_step']:.2f} ({t['min_s_per_step']:.2f}) "
                     f"| {a['s_per_step']:.2f} ({a['min_s_per_step']:.2f}) | {t['tokens_per_s']:.1f} "
                     f"| {a['tokens_per_s']:.1f} "

@@ -33,6 +33,7 @@ from bench_utils import (
     LR,
     MAX_CONTEXT_LENGTH,
     MAX_LENGTH,
+    PAIRS,
     PAIRS_PER_STEP,
     ROUNDS,
     THREADS,
@@ -42,10 +43,10 @@ from bench_utils import (
     aries_optimizer,
     aries_train_benchmark,
     attach_cached_reference,
+    benchmark_pairs,
     make_batches,
     num_params,
     release,
-    select_pairs,
     steps_needed,
     summarize_steps,
     tokenize,
@@ -71,7 +72,7 @@ def tokenizer(smollm2_dir: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def records(tokenizer) -> list[dict[str, Any]]:
-    return select_pairs(tokenizer, PAIRS_PER_STEP * steps_needed())
+    return benchmark_pairs(tokenizer, PAIRS_PER_STEP * steps_needed())
 
 
 def trl_rows(
@@ -441,7 +442,14 @@ def test_dpo_interleaved(
         n_steps,
         callbacks=[gate],
     )
-    trl_tokens = [int(b["attention_mask"].sum()) for b in trl_batches(trainer, n_steps)]
+    trl_collated = trl_batches(trainer, n_steps)
+    trl_tokens = [int(b["attention_mask"].sum()) for b in trl_collated]
+    # pad positions TRL runs: with uniform pairs every row of a batch has one length, so only TRL's
+    # own alignment (rows padded to a multiple of 8) is left and avoiding padding gains nothing
+    trl_padding = sum(int(b["attention_mask"].numel()) for b in trl_collated) - sum(trl_tokens)
+    if PAIRS == "uniform":
+        rows = [set(b["attention_mask"].sum(1).tolist()) for b in trl_collated]
+        assert all(len(r) == 1 for r in rows), f"uniform pairs, yet TRL's rows differ in length: {rows}"
 
     torch.manual_seed(0)
     module = PolicyModule(model=str(smollm2_dir), loss="dpo", lr=LR)
@@ -481,6 +489,8 @@ def test_dpo_interleaved(
             "loss": "dpo",
             "precision": precision,
             "reference": reference,
+            "pairs": PAIRS,
+            "trl_padding_tokens": trl_padding,
             "pairs_per_step": PAIRS_PER_STEP,
             "max_length": MAX_LENGTH,
             "trl": trl_info,
